@@ -1,0 +1,42 @@
+# modelconfig: `make run` serves the daemon, `make test` runs every test; both bootstrap .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUF_VERSION := 1.75.0
+BUF := $(VENV)/buf/node_modules/.bin/buf
+PROTO_OUT := clients/python/src
+PROTOS := $(wildcard protos/modelconfig/v1/*.proto)
+
+.PHONY: install run test lint proto proto-check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e clients/python -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/modelconfigd
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerates the Python stubs (typed) from protos/ into the client package's source root, so
+# the generated imports (`from modelconfig.v1 import ...`) are right as generated.
+proto: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+	  --mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTOS)
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
+
+lint: $(STAMP) $(BUF)
+	$(BIN)/ruff check daemon clients tests
+	cd protos && ../$(BUF) lint
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""modelconfigd: the gRPC daemon that is the single source of truth for which AI models are used."""

@@ -1,0 +1,52 @@
+"""One MODELCONFIG_DATABASE_URL picks the engine: `sqlite:///path` (the default) or `postgresql://`."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse as parse_url
+
+DEFAULT_URL = "sqlite:///var/modelconfig.db"
+
+# WAL lets the snapshot reader run beside a writer; foreign keys make SQLite enforce the RESTRICT
+# rules; synchronous=FULL fsyncs every commit, so an acknowledged write survives power loss, not
+# only a crash of the daemon (writes are rare, reads never touch the database).
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+    "synchronous": "full",
+}
+
+
+def open_database(url: str) -> Database:
+    """A (not yet connected) Peewee database for the URL; SQLite's parent folder is created."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError(f"SQLite URL {url!r} names no file; use sqlite:///path/to/file.db")
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # IMMEDIATE: a write transaction takes the write lock at BEGIN, so two writers queue
+        # instead of one failing with "database is locked" when it upgrades a read lock.
+        return SqliteDatabase(
+            path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", check_same_thread=False
+        )
+    if scheme in ("postgres", "postgresql"):
+        params = parse_url(url)
+        return PostgresqlDatabase(params.pop("database"), **params)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///... or postgresql://...")
+
+
+def is_postgres(db: Database) -> bool:
+    return isinstance(db, PostgresqlDatabase)
+
+
+def read_begin_args(db: Database) -> dict[str, str]:
+    """BEGIN arguments for a consistent multi-query read that never blocks writers."""
+    if is_postgres(db):
+        return {"isolation_level": "REPEATABLE READ"}
+    return {"lock_type": "DEFERRED"}

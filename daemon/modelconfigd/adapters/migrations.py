@@ -1,0 +1,127 @@
+"""Versioned schema migrations and the first-start seed, applied at start under one lock.
+
+Starting twice, or two daemons at once on one database, is safe: the whole run happens in one
+transaction that holds the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+advisory lock), so the second daemon waits and then finds nothing left to do.
+
+Migration 1 creates the tables as `tables.py` defines them. When a later migration changes a
+table, copy that table's version-1 definition into migration 1 first, so a fresh database still
+passes through every step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from peewee import Database
+
+from .database import is_postgres
+from .tables import (
+    ALL_TABLES,
+    AliasRow,
+    ChangeRow,
+    GlobalSettingRow,
+    ModelRow,
+    SchemaVersion,
+    SlotRow,
+    StateRow,
+    database,
+)
+
+log = logging.getLogger(__name__)
+
+# Any constant works: it only has to differ from advisory locks other software on the server takes.
+_PG_MIGRATION_LOCK = 0x6D6F64656C636667  # "modelcfg"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Database], None]
+
+
+def _initial_schema(db: Database) -> None:
+    db.create_tables([t for t in ALL_TABLES if t is not SchemaVersion], safe=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def migrate(db: Database, seed: dict[str, Any] | None = None) -> int:
+    """Apply pending migrations and seed an empty database; returns the schema version."""
+    database.initialize(db)
+    db.connect(reuse_if_open=True)  # before manual_commit: connecting resets the txn stack
+    with db.manual_commit():
+        db.begin()
+        try:
+            if is_postgres(db):
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_MIGRATION_LOCK,))
+            db.create_tables([SchemaVersion], safe=True)
+            applied = {row.version for row in SchemaVersion.select(SchemaVersion.version)}
+            newer = applied - {m.version for m in MIGRATIONS}
+            if newer:
+                raise RuntimeError(
+                    f"database schema version {max(newer)} is newer than this daemon's "
+                    f"{SCHEMA_VERSION}: upgrade the daemon"
+                )
+            for migration in MIGRATIONS:
+                if migration.version not in applied:
+                    log.info("applying migration %d: %s", migration.version, migration.name)
+                    migration.apply(db)
+                    SchemaVersion.create(version=migration.version, name=migration.name)
+            if not StateRow.select().exists():
+                _seed(seed if seed is not None else load_seed())
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+    return SCHEMA_VERSION
+
+
+def load_seed() -> dict[str, Any]:
+    """The seed catalog shipped with the daemon (seed/catalog.json)."""
+    text = resources.files("modelconfigd").joinpath("seed/catalog.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _seed(seed: dict[str, Any]) -> None:
+    ids_by_name: dict[str, int] = {}
+    for m in seed["models"]:
+        ModelRow.insert(
+            id=m["id"],
+            model_name=m["model_name"],
+            display_name=m.get("display_name") or m["model_name"],
+            provider=m["provider"],
+            model_type=m["model_type"],
+            is_active=m.get("is_active", True),
+            input_price_per_1m_tokens=m.get("input_price_per_1m_tokens"),
+            output_price_per_1m_tokens=m.get("output_price_per_1m_tokens"),
+            price_per_image=m.get("price_per_image"),
+            context_window=m.get("context_window", 0),
+            max_output_tokens=m.get("max_output_tokens", 0),
+        ).execute()
+        for position, alias in enumerate(m.get("aliases", [])):
+            AliasRow.insert(alias=alias, model=m["id"], position=position).execute()
+        ids_by_name[m["model_name"]] = m["id"]
+    for position, s in enumerate(seed["slots"]):
+        SlotRow.insert(
+            name=s["name"],
+            required_provider=s["required_provider"],
+            required_model_type=s["required_model_type"],
+            default_model=ids_by_name[s["default_model"]],
+            position=position,
+        ).execute()
+    for slot, model_id in seed["global_settings"].items():
+        GlobalSettingRow.insert(slot=slot, model=model_id).execute()
+    StateRow.insert(
+        id=1, revision=1, global_revision=1, next_model_id=max(ids_by_name.values()) + 1
+    ).execute()
+    ChangeRow.insert(revision=1, kind="seed").execute()
+    log.info("seeded an empty database with %d models", len(ids_by_name))

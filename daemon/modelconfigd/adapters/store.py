@@ -1,0 +1,407 @@
+"""The store: Peewee queries behind a write unit of work and a consistent reader.
+
+Every write runs in one `WriteUnit`: it locks the state row first (which serializes writers on
+both engines), records exactly one change with a new revision, and commits explicitly; leaving
+the block without `commit()` rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from types import MappingProxyType
+
+import peewee
+from peewee import Database
+
+from ..domain.errors import StorageUnavailable
+from ..domain.model import Model, ModelType, Slot
+from ..domain.prices import price_text
+from ..domain.rules import Usage
+from ..domain.state import AccountOverrides, Catalog
+from .database import read_begin_args
+from .tables import (
+    AccountRow,
+    AliasRow,
+    ChangeRow,
+    GlobalSettingRow,
+    ModelRow,
+    OverrideRow,
+    SlotRow,
+    StateRow,
+    database,
+)
+
+# Change kinds: what a replica must reload to catch up with a revision.
+CATALOG = "catalog"
+GLOBAL = "global"
+ACCOUNT = "account"
+SEED = "seed"
+RELOAD_ALL = frozenset({SEED})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    revision: int
+    kind: str
+    account_id: str | None
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn a lost or refused database connection into the domain's StorageUnavailable."""
+    try:
+        yield
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        raise StorageUnavailable(f"the database is unavailable: {exc}") from exc
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _to_model(row: ModelRow, aliases: Iterable[str]) -> Model:
+    return Model(
+        id=row.id,
+        model_name=row.model_name,
+        display_name=row.display_name,
+        provider=row.provider,
+        model_type=ModelType(row.model_type),
+        is_active=bool(row.is_active),
+        input_price_per_1m_tokens=_decimal(row.input_price_per_1m_tokens),
+        output_price_per_1m_tokens=_decimal(row.output_price_per_1m_tokens),
+        price_per_image=_decimal(row.price_per_image),
+        context_window=row.context_window,
+        max_output_tokens=row.max_output_tokens,
+        aliases=tuple(aliases),
+    )
+
+
+def _model_columns(model: Model) -> dict[str, object]:
+    def text(price: Decimal | None) -> str | None:
+        return None if price is None else price_text(price)
+
+    return {
+        "model_name": model.model_name,
+        "display_name": model.display_name,
+        "provider": model.provider,
+        "model_type": model.model_type.value,
+        "is_active": model.is_active,
+        "input_price_per_1m_tokens": text(model.input_price_per_1m_tokens),
+        "output_price_per_1m_tokens": text(model.output_price_per_1m_tokens),
+        "price_per_image": text(model.price_per_image),
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+    }
+
+
+def _aliases(model_ids: Iterable[int] | None = None) -> dict[int, list[str]]:
+    query = AliasRow.select(AliasRow.model, AliasRow.alias).order_by(AliasRow.position)
+    if model_ids is not None:
+        query = query.where(AliasRow.model.in_(list(model_ids)))
+    found: dict[int, list[str]] = defaultdict(list)
+    for model_id, alias in query.tuples():
+        found[model_id].append(alias)
+    return found
+
+
+def _usage(model_id: int, sample: int, revision: int) -> Usage:
+    globals_ = GlobalSettingRow.select(GlobalSettingRow.slot).where(
+        GlobalSettingRow.model == model_id
+    )
+    defaults = SlotRow.select(SlotRow.name).where(SlotRow.default_model == model_id)
+    overrides = OverrideRow.select().where(OverrideRow.model == model_id)
+    accounts = (
+        OverrideRow.select(OverrideRow.account)
+        .where(OverrideRow.model == model_id)
+        .distinct()
+        .order_by(OverrideRow.account)
+        .limit(sample)
+    )
+    return Usage(
+        global_slots=tuple(sorted(slot for (slot,) in globals_.tuples())),
+        default_slots=tuple(sorted(name for (name,) in defaults.tuples())),
+        account_override_count=overrides.count(),
+        account_ids=tuple(a for (a,) in accounts.tuples()),
+        revision=revision,
+    )
+
+
+class WriteUnit:
+    """One write transaction: lock, read, change, `record_change`, `commit`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._open = False
+        self._recorded = False
+
+    def __enter__(self) -> WriteUnit:
+        with storage_errors():
+            # Connect before manual_commit: connecting resets Peewee's transaction stack.
+            self._db.connect(reuse_if_open=True)
+            self._manual = self._db.manual_commit()
+            self._manual.__enter__()
+            try:
+                self._db.begin()
+                self._open = True
+                query = StateRow.select().where(StateRow.id == 1)
+                if self._db.for_update:
+                    query = query.for_update()
+                self._state = query.get()
+            except BaseException:
+                self._close()
+                raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._close()
+        except (peewee.OperationalError, peewee.InterfaceError) as close_exc:
+            if exc is None:
+                raise StorageUnavailable(f"the database is unavailable: {close_exc}") from close_exc
+        if isinstance(exc, peewee.OperationalError | peewee.InterfaceError):
+            raise StorageUnavailable(f"the database is unavailable: {exc}") from exc
+
+    def _close(self) -> None:
+        try:
+            if self._open:
+                self._open = False
+                self._db.rollback()
+        finally:
+            self._manual.__exit__(None, None, None)
+
+    def commit(self) -> None:
+        self._db.commit()
+        self._open = False
+
+    # -- the state row -------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self._state.revision
+
+    @property
+    def global_revision(self) -> int:
+        return self._state.global_revision
+
+    def record_change(self, kind: str, account_id: str | None = None) -> int:
+        """Give this unit's change the next revision; once per unit, before commit."""
+        assert not self._recorded, "one revision per write"
+        self._recorded = True
+        state = self._state
+        state.revision += 1
+        if kind == GLOBAL:
+            state.global_revision = state.revision
+        if kind == ACCOUNT:
+            assert account_id is not None
+            updated = (
+                AccountRow.update(revision=state.revision)
+                .where(AccountRow.account_id == account_id)
+                .execute()
+            )
+            if not updated:
+                AccountRow.insert(account_id=account_id, revision=state.revision).execute()
+        StateRow.update(
+            revision=state.revision,
+            global_revision=state.global_revision,
+            next_model_id=state.next_model_id,
+        ).where(StateRow.id == 1).execute()
+        ChangeRow.insert(revision=state.revision, kind=kind, account_id=account_id).execute()
+        return state.revision
+
+    # -- models --------------------------------------------------------------------------------
+
+    def get_model(self, model_id: int) -> Model | None:
+        row = ModelRow.get_or_none(ModelRow.id == model_id)
+        return None if row is None else _to_model(row, _aliases([model_id])[model_id])
+
+    def find_model(self, name: str) -> Model | None:
+        row = ModelRow.get_or_none(ModelRow.model_name == name)
+        if row is None:
+            alias = AliasRow.get_or_none(AliasRow.alias == name)
+            if alias is None:
+                return None
+            row = ModelRow.get_by_id(alias.model_id)
+        return _to_model(row, _aliases([row.id])[row.id])
+
+    def names_taken(self, names: Iterable[str], except_model: int | None = None) -> dict[str, int]:
+        """Which of these names are a name or alias of another model, and whose."""
+        names = list(names)
+        taken: dict[str, int] = {}
+        for model_id, name in ModelRow.select(ModelRow.id, ModelRow.model_name).where(
+            ModelRow.model_name.in_(names)
+        ).tuples():
+            taken[name] = model_id
+        for model_id, alias in AliasRow.select(AliasRow.model, AliasRow.alias).where(
+            AliasRow.alias.in_(names)
+        ).tuples():
+            taken[alias] = model_id
+        return {n: i for n, i in taken.items() if i != except_model}
+
+    def insert_model(self, model: Model) -> Model:
+        """Insert with the next id from the state row; returns the model with its id."""
+        model_id = self._state.next_model_id
+        self._state.next_model_id += 1
+        ModelRow.insert(id=model_id, **_model_columns(model)).execute()
+        self._write_aliases(model_id, model.aliases)
+        return replace(model, id=model_id)
+
+    def update_model(self, model: Model) -> None:
+        ModelRow.update(**_model_columns(model)).where(ModelRow.id == model.id).execute()
+        AliasRow.delete().where(AliasRow.model == model.id).execute()
+        self._write_aliases(model.id, model.aliases)
+
+    def _write_aliases(self, model_id: int, aliases: Iterable[str]) -> None:
+        rows = [{"alias": a, "model": model_id, "position": i} for i, a in enumerate(aliases)]
+        if rows:
+            AliasRow.insert_many(rows).execute()
+
+    def delete_model(self, model_id: int) -> None:
+        ModelRow.delete().where(ModelRow.id == model_id).execute()
+
+    def usage(self, model_id: int, sample: int = 10) -> Usage:
+        return _usage(model_id, sample, self.revision)
+
+    # -- slots and settings --------------------------------------------------------------------
+
+    def slot(self, name: str) -> Slot | None:
+        row = SlotRow.get_or_none(SlotRow.name == name)
+        return None if row is None else _to_slot(row)
+
+    def global_model_id(self, slot: str) -> int | None:
+        row = GlobalSettingRow.get_or_none(GlobalSettingRow.slot == slot)
+        return None if row is None else row.model_id
+
+    def set_global(self, slot: str, model_id: int) -> None:
+        if not GlobalSettingRow.update(model=model_id).where(GlobalSettingRow.slot == slot).execute():
+            GlobalSettingRow.insert(slot=slot, model=model_id).execute()
+
+    def account_revision(self, account_id: str) -> int:
+        row = AccountRow.get_or_none(AccountRow.account_id == account_id)
+        return 0 if row is None else row.revision
+
+    def override_model_id(self, account_id: str, slot: str) -> int | None:
+        row = OverrideRow.get_or_none(
+            (OverrideRow.account == account_id) & (OverrideRow.slot == slot)
+        )
+        return None if row is None else row.model_id
+
+    def set_override(self, account_id: str, slot: str, model_id: int) -> None:
+        """Set an override; call after record_change(ACCOUNT, account_id) created the account."""
+        updated = (
+            OverrideRow.update(model=model_id)
+            .where((OverrideRow.account == account_id) & (OverrideRow.slot == slot))
+            .execute()
+        )
+        if not updated:
+            OverrideRow.insert(account=account_id, slot=slot, model=model_id).execute()
+
+    def delete_override(self, account_id: str, slot: str) -> None:
+        OverrideRow.delete().where(
+            (OverrideRow.account == account_id) & (OverrideRow.slot == slot)
+        ).execute()
+
+
+def _to_slot(row: SlotRow) -> Slot:
+    return Slot(
+        name=row.name,
+        required_provider=row.required_provider,
+        required_model_type=ModelType(row.required_model_type),
+        default_model_id=row.default_model_id,
+    )
+
+
+class Reader:
+    """A consistent read of several queries (one snapshot of the database), never blocking writers."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with storage_errors():
+            self._db.connect(reuse_if_open=True)
+            with self._db.manual_commit():
+                self._db.begin(**read_begin_args(self._db))
+                try:
+                    yield
+                finally:
+                    self._db.rollback()
+
+    @contextmanager
+    def session(self) -> Iterator[Reader]:
+        with self._transaction():
+            yield self
+
+    def revision(self) -> int:
+        return StateRow.get_by_id(1).revision
+
+    def changes_since(self, revision: int) -> list[Change]:
+        query = (
+            ChangeRow.select(ChangeRow.revision, ChangeRow.kind, ChangeRow.account_id)
+            .where(ChangeRow.revision > revision)
+            .order_by(ChangeRow.revision)
+        )
+        return [Change(*row) for row in query.tuples()]
+
+    def catalog(self) -> Catalog:
+        aliases = _aliases()
+        models = {
+            row.id: _to_model(row, aliases.get(row.id, ()))
+            for row in ModelRow.select().order_by(ModelRow.id)
+        }
+        slots = {row.name: _to_slot(row) for row in SlotRow.select().order_by(SlotRow.position)}
+        global_models = {
+            slot: model_id
+            for slot, model_id in GlobalSettingRow.select(
+                GlobalSettingRow.slot, GlobalSettingRow.model
+            ).tuples()
+        }
+        state = StateRow.get_by_id(1)
+        return Catalog(
+            models=MappingProxyType(models),
+            slots=MappingProxyType(slots),
+            global_models=MappingProxyType(global_models),
+            global_revision=state.global_revision,
+        )
+
+    def accounts(self, account_ids: Iterable[str] | None = None) -> dict[str, AccountOverrides]:
+        """The overrides of these accounts (all accounts when None)."""
+        accounts = AccountRow.select(AccountRow.account_id, AccountRow.revision)
+        overrides = OverrideRow.select(OverrideRow.account, OverrideRow.slot, OverrideRow.model)
+        if account_ids is not None:
+            ids = list(account_ids)
+            accounts = accounts.where(AccountRow.account_id.in_(ids))
+            overrides = overrides.where(OverrideRow.account.in_(ids))
+        chosen: dict[str, dict[str, int]] = defaultdict(dict)
+        for account_id, slot, model_id in overrides.tuples().iterator():
+            chosen[account_id][slot] = model_id
+        return {
+            account_id: AccountOverrides(revision, MappingProxyType(chosen.get(account_id, {})))
+            for account_id, revision in accounts.tuples().iterator()
+        }
+
+    def usage(self, model_id: int, sample: int) -> Usage | None:
+        if not ModelRow.select().where(ModelRow.id == model_id).exists():
+            return None
+        return _usage(model_id, sample, self.revision())
+
+
+class Store:
+    """The database behind the daemon: write units and consistent readers."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        database.initialize(db)
+
+    def write(self) -> WriteUnit:
+        return WriteUnit(self.db)
+
+    def read(self):  # -> contextmanager[Reader]
+        return Reader(self.db).session()
+
+    def close(self) -> None:
+        self.db.close()

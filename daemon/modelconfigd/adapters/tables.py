@@ -1,0 +1,132 @@
+"""The Peewee tables. Foreign keys RESTRICT deletes: the database refuses to orphan a setting."""
+
+from __future__ import annotations
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    CompositeKey,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SQL,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class Table(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(Table):
+    """One row per applied migration."""
+
+    version = IntegerField(primary_key=True)
+    name = CharField(max_length=200)
+    applied_at = DateTimeField(constraints=[SQL("DEFAULT CURRENT_TIMESTAMP")])
+
+
+class StateRow(Table):
+    """The single row (id 1) every write locks first: it serializes writers and holds counters."""
+
+    id = IntegerField(primary_key=True)
+    revision = BigIntegerField()
+    global_revision = BigIntegerField()
+    # Ids are allocated here rather than by a sequence so that SQLite and PostgreSQL behave alike:
+    # they continue after the seeded ids and are never reused.
+    next_model_id = BigIntegerField()
+
+    class Meta:
+        table_name = "state"
+
+
+class ModelRow(Table):
+    id = BigIntegerField(primary_key=True)
+    model_name = CharField(max_length=100, unique=True)
+    display_name = CharField(max_length=200)
+    provider = CharField(max_length=40)
+    model_type = CharField(max_length=10)
+    is_active = BooleanField()
+    # Prices are canonical decimal text (NULL: not applicable): exact on both engines, where
+    # SQLite would turn a NUMERIC column into a binary float.
+    input_price_per_1m_tokens = TextField(null=True)
+    output_price_per_1m_tokens = TextField(null=True)
+    price_per_image = TextField(null=True)
+    context_window = IntegerField()
+    max_output_tokens = IntegerField()
+
+    class Meta:
+        table_name = "model"
+
+
+class AliasRow(Table):
+    alias = CharField(max_length=100, primary_key=True)
+    model = ForeignKeyField(ModelRow, on_delete="CASCADE", backref="alias_rows")
+    position = IntegerField()
+
+    class Meta:
+        table_name = "model_alias"
+
+
+class SlotRow(Table):
+    name = CharField(max_length=64, primary_key=True)
+    required_provider = CharField(max_length=40)
+    required_model_type = CharField(max_length=10)
+    default_model = ForeignKeyField(ModelRow, on_delete="RESTRICT")
+    position = IntegerField()
+
+    class Meta:
+        table_name = "slot"
+
+
+class GlobalSettingRow(Table):
+    slot = ForeignKeyField(SlotRow, primary_key=True, on_delete="RESTRICT")
+    model = ForeignKeyField(ModelRow, on_delete="RESTRICT")
+
+    class Meta:
+        table_name = "global_setting"
+
+
+class AccountRow(Table):
+    """An account that has ever had an override; its revision versions its overrides (the etag)."""
+
+    account_id = CharField(max_length=128, primary_key=True)
+    revision = BigIntegerField()
+
+    class Meta:
+        table_name = "account"
+
+
+class OverrideRow(Table):
+    account = ForeignKeyField(AccountRow, on_delete="RESTRICT", column_name="account_id")
+    slot = ForeignKeyField(SlotRow, on_delete="RESTRICT", column_name="slot")
+    model = ForeignKeyField(ModelRow, on_delete="RESTRICT", index=True)
+
+    class Meta:
+        table_name = "account_override"
+        primary_key = CompositeKey("account", "slot")
+
+
+class ChangeRow(Table):
+    """One row per committed change, in revision order: how replicas find what to reload."""
+
+    revision = BigIntegerField(primary_key=True)
+    kind = CharField(max_length=16)
+    account_id = CharField(max_length=128, null=True)
+    committed_at = DateTimeField(constraints=[SQL("DEFAULT CURRENT_TIMESTAMP")])
+
+    class Meta:
+        table_name = "change"
+
+
+ALL_TABLES = [
+    SchemaVersion, StateRow, ModelRow, AliasRow, SlotRow, GlobalSettingRow, AccountRow,
+    OverrideRow, ChangeRow,
+]

@@ -1,0 +1,1 @@
+"""Pure domain logic: the catalog, slots, the merge rule and the errors; no gRPC, no database."""

@@ -1,0 +1,138 @@
+"""The daemon's exceptions, named after the condition; the gRPC layer maps them to status codes.
+
+ModelConfigError                      every condition a client can cause
+├── InvalidArgument                   the request itself is malformed (INVALID_ARGUMENT)
+├── NotFound                          a named thing does not exist (NOT_FOUND)
+│   ├── ModelNotFound
+│   └── OverrideNotFound
+├── AlreadyExists                     a name or alias is taken (ALREADY_EXISTS)
+├── EtagMismatch                      a write precondition is stale (ABORTED)
+├── FailedPrecondition                the state forbids the change (FAILED_PRECONDITION)
+│   ├── ProviderMismatch
+│   ├── ModelTypeMismatch
+│   ├── ModelInactive
+│   └── ModelInUse
+└── StorageUnavailable                the database cannot be reached (UNAVAILABLE)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One malformed field of a request."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PreconditionViolation:
+    """One fact of the current state that forbids a change."""
+
+    type: str
+    subject: str
+    description: str
+
+
+class ModelConfigError(Exception):
+    """Base of every condition a client can cause; carries an UPPER_SNAKE reason and metadata."""
+
+    reason = "MODELCONFIG_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+        self.metadata = {k: str(v) for k, v in (metadata or {}).items()}
+
+
+class InvalidArgument(ModelConfigError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: Sequence[FieldViolation] = (),
+        reason: str | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.violations = tuple(violations)
+
+    @classmethod
+    def field(
+        cls, field: str, description: str, *, reason: str = "INVALID_FIELD", **metadata: object
+    ) -> InvalidArgument:
+        """One malformed field: the common case."""
+        return cls(
+            f"{field}: {description}",
+            violations=[FieldViolation(field, description)],
+            reason=reason,
+            metadata={"field": field, **metadata},
+        )
+
+
+class NotFound(ModelConfigError):
+    reason = "NOT_FOUND"
+
+
+class ModelNotFound(NotFound):
+    reason = "MODEL_NOT_FOUND"
+
+
+class OverrideNotFound(NotFound):
+    reason = "OVERRIDE_NOT_FOUND"
+
+
+class AlreadyExists(ModelConfigError):
+    reason = "ALREADY_EXISTS"
+
+
+class EtagMismatch(ModelConfigError):
+    reason = "ETAG_MISMATCH"
+
+
+class FailedPrecondition(ModelConfigError):
+    reason = "FAILED_PRECONDITION"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: Sequence[PreconditionViolation] = (),
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.violations = tuple(violations)
+
+
+class ProviderMismatch(FailedPrecondition):
+    reason = "PROVIDER_MISMATCH"
+
+
+class ModelTypeMismatch(FailedPrecondition):
+    reason = "MODEL_TYPE_MISMATCH"
+
+
+class ModelInactive(FailedPrecondition):
+    reason = "MODEL_INACTIVE"
+
+
+class ModelInUse(FailedPrecondition):
+    reason = "MODEL_IN_USE"
+
+
+class StorageUnavailable(ModelConfigError):
+    reason = "STORAGE_UNAVAILABLE"

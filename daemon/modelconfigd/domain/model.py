@@ -1,0 +1,71 @@
+"""The catalog's value objects: models, slots, model types and resolution sources."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .prices import display_price
+
+
+class ModelType(enum.Enum):
+    TEXT = "text"
+    IMAGE = "image"
+
+
+class Source(enum.Enum):
+    ACCOUNT = "account"
+    GLOBAL = "global"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: int
+    model_name: str
+    display_name: str
+    provider: str
+    model_type: ModelType
+    is_active: bool
+    input_price_per_1m_tokens: Decimal | None = None
+    output_price_per_1m_tokens: Decimal | None = None
+    price_per_image: Decimal | None = None
+    context_window: int = 0
+    max_output_tokens: int = 0
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the model answers to: its name first, then its aliases."""
+        return (self.model_name, *self.aliases)
+
+    @property
+    def label(self) -> str:
+        """The seed's admin dropdown label, e.g. `GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens`."""
+        head = f"{self.display_name} ({self.model_name})"
+        if self.model_type is ModelType.IMAGE:
+            if self.price_per_image is None:
+                return head
+            return f"{head} - {display_price(self.price_per_image)} per image"
+        prices = (self.input_price_per_1m_tokens, self.output_price_per_1m_tokens)
+        if prices == (None, None):
+            return head
+        shown = "/".join("n/a" if p is None else display_price(p) for p in prices)
+        return f"{head} - {shown} per 1M tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A named place a model is chosen for: what it accepts and what it falls back to."""
+
+    name: str
+    required_provider: str
+    required_model_type: ModelType
+    default_model_id: int
+
+    def accepts(self, model: Model) -> bool:
+        return (
+            model.provider == self.required_provider
+            and model.model_type is self.required_model_type
+        )

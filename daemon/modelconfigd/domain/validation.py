@@ -1,0 +1,173 @@
+"""Checks of request values that need no state: ids, names, slots, and whole model definitions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from .errors import FieldViolation, InvalidArgument
+from .model import Model, ModelType
+from .prices import PriceError, parse_price, price_text
+
+# Account ids come from other systems (integers, UUIDs, slugs): allow what those use, and nothing
+# that could smuggle whitespace or control characters into logs.
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
+# Model names and aliases are provider identifiers such as `gpt-4o-mini` or `runware:97@1`.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,99}$")
+_PROVIDER = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_MAX_DISPLAY_NAME = 200
+_MAX_ALIASES = 32
+_MAX_INT32 = 2**31 - 1
+
+MODEL_FIELDS = (
+    "model_name",
+    "display_name",
+    "provider",
+    "model_type",
+    "is_active",
+    "input_price_per_1m_tokens",
+    "output_price_per_1m_tokens",
+    "price_per_image",
+    "context_window",
+    "max_output_tokens",
+    "aliases",
+)
+
+
+def account_id(value: str, field: str = "account_id") -> str:
+    if value == "":
+        raise InvalidArgument.field(field, "is required", reason="ACCOUNT_ID_REQUIRED")
+    if not _ACCOUNT_ID.match(value):
+        raise InvalidArgument.field(
+            field,
+            f"{value!r} is not a valid account id (1-128 characters: letters, digits, ._:@/-)",
+            reason="INVALID_ACCOUNT_ID",
+            account_id=value,
+        )
+    return value
+
+
+def slot_name(value: str, known: Collection[str], field: str = "slot") -> str:
+    if value not in known:
+        raise InvalidArgument.field(
+            field,
+            f"unknown slot {value!r}; known slots: {', '.join(known)}",
+            reason="UNKNOWN_SLOT",
+            slot=value,
+        )
+    return value
+
+
+def model_id(value: int, field: str = "model_id") -> int:
+    if value <= 0:
+        raise InvalidArgument.field(
+            field, f"{value} is not a valid model id (ids are positive)",
+            reason="INVALID_MODEL_ID", model_id=value,
+        )
+    return value
+
+
+def model_name(value: str, field: str = "model_name") -> str:
+    if not _MODEL_NAME.match(value):
+        raise InvalidArgument.field(
+            field,
+            f"{value!r} is not a valid model name (1-100 characters: letters, digits, ._:@/+-)",
+            reason="INVALID_MODEL_NAME",
+            model_name=value,
+        )
+    return value
+
+
+def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
+    """A `Model` from raw field values (prices as strings), or InvalidArgument naming every fault.
+
+    `fields` holds every name of MODEL_FIELDS; `model_type` is None when the request left it unset.
+    """
+    bad: list[FieldViolation] = []
+
+    def fault(name: str, description: str) -> None:
+        bad.append(FieldViolation(f"model.{name}", description))
+
+    name = fields["model_name"]
+    if name == "":
+        fault("model_name", "is required")
+    elif not _MODEL_NAME.match(name):
+        fault("model_name", f"{name!r} is not a valid model name (letters, digits, ._:@/+-)")
+    provider = fields["provider"]
+    if provider == "":
+        fault("provider", "is required")
+    elif not _PROVIDER.match(provider):
+        fault("provider", f"{provider!r} is not a valid provider (lower case, e.g. 'openai')")
+    model_type = fields["model_type"]
+    if model_type is None:
+        fault("model_type", "is required: MODEL_TYPE_TEXT or MODEL_TYPE_IMAGE")
+    display_name = fields["display_name"].strip() or name
+    if len(display_name) > _MAX_DISPLAY_NAME or not display_name.isprintable():
+        fault("display_name", f"must be printable and at most {_MAX_DISPLAY_NAME} characters")
+
+    prices = {}
+    for price_field in ("input_price_per_1m_tokens", "output_price_per_1m_tokens", "price_per_image"):
+        try:
+            prices[price_field] = parse_price(fields[price_field])
+        except PriceError as exc:
+            fault(price_field, str(exc))
+            prices[price_field] = None
+    if model_type is ModelType.TEXT and prices["price_per_image"] is not None:
+        fault("price_per_image", "a text model is priced per token, not per image")
+    if model_type is ModelType.IMAGE:
+        for token_field in ("input_price_per_1m_tokens", "output_price_per_1m_tokens"):
+            if prices[token_field] is not None:
+                fault(token_field, "an image model is priced per image, not per token")
+
+    for int_field in ("context_window", "max_output_tokens"):
+        if not 0 <= fields[int_field] <= _MAX_INT32:
+            fault(int_field, "must be zero (not applicable) or a positive number of tokens")
+
+    aliases = tuple(fields["aliases"])
+    if len(aliases) > _MAX_ALIASES:
+        fault("aliases", f"at most {_MAX_ALIASES} aliases")
+    for i, alias in enumerate(aliases):
+        if not _MODEL_NAME.match(alias):
+            fault(f"aliases[{i}]", f"{alias!r} is not a valid alias (letters, digits, ._:@/+-)")
+        elif alias == name or alias in aliases[:i]:
+            fault(f"aliases[{i}]", f"{alias!r} repeats the model's name or another alias")
+
+    if bad:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in bad)
+        raise InvalidArgument(
+            f"invalid model: {summary}",
+            violations=bad,
+            reason="INVALID_MODEL",
+            metadata={"fields": ",".join(v.field for v in bad)},
+        )
+    assert model_type is not None
+    return Model(
+        id=model_id_,
+        model_name=name,
+        display_name=display_name,
+        provider=provider,
+        model_type=model_type,
+        is_active=bool(fields["is_active"]),
+        context_window=fields["context_window"],
+        max_output_tokens=fields["max_output_tokens"],
+        aliases=aliases,
+        **prices,
+    )
+
+
+def model_fields(model: Model) -> dict[str, Any]:
+    """The raw field values of a model: the inverse of build_model, used to apply updates."""
+    return {
+        "model_name": model.model_name,
+        "display_name": model.display_name,
+        "provider": model.provider,
+        "model_type": model.model_type,
+        "is_active": model.is_active,
+        "input_price_per_1m_tokens": price_text(model.input_price_per_1m_tokens),
+        "output_price_per_1m_tokens": price_text(model.output_price_per_1m_tokens),
+        "price_per_image": price_text(model.price_per_image),
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+        "aliases": list(model.aliases),
+    }

@@ -1,0 +1,1 @@
+"""Entry points: the gRPC server and servicer, the modelconfigd and modelconfigctl commands."""

@@ -1,0 +1,33 @@
+"""The composition root: database, migrations, store, live snapshot and services, wired once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..adapters.database import open_database
+from ..adapters.migrations import migrate
+from ..adapters.store import Store
+from ..service_layer.live_state import LiveState
+from ..service_layer.services import ModelConfigServices
+
+
+@dataclass
+class App:
+    store: Store
+    live: LiveState
+    services: ModelConfigServices
+
+    @classmethod
+    def open(cls, database_url: str, *, poll_interval: float | None = 0.5) -> App:
+        """Migrate (and seed) the database, load the snapshot, and start polling for changes."""
+        db = open_database(database_url)
+        migrate(db)
+        store = Store(db)
+        live = LiveState(store)
+        if poll_interval:
+            live.start_polling(poll_interval)
+        return cls(store, live, ModelConfigServices(store, live))
+
+    def close(self) -> None:
+        self.live.stop()
+        self.store.close()

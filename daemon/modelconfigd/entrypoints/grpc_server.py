@@ -1,0 +1,93 @@
+"""Builds the gRPC server: the service, health and reflection, on one port.
+
+Handlers receive raw bytes and decode them here, so bytes that are not a valid request get
+INVALID_ARGUMENT with details (grpcio's own decoding would answer INTERNAL).
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+from modelconfig.v1 import model_config_service_pb2 as api
+
+from ..service_layer.services import ModelConfigServices
+from .servicer import ModelConfigServicer
+from .status_mapping import statuses, undecodable_request
+
+SERVICE = api.DESCRIPTOR.services_by_name["ModelConfigService"]
+SERVICE_NAME = SERVICE.full_name
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    executor: futures.ThreadPoolExecutor
+
+    def set_serving(self) -> None:
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def begin_draining(self) -> None:
+        """Health turns NOT_SERVING so load balancers move away; calls still succeed."""
+        self.health.enter_graceful_shutdown()
+
+    def stop(self, grace: float | None) -> None:
+        self.server.stop(grace).wait()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _handler(servicer: ModelConfigServicer, method) -> grpc.RpcMethodHandler:
+    request_class = getattr(api, method.input_type.name)
+    implementation = getattr(servicer, method.name)
+    full_name = f"/{SERVICE_NAME}/{method.name}"
+
+    def handle(request_bytes: bytes, context: grpc.ServicerContext):
+        try:
+            request = request_class.FromString(request_bytes)
+        except (DecodeError, RuntimeError, ValueError):
+            context.abort_with_status(rpc_status.to_status(undecodable_request(full_name)))
+        with statuses(context, full_name):
+            return implementation(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        handle, response_serializer=lambda message: message.SerializeToString()
+    )
+
+
+def create_server(
+    address: str,
+    services: ModelConfigServices,
+    *,
+    max_workers: int = 8,
+    max_concurrent_rpcs: int | None = 1000,
+) -> RunningServer:
+    """A started-not-yet server bound to `address` (port 0 picks one); see RunningServer.port."""
+    executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
+    server = grpc.server(
+        executor,
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        # One process owns the port: a clash must fail loudly, not start a second server silently.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    servicer = ModelConfigServicer(services)
+    handlers = {m.name: _handler(servicer, m) for m in SERVICE.methods}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    health_servicer = health.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return RunningServer(server, port, health_servicer, executor)

@@ -1,0 +1,111 @@
+"""The one place where the domain's exceptions become gRPC status codes with google.rpc details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..domain import errors
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "modelconfig"
+
+# Most specific first: a condition maps to the code of its nearest listed ancestor.
+_CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
+    (errors.InvalidArgument, code_pb2.INVALID_ARGUMENT),
+    (errors.NotFound, code_pb2.NOT_FOUND),
+    (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (errors.EtagMismatch, code_pb2.ABORTED),
+    (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (errors.StorageUnavailable, code_pb2.UNAVAILABLE),
+)
+
+
+def _pack(message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
+    code = next(c for cls, c in _CODES if isinstance(exc, cls))
+    details = [
+        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata))
+    ]
+    if isinstance(exc, errors.InvalidArgument) and exc.violations:
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in exc.violations
+                    ]
+                )
+            )
+        )
+    if isinstance(exc, errors.FailedPrecondition) and exc.violations:
+        details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=v.type, subject=v.subject, description=v.description
+                        )
+                        for v in exc.violations
+                    ]
+                )
+            )
+        )
+    return status_pb2.Status(code=code, message=exc.message, details=details)
+
+
+def undecodable_request(method: str) -> status_pb2.Status:
+    message = f"the request bytes do not decode as the request message of {method}"
+    return status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT,
+        message=message,
+        details=[
+            _pack(
+                error_details_pb2.ErrorInfo(
+                    reason="MALFORMED_REQUEST", domain=DOMAIN, metadata={"method": method}
+                )
+            ),
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field="request", description=message
+                        )
+                    ]
+                )
+            ),
+        ],
+    )
+
+
+@contextmanager
+def statuses(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+    """Run a handler: a domain error aborts with its status; a bug aborts with INTERNAL, logged."""
+    try:
+        yield
+    except errors.ModelConfigError as exc:
+        context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    except Exception:
+        if context.code() is not None:
+            raise  # already aborted by the handler itself
+        log.exception("unexpected error in %s", method)
+        status = status_pb2.Status(
+            code=code_pb2.INTERNAL,
+            message=f"internal error in {method}; the daemon's log has the details",
+            details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN))],
+        )
+        context.abort_with_status(rpc_status.to_status(status))

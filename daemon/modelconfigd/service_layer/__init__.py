@@ -1,0 +1,1 @@
+"""Use cases over the store and the live snapshot: one transaction per write, no gRPC."""

@@ -1,0 +1,80 @@
+"""The live snapshot: the in-memory State that every read is served from, kept up to date.
+
+A write commits to the database, then calls `catch_up()`, so its own result is visible before it
+is acknowledged. A poller catches up with writes made by other daemons on the same database. Both
+paths apply the `change` table in revision order, reloading only what each change touched, and
+publish the new State with one reference assignment: readers see one committed revision, whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import MappingProxyType
+
+from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, RELOAD_ALL, Store
+from ..domain.errors import StorageUnavailable
+from ..domain.state import State
+
+log = logging.getLogger(__name__)
+
+
+class LiveState:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        with store.read() as reader:
+            catalog = reader.catalog()
+            accounts = reader.accounts()
+            revision = reader.revision()
+        self._state = State(revision, catalog, MappingProxyType(accounts))
+
+    @property
+    def current(self) -> State:
+        return self._state
+
+    def catch_up(self) -> State:
+        """Apply every change committed since the current revision; returns the new State."""
+        with self._lock:
+            state = self._state
+            with self._store.read() as reader:
+                changes = reader.changes_since(state.revision)
+                if not changes:
+                    return state
+                kinds = {c.kind for c in changes}
+                catalog = state.catalog
+                if kinds & ({CATALOG, GLOBAL} | RELOAD_ALL):
+                    catalog = reader.catalog()
+                accounts = state.accounts
+                if kinds & RELOAD_ALL:
+                    accounts = MappingProxyType(reader.accounts())
+                elif ACCOUNT in kinds:
+                    touched = {c.account_id for c in changes if c.kind == ACCOUNT}
+                    # Copying the outer mapping keeps published States immutable.
+                    merged = dict(accounts)
+                    merged.update(reader.accounts(touched))
+                    accounts = MappingProxyType(merged)
+            self._state = State(changes[-1].revision, catalog, accounts)
+            return self._state
+
+    def start_polling(self, interval: float) -> None:
+        """Catch up with other daemons' writes every `interval` seconds, in a daemon thread."""
+
+        def poll() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.catch_up()
+                except StorageUnavailable as exc:
+                    log.warning("cannot catch up with the database: %s", exc)
+                except Exception:
+                    log.exception("catching up with the database failed")
+
+        self._poller = threading.Thread(target=poll, name="modelconfig-poller", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)

@@ -1,0 +1,314 @@
+"""The use cases: reads from the live snapshot, writes as one transaction each with a revision.
+
+Checks run in the order clients rely on: a malformed request (InvalidArgument) before any
+database work, then a stale etag (EtagMismatch), then the state (NotFound, FailedPrecondition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, Store, WriteUnit
+from ..domain import rules, validation
+from ..domain.errors import (
+    AlreadyExists,
+    EtagMismatch,
+    InvalidArgument,
+    ModelNotFound,
+    OverrideNotFound,
+)
+from ..domain.model import Model, ModelType, Slot
+from ..domain.state import Resolved, State, account_etag, global_etag
+from . import pagination
+from .live_state import LiveState
+
+USAGE_SAMPLE = 100
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model named by id or by name/alias: exactly one of the two is set."""
+
+    model_id: int | None = None
+    model_name: str | None = None
+
+    def validated(self, id_field: str = "model_id", name_field: str = "model_name") -> ModelRef:
+        if self.model_id is not None:
+            validation.model_id(self.model_id, id_field)
+        elif self.model_name is not None:
+            validation.model_name(self.model_name, name_field)
+        else:
+            raise InvalidArgument.field(
+                "model_ref", f"set {id_field} or {name_field}", reason="MODEL_REF_REQUIRED"
+            )
+        return self
+
+    def __str__(self) -> str:
+        return f"id {self.model_id}" if self.model_id is not None else repr(self.model_name)
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    models: list[Model]
+    next_page_token: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """A slot with the model one scope selects (None: none) and its default."""
+
+    slot: Slot
+    model: Model | None
+    default_model: Model
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    slots: list[SlotView]
+    etag: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class Resolution:
+    account_id: str
+    slots: list[Resolved]
+    revision: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class SetResult:
+    setting: SlotView
+    revision: int
+    etag: str
+
+
+class ModelConfigServices:
+    def __init__(self, store: Store, live: LiveState) -> None:
+        self._store = store
+        self._live = live
+
+    @property
+    def state(self) -> State:
+        return self._live.current
+
+    # -- reads: served from the snapshot -------------------------------------------------------
+
+    def list_models(
+        self,
+        provider: str,
+        model_type: ModelType | None,
+        active_only: bool,
+        page_size: int,
+        page_token: str,
+    ) -> ModelPage:
+        size = pagination.page_size(page_size)
+        filters = (provider, model_type and model_type.value, active_only)
+        after = pagination.decode(page_token, filters)
+        state = self.state
+        matching = (
+            m
+            for m in state.catalog.models.values()
+            if m.id > after
+            and (not provider or m.provider == provider)
+            and (model_type is None or m.model_type is model_type)
+            and (not active_only or m.is_active)
+        )
+        page: list[Model] = []
+        more = False
+        for model in matching:
+            if len(page) == size:
+                more = True
+                break
+            page.append(model)
+        token = pagination.encode(page[-1].id, filters) if more else ""
+        return ModelPage(page, token, state.revision)
+
+    def get_model(self, ref: ModelRef) -> Model:
+        ref.validated()
+        catalog = self.state.catalog
+        if ref.model_id is not None:
+            model = catalog.models.get(ref.model_id)
+        else:
+            model = catalog.find(ref.model_name or "")
+        if model is None:
+            raise _not_found(ref)
+        return model
+
+    def global_settings(self) -> GlobalSettings:
+        state = self.state
+        catalog = state.catalog
+        views = [
+            SlotView(slot, catalog.global_model(slot.name), catalog.models[slot.default_model_id])
+            for slot in catalog.slots.values()
+        ]
+        return GlobalSettings(views, global_etag(catalog.global_revision), state.revision)
+
+    def resolve(self, account_id: str, slots: Sequence[str]) -> Resolution:
+        """The hot path: validation and dictionary look-ups on the snapshot, nothing else."""
+        validation.account_id(account_id)
+        state = self.state
+        known = state.catalog.slots
+        if slots:
+            for i, name in enumerate(slots):
+                validation.slot_name(name, known, f"slots[{i}]")
+            names: Sequence[str] = list(dict.fromkeys(slots))
+        else:
+            names = list(known)
+        overrides = state.overrides(account_id)
+        return Resolution(
+            account_id,
+            state.resolve(account_id, names),
+            state.revision,
+            account_etag(overrides.revision),
+        )
+
+    def model_usage(self, model_id: int) -> rules.Usage:
+        validation.model_id(model_id)
+        with self._store.read() as reader:
+            usage = reader.usage(model_id, USAGE_SAMPLE)
+        if usage is None:
+            raise _not_found(ModelRef(model_id=model_id))
+        return usage
+
+    # -- catalog writes ------------------------------------------------------------------------
+
+    def create_model(self, fields: Mapping[str, Any]) -> tuple[Model, int]:
+        draft = validation.build_model(0, fields)
+        with self._store.write() as uow:
+            _refuse_taken_names(uow, draft)
+            model = uow.insert_model(draft)
+            revision = uow.record_change(CATALOG)
+            uow.commit()
+        self._live.catch_up()
+        return model, revision
+
+    def update_model(self, model_id: int, changes: Mapping[str, Any]) -> tuple[Model, int]:
+        validation.model_id(model_id, "model.id")
+        unknown = sorted(set(changes) - set(validation.MODEL_FIELDS))
+        if unknown:
+            raise InvalidArgument.field(
+                "update_mask",
+                f"unknown or read-only path(s): {', '.join(unknown)}",
+                reason="INVALID_UPDATE_MASK",
+                paths=",".join(unknown),
+            )
+        with self._store.write() as uow:
+            old = uow.get_model(model_id)
+            if old is None:
+                raise _not_found(ModelRef(model_id=model_id))
+            new = validation.build_model(model_id, {**validation.model_fields(old), **changes})
+            if new == old:
+                return old, uow.revision
+            _refuse_taken_names(uow, new)
+            rules.check_update_allowed(old, new, uow.usage(model_id))
+            uow.update_model(new)
+            revision = uow.record_change(CATALOG)
+            uow.commit()
+        self._live.catch_up()
+        return new, revision
+
+    def delete_model(self, model_id: int) -> int:
+        validation.model_id(model_id)
+        with self._store.write() as uow:
+            model = uow.get_model(model_id)
+            if model is None:
+                raise _not_found(ModelRef(model_id=model_id))
+            rules.check_deletable(model, uow.usage(model_id))
+            uow.delete_model(model_id)
+            revision = uow.record_change(CATALOG)
+            uow.commit()
+        self._live.catch_up()
+        return revision
+
+    # -- settings writes -----------------------------------------------------------------------
+
+    def set_model(
+        self, slot_name: str, ref: ModelRef, account_id: str, etag: str, validate_only: bool
+    ) -> SetResult:
+        catalog = self.state.catalog
+        validation.slot_name(slot_name, catalog.slots)
+        if account_id:
+            validation.account_id(account_id)
+        ref.validated()
+        with self._store.write() as uow:
+            current_etag = _check_etag(uow, account_id, etag)
+            model = uow.get_model(ref.model_id) if ref.model_id else uow.find_model(ref.model_name or "")
+            if model is None:
+                raise _not_found(ref)
+            slot = uow.slot(slot_name)
+            assert slot is not None, "slots are seeded and never deleted"
+            rules.check_fits(slot, model)
+            if account_id:
+                current_id = uow.override_model_id(account_id, slot_name)
+            else:
+                current_id = uow.global_model_id(slot_name)
+            default = catalog.models[slot.default_model_id]
+            if validate_only or current_id == model.id:
+                return SetResult(SlotView(slot, model, default), uow.revision, current_etag)
+            if account_id:
+                revision = uow.record_change(ACCOUNT, account_id)
+                uow.set_override(account_id, slot_name, model.id)
+                new_etag = account_etag(revision)
+            else:
+                revision = uow.record_change(GLOBAL)
+                uow.set_global(slot_name, model.id)
+                new_etag = global_etag(revision)
+            uow.commit()
+        self._live.catch_up()
+        return SetResult(SlotView(slot, model, default), revision, new_etag)
+
+    def clear_account_model(self, account_id: str, slot_name: str, etag: str) -> tuple[int, str]:
+        validation.account_id(account_id)
+        validation.slot_name(slot_name, self.state.catalog.slots)
+        with self._store.write() as uow:
+            _check_etag(uow, account_id, etag)
+            if uow.override_model_id(account_id, slot_name) is None:
+                raise OverrideNotFound(
+                    f"account {account_id!r} has no override of slot {slot_name!r}",
+                    metadata={"account_id": account_id, "slot": slot_name},
+                )
+            revision = uow.record_change(ACCOUNT, account_id)
+            uow.delete_override(account_id, slot_name)
+            uow.commit()
+        self._live.catch_up()
+        return revision, account_etag(revision)
+
+
+def _not_found(ref: ModelRef) -> ModelNotFound:
+    if ref.model_id is not None:
+        meta: dict[str, object] = {"model_id": ref.model_id}
+    else:
+        meta = {"model_name": ref.model_name}
+    return ModelNotFound(f"no model has {'id' if ref.model_id is not None else 'name or alias'} "
+                         f"{ref}", metadata=meta)
+
+
+def _check_etag(uow: WriteUnit, account_id: str, etag: str) -> str:
+    """The scope's current etag; EtagMismatch when the caller's is stale (empty skips the check)."""
+    if account_id:
+        scope, current = f"account {account_id!r}", account_etag(uow.account_revision(account_id))
+    else:
+        scope, current = "global settings", global_etag(uow.global_revision)
+    if etag and etag != current:
+        raise EtagMismatch(
+            f"etag {etag!r} is stale: the {scope} changed since it was read (now {current!r}); "
+            "read again and retry",
+            metadata={"etag": etag, "current_etag": current, "account_id": account_id},
+        )
+    return current
+
+
+def _refuse_taken_names(uow: WriteUnit, model: Model) -> None:
+    taken = uow.names_taken(model.names, except_model=model.id or None)
+    if taken:
+        name, owner = next(iter(taken.items()))
+        raise AlreadyExists(
+            f"name {name!r} is already the name or an alias of model id {owner}",
+            reason="MODEL_NAME_TAKEN",
+            metadata={"name": name, "model_id": owner},
+        )
