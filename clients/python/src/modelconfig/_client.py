@@ -1,0 +1,133 @@
+"""ModelConfigClient: a thin, typed wrapper over the generated stub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from ._errors import typed_errors
+from .v1 import model_config_service_pb2 as api
+from .v1 import model_config_service_pb2_grpc as api_grpc
+from .v1 import resources_pb2 as pb
+
+
+class ModelConfigClient:
+    """Calls the modelconfig daemon; failed calls raise `modelconfig.ModelConfigError` subclasses.
+
+    >>> with ModelConfigClient("127.0.0.1:50051") as client:
+    ...     client.resolve_for_account("acme").slots[0].model.model_name
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        channel: grpc.Channel | None = None,
+        timeout: float | None = 10.0,
+    ) -> None:
+        self._owns_channel = channel is None
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = api_grpc.ModelConfigServiceStub(self._channel)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> ModelConfigClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method, request):
+        with typed_errors():
+            return method(request, timeout=self._timeout)
+
+    # -- catalog -------------------------------------------------------------------------------
+
+    def list_models(
+        self,
+        *,
+        provider: str = "",
+        model_type: int = pb.MODEL_TYPE_UNSPECIFIED,
+        active_only: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> api.ListModelsResponse:
+        return self._call(self._stub.ListModels, api.ListModelsRequest(
+            provider=provider, model_type=model_type, active_only=active_only,
+            page_size=page_size, page_token=page_token,
+        ))
+
+    def iter_models(self, **filters) -> Iterator[pb.Model]:
+        """Every model matching the filters, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_models(page_token=token, **filters)
+            yield from page.models
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_model(self, ref: int | str) -> pb.Model:
+        """A model by id (int) or by name or alias (str)."""
+        request = (api.GetModelRequest(model_id=ref) if isinstance(ref, int)
+                   else api.GetModelRequest(model_name=ref))
+        return self._call(self._stub.GetModel, request).model
+
+    def create_model(self, model: pb.Model) -> pb.Model:
+        return self._call(self._stub.CreateModel, api.CreateModelRequest(model=model)).model
+
+    def update_model(self, model: pb.Model, update_mask: Sequence[str] = ()) -> pb.Model:
+        request = api.UpdateModelRequest(model=model)
+        if update_mask:
+            request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=list(update_mask)))
+        return self._call(self._stub.UpdateModel, request).model
+
+    def delete_model(self, model_id: int) -> int:
+        """Delete a model nothing uses; returns the new revision."""
+        return self._call(self._stub.DeleteModel, api.DeleteModelRequest(model_id=model_id)).revision
+
+    def get_model_usage(self, model_id: int) -> api.GetModelUsageResponse:
+        return self._call(self._stub.GetModelUsage, api.GetModelUsageRequest(model_id=model_id))
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def get_global_settings(self) -> api.GetGlobalSettingsResponse:
+        return self._call(self._stub.GetGlobalSettings, api.GetGlobalSettingsRequest())
+
+    def set_model(
+        self,
+        slot: str,
+        model: int | str,
+        *,
+        account_id: str = "",
+        etag: str = "",
+        validate_only: bool = False,
+    ) -> api.SetModelResponse:
+        """Select a model (id, name or alias) for a slot, globally or for `account_id`."""
+        request = api.SetModelRequest(
+            slot=slot, account_id=account_id, etag=etag, validate_only=validate_only
+        )
+        if isinstance(model, int):
+            request.model_id = model
+        else:
+            request.model_name = model
+        return self._call(self._stub.SetModel, request)
+
+    def clear_account_model(
+        self, account_id: str, slot: str, *, etag: str = ""
+    ) -> api.ClearAccountModelResponse:
+        return self._call(self._stub.ClearAccountModel, api.ClearAccountModelRequest(
+            account_id=account_id, slot=slot, etag=etag,
+        ))
+
+    def resolve_for_account(
+        self, account_id: str, slots: Sequence[str] = ()
+    ) -> api.ResolveForAccountResponse:
+        return self._call(self._stub.ResolveForAccount, api.ResolveForAccountRequest(
+            account_id=account_id, slots=list(slots),
+        ))
