@@ -28,6 +28,16 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
 )
 
 
+# Details travel in a trailer, and peers refuse trailers over 16 KiB: an error that echoes a huge
+# input must still arrive, so echoed text is clipped.
+_MAX_MESSAGE = 1024
+_MAX_VALUE = 200
+
+
+def _clip(text: str, limit: int = _MAX_VALUE) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
+
+
 def _pack(message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
@@ -37,7 +47,13 @@ def _pack(message) -> any_pb2.Any:
 def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
     code = next(c for cls, c in _CODES if isinstance(exc, cls))
     details = [
-        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata))
+        _pack(
+            error_details_pb2.ErrorInfo(
+                reason=exc.reason,
+                domain=DOMAIN,
+                metadata={k: _clip(v) for k, v in list(exc.metadata.items())[:20]},
+            )
+        )
     ]
     if isinstance(exc, errors.InvalidArgument) and exc.violations:
         details.append(
@@ -45,9 +61,9 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
+                            field=_clip(v.field), description=_clip(v.description, 400)
                         )
-                        for v in exc.violations
+                        for v in exc.violations[:20]
                     ]
                 )
             )
@@ -58,14 +74,14 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
                 error_details_pb2.PreconditionFailure(
                     violations=[
                         error_details_pb2.PreconditionFailure.Violation(
-                            type=v.type, subject=v.subject, description=v.description
+                            type=v.type, subject=_clip(v.subject), description=_clip(v.description, 400)
                         )
-                        for v in exc.violations
+                        for v in exc.violations[:20]
                     ]
                 )
             )
         )
-    return status_pb2.Status(code=code, message=exc.message, details=details)
+    return status_pb2.Status(code=code, message=_clip(exc.message, _MAX_MESSAGE), details=details)
 
 
 def undecodable_request(method: str) -> status_pb2.Status:
