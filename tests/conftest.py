@@ -1,4 +1,4 @@
-"""Shared fixtures: a real database (SQLite file or a PostgreSQL schema) and a real daemon on a port.
+"""Shared fixtures: a real database (SQLite file or PostgreSQL schema) and a daemon on a real port.
 
 PostgreSQL tests use MODELCONFIG_TEST_POSTGRES_URL (default: the local server, user postgres).
 One database is created per test run and each test gets its own schema in it. Where no server
@@ -18,9 +18,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import grpc
 import psycopg
 import pytest
+
 from modelconfig import ModelConfigClient
 from modelconfig.v1 import model_config_service_pb2_grpc as api_grpc
-
 from modelconfigd.entrypoints.app import App
 from modelconfigd.entrypoints.grpc_server import RunningServer, create_server
 
@@ -73,8 +73,9 @@ def database_url(request, tmp_path) -> str:
     schema = f"t{os.getpid()}_{next(_schema_numbers)}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    return _with_database(base, urlsplit(base).path.lstrip("/"),
-                          "options=" + quote(f"-csearch_path={schema}"))
+    return _with_database(
+        base, urlsplit(base).path.lstrip("/"), "options=" + quote(f"-csearch_path={schema}")
+    )
 
 
 @dataclass

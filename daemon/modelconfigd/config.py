@@ -29,25 +29,40 @@ def parse(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="modelconfigd", description="Serve the modelconfig gRPC API."
     )
-    parser.add_argument("--listen", default=env.get("MODELCONFIG_LISTEN", defaults.listen),
-                        help="host:port to listen on (MODELCONFIG_LISTEN; default %(default)s)")
-    parser.add_argument("--database-url",
-                        default=env.get("MODELCONFIG_DATABASE_URL", defaults.database_url),
-                        help="sqlite:///path or postgresql://... (MODELCONFIG_DATABASE_URL; "
-                             "default %(default)s)")
-    parser.add_argument("--threads", type=int,
-                        default=int(env.get("MODELCONFIG_THREADS", defaults.threads)),
-                        help="RPC worker threads (MODELCONFIG_THREADS; default %(default)s)")
-    parser.add_argument("--poll-interval", type=float,
-                        default=float(env.get("MODELCONFIG_POLL_INTERVAL", defaults.poll_interval)),
-                        help="seconds between checks for other daemons' writes (default %(default)s)")
-    parser.add_argument("--drain-seconds", type=float,
-                        default=float(env.get("MODELCONFIG_DRAIN_SECONDS", defaults.drain_seconds)),
-                        help="seconds NOT_SERVING before the port closes on SIGTERM "
-                             "(default %(default)s)")
-    parser.add_argument("--grace-seconds", type=float,
-                        default=float(env.get("MODELCONFIG_GRACE_SECONDS", defaults.grace_seconds)),
-                        help="seconds in-flight calls may take after that (default %(default)s)")
+    parser.add_argument(
+        "--listen",
+        default=env.get("MODELCONFIG_LISTEN", defaults.listen),
+        help="host:port to listen on (MODELCONFIG_LISTEN; default %(default)s)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=env.get("MODELCONFIG_DATABASE_URL", defaults.database_url),
+        help="sqlite:///path or postgresql://... (MODELCONFIG_DATABASE_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(env.get("MODELCONFIG_THREADS", defaults.threads)),
+        help="RPC worker threads (MODELCONFIG_THREADS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=float(env.get("MODELCONFIG_POLL_INTERVAL", defaults.poll_interval)),
+        help="seconds between checks for other daemons' writes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(env.get("MODELCONFIG_DRAIN_SECONDS", defaults.drain_seconds)),
+        help="seconds NOT_SERVING before the port closes on SIGTERM (default %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=float(env.get("MODELCONFIG_GRACE_SECONDS", defaults.grace_seconds)),
+        help="seconds in-flight calls may take after that (default %(default)s)",
+    )
     parser.add_argument("--log-level", default=env.get("MODELCONFIG_LOG_LEVEL", defaults.log_level))
     args = parser.parse_args(argv)
     return Settings(

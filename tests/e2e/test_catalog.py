@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from modelconfig import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from modelconfig.v1 import resources_pb2 as pb
 
@@ -11,23 +12,45 @@ SEEDED = [
     (2, "gpt-3.5-turbo", "openai", pb.MODEL_TYPE_TEXT, "0.50", "1.50", "", 16385, 4096),
     (3, "gpt-4-turbo-2024-04-09", "openai", pb.MODEL_TYPE_TEXT, "10", "30", "", 128000, 4096),
     (4, "claude-3-5-sonnet-20241022", "anthropic", pb.MODEL_TYPE_TEXT, "3", "15", "", 200000, 8192),
-    (5, "claude-3-haiku-20240307", "anthropic", pb.MODEL_TYPE_TEXT, "0.25", "1.25", "", 200000,
-     4096),
+    (
+        5,
+        "claude-3-haiku-20240307",
+        "anthropic",
+        pb.MODEL_TYPE_TEXT,
+        "0.25",
+        "1.25",
+        "",
+        200000,
+        4096,
+    ),
     (6, "runware-flux-1.1-pro", "runware", pb.MODEL_TYPE_IMAGE, "", "", "0.04", 0, 0),
     (7, "dall-e-3", "openai", pb.MODEL_TYPE_IMAGE, "", "", "0.04", 0, 0),
 ]
 
 
 def text_model(name: str, **fields) -> pb.Model:
-    defaults = {"provider": "openai", "model_type": pb.MODEL_TYPE_TEXT, "is_active": True,
-                "input_price_per_1m_tokens": "2.50", "output_price_per_1m_tokens": "10"}
+    defaults = {
+        "provider": "openai",
+        "model_type": pb.MODEL_TYPE_TEXT,
+        "is_active": True,
+        "input_price_per_1m_tokens": "2.50",
+        "output_price_per_1m_tokens": "10",
+    }
     return pb.Model(**{**defaults, "model_name": name, **fields})
 
 
 def row(m: pb.Model) -> tuple:
-    return (m.id, m.model_name, m.provider, m.model_type, m.input_price_per_1m_tokens,
-            m.output_price_per_1m_tokens, m.price_per_image, m.context_window,
-            m.max_output_tokens)
+    return (
+        m.id,
+        m.model_name,
+        m.provider,
+        m.model_type,
+        m.input_price_per_1m_tokens,
+        m.output_price_per_1m_tokens,
+        m.price_per_image,
+        m.context_window,
+        m.max_output_tokens,
+    )
 
 
 def test_seeded_catalog_has_the_seed_ids_prices_and_limits(client):
@@ -93,7 +116,7 @@ def test_get_model_without_reference_is_invalid(daemon):
 
     try:
         daemon.stub.GetModel(api.GetModelRequest())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert isinstance(from_rpc_error(exc), InvalidArgument)
     else:
         pytest.fail("GetModel without a reference succeeded")
@@ -108,9 +131,15 @@ def test_created_ids_continue_after_the_seed_and_are_never_reused(client):
 
 
 def test_create_keeps_exact_prices_and_defaults_inactive(client):
-    created = client.create_model(pb.Model(
-        model_name="o1-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
-        input_price_per_1m_tokens="1.100", output_price_per_1m_tokens="0.000000000001"))
+    created = client.create_model(
+        pb.Model(
+            model_name="o1-mini",
+            provider="openai",
+            model_type=pb.MODEL_TYPE_TEXT,
+            input_price_per_1m_tokens="1.100",
+            output_price_per_1m_tokens="0.000000000001",
+        )
+    )
     assert not created.is_active
     fetched = client.get_model(created.id)
     assert fetched.input_price_per_1m_tokens == "1.100"
@@ -120,8 +149,9 @@ def test_create_keeps_exact_prices_and_defaults_inactive(client):
 
 
 def test_free_is_zero_and_not_applicable_is_empty(client):
-    created = client.create_model(text_model("free-model", input_price_per_1m_tokens="0",
-                                             output_price_per_1m_tokens=""))
+    created = client.create_model(
+        text_model("free-model", input_price_per_1m_tokens="0", output_price_per_1m_tokens="")
+    )
     assert (created.input_price_per_1m_tokens, created.output_price_per_1m_tokens) == ("0", "")
 
 
@@ -156,16 +186,22 @@ def test_invalid_models_are_refused_naming_the_field(client, fields, bad_field):
 
 def test_image_model_with_token_prices_is_refused(client):
     with pytest.raises(InvalidArgument) as err:
-        client.create_model(pb.Model(model_name="img", provider="openai",
-                                     model_type=pb.MODEL_TYPE_IMAGE,
-                                     input_price_per_1m_tokens="1"))
+        client.create_model(
+            pb.Model(
+                model_name="img",
+                provider="openai",
+                model_type=pb.MODEL_TYPE_IMAGE,
+                input_price_per_1m_tokens="1",
+            )
+        )
     assert err.value.field_violations[0].field == "model.input_price_per_1m_tokens"
 
 
 def test_update_with_mask_changes_only_masked_fields(client):
     updated = client.update_model(
-        pb.Model(id=2, display_name="GPT-3.5", input_price_per_1m_tokens="0.45",
-                 context_window=1), ["display_name", "input_price_per_1m_tokens"])
+        pb.Model(id=2, display_name="GPT-3.5", input_price_per_1m_tokens="0.45", context_window=1),
+        ["display_name", "input_price_per_1m_tokens"],
+    )
     assert (updated.display_name, updated.input_price_per_1m_tokens) == ("GPT-3.5", "0.45")
     assert updated.context_window == 16385
     assert client.get_model(2) == updated

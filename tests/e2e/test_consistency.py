@@ -1,4 +1,4 @@
-"""Concurrent writers and readers: one winner per etag, and readers only ever see committed states."""
+"""Concurrent writers and readers: one winner per etag; readers see only committed states."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_two_writers_with_one_etag_cannot_both_win(daemon):
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def write(model: str, etag=etag) -> None:
+        def write(model: str, etag=etag, barrier=barrier, outcomes=outcomes) -> None:
             barrier.wait()
             try:
                 client.set_model("openai_model", model, account_id="acme", etag=etag)
@@ -51,8 +51,9 @@ def test_readers_see_only_committed_states_while_writes_race(daemon):
             r = client.resolve_for_account("acme", ["openai_model"])
             observed.append((r.revision, r.etag, r.slots[0].model.model_name))
 
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader)
-                                                   for _ in range(2)]
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:

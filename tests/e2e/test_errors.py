@@ -1,4 +1,4 @@
-"""Every refusal is a deliberate status with google.rpc details; hostile bytes never harm the daemon."""
+"""Every refusal is a deliberate status with google.rpc details; hostile bytes do no harm."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 
 import grpc
 import pytest
+
 from modelconfig import ModelConfigError
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
@@ -13,8 +14,9 @@ from modelconfig.v1 import resources_pb2 as pb
 REFUSALS = {
     "unknown-slot": lambda c: c.set_model("nope", 1),
     "not-found": lambda c: c.get_model(999),
-    "exists": lambda c: c.create_model(pb.Model(model_name="gpt-4o-mini", provider="openai",
-                                                 model_type=pb.MODEL_TYPE_TEXT)),
+    "exists": lambda c: c.create_model(
+        pb.Model(model_name="gpt-4o-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT)
+    ),
     "stale-etag": lambda c: c.set_model("openai_model", 2, etag="g0"),
     "mismatch": lambda c: c.set_model("dalle_model", 1),
     "in-use": lambda c: c.delete_model(1),
@@ -22,8 +24,11 @@ REFUSALS = {
     "no-account": lambda c: c.resolve_for_account(""),
 }
 DELIBERATE = {
-    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -46,8 +51,9 @@ GARBAGE = {
 }
 
 
-@pytest.mark.parametrize("method", [m.name for m in api.DESCRIPTOR.services_by_name[
-    "ModelConfigService"].methods])
+@pytest.mark.parametrize(
+    "method", [m.name for m in api.DESCRIPTOR.services_by_name["ModelConfigService"].methods]
+)
 @pytest.mark.parametrize("body", GARBAGE.values(), ids=GARBAGE.keys())
 def test_undecodable_bytes_are_invalid_argument(daemon, method, body):
     call = daemon.channel.unary_unary(f"/modelconfig.v1.ModelConfigService/{method}")
@@ -74,8 +80,9 @@ def test_invalid_utf8_account_id_is_invalid_argument(daemon):
 
 
 def test_unknown_enum_values_are_refused_not_crashing(daemon):
-    request = api.CreateModelRequest(model=pb.Model(model_name="x", provider="openai",
-                                                    model_type=42))
+    request = api.CreateModelRequest(
+        model=pb.Model(model_name="x", provider="openai", model_type=42)
+    )
     with pytest.raises(grpc.RpcError) as err:
         daemon.stub.CreateModel(request)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -86,6 +93,12 @@ def test_huge_inputs_are_refused_cleanly(client):
         client.resolve_for_account("a" * 100_000)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(ModelConfigError) as err:
-        client.create_model(pb.Model(model_name="m", provider="openai",
-                                     model_type=pb.MODEL_TYPE_TEXT, display_name="d" * 10_000))
+        client.create_model(
+            pb.Model(
+                model_name="m",
+                provider="openai",
+                model_type=pb.MODEL_TYPE_TEXT,
+                display_name="d" * 10_000,
+            )
+        )
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT

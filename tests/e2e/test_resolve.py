@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from modelconfig import InvalidArgument
 from modelconfig.v1 import resources_pb2 as pb
 
@@ -26,27 +27,37 @@ def test_account_without_overrides_gets_globals_and_defaults(client):
 def test_override_wins_for_that_account_only(client):
     client.set_model("anthropic_model", "claude-3-haiku-20240307", account_id="acme")
     assert sources(client.resolve_for_account("acme"))["anthropic_model"] == (
-        "claude-3-haiku-20240307", pb.SOURCE_ACCOUNT)
+        "claude-3-haiku-20240307",
+        pb.SOURCE_ACCOUNT,
+    )
     assert sources(client.resolve_for_account("other"))["anthropic_model"] == (
-        "claude-3-5-sonnet-20241022", pb.SOURCE_DEFAULT)
+        "claude-3-5-sonnet-20241022",
+        pb.SOURCE_DEFAULT,
+    )
 
 
 def test_global_change_reaches_accounts_without_override(client):
     client.set_model("openai_model", "gpt-3.5-turbo")
     assert sources(client.resolve_for_account("acme"))["openai_model"] == (
-        "gpt-3.5-turbo", pb.SOURCE_GLOBAL)
+        "gpt-3.5-turbo",
+        pb.SOURCE_GLOBAL,
+    )
 
 
 def test_deactivated_override_is_kept_skipped_and_wins_again(client):
     client.set_model("openai_model", 3, account_id="acme")
     client.update_model(pb.Model(id=3, is_active=False), ["is_active"])
     assert sources(client.resolve_for_account("acme"))["openai_model"] == (
-        "gpt-4o-mini", pb.SOURCE_GLOBAL)
+        "gpt-4o-mini",
+        pb.SOURCE_GLOBAL,
+    )
     usage = client.get_model_usage(3)
     assert (usage.account_override_count, list(usage.account_ids)) == (1, ["acme"])
     client.update_model(pb.Model(id=3, is_active=True), ["is_active"])
     assert sources(client.resolve_for_account("acme"))["openai_model"] == (
-        "gpt-4-turbo-2024-04-09", pb.SOURCE_ACCOUNT)
+        "gpt-4-turbo-2024-04-09",
+        pb.SOURCE_ACCOUNT,
+    )
 
 
 def test_requested_slots_in_request_order(client):

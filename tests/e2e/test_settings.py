@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from modelconfig import EtagMismatch, FailedPrecondition, InvalidArgument, NotFound
 from modelconfig.v1 import resources_pb2 as pb
 
@@ -22,8 +23,13 @@ def deactivate(client, model_id: int) -> None:
 def test_seeded_global_settings_are_the_seed_documents(client):
     settings = client.get_global_settings()
     rows = [
-        (s.slot, s.model.id if s.HasField("model") else None, s.required_provider,
-         s.required_model_type, s.default_model.model_name)
+        (
+            s.slot,
+            s.model.id if s.HasField("model") else None,
+            s.required_provider,
+            s.required_model_type,
+            s.default_model.model_name,
+        )
         for s in settings.slots
     ]
     assert rows == [
@@ -107,10 +113,16 @@ def test_unknown_model_is_not_found(client, ref):
     [
         ({"slot": "gemini_model", "model": 1}, "UNKNOWN_SLOT", "slot"),
         ({"slot": "openai_model", "model": -4}, "INVALID_MODEL_ID", "model_id"),
-        ({"slot": "openai_model", "model": "bad name with spaces"}, "INVALID_MODEL_NAME",
-         "model_name"),
-        ({"slot": "openai_model", "model": 1, "account_id": "white space"}, "INVALID_ACCOUNT_ID",
-         "account_id"),
+        (
+            {"slot": "openai_model", "model": "bad name with spaces"},
+            "INVALID_MODEL_NAME",
+            "model_name",
+        ),
+        (
+            {"slot": "openai_model", "model": 1, "account_id": "white space"},
+            "INVALID_ACCOUNT_ID",
+            "account_id",
+        ),
     ],
 )
 def test_malformed_set_model_is_invalid_argument(client, kwargs, reason, field):
@@ -226,15 +238,20 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
     r0 = client.get_global_settings().revision
     client.set_model("openai_model", 2)
     client.set_model("openai_model", 3, account_id="acme")
-    created = client.create_model(pb.Model(
-        model_name="gpt-4o", provider="openai", model_type=pb.MODEL_TYPE_TEXT, is_active=True))
+    created = client.create_model(
+        pb.Model(
+            model_name="gpt-4o", provider="openai", model_type=pb.MODEL_TYPE_TEXT, is_active=True
+        )
+    )
     client.clear_account_model("acme", "openai_model")
     client.delete_model(created.id)
     assert client.get_global_settings().revision == r0 + 5
-    for bad in (lambda: client.set_model("openai_model", "dall-e-3"),
-                lambda: client.set_model("openai_model", 999),
-                lambda: client.clear_account_model("acme", "openai_model"),
-                lambda: client.delete_model(1)):
+    for bad in (
+        lambda: client.set_model("openai_model", "dall-e-3"),
+        lambda: client.set_model("openai_model", 999),
+        lambda: client.clear_account_model("acme", "openai_model"),
+        lambda: client.delete_model(1),
+    ):
         with pytest.raises(Exception):  # noqa: B017 - each is a refusal of a different kind
             bad()
     assert client.get_global_settings().revision == r0 + 5

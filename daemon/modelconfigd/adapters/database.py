@@ -25,7 +25,7 @@ def open_database(url: str) -> Database:
     """A (not yet connected) Peewee database for the URL; SQLite's parent folder is created."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
             raise ValueError(f"SQLite URL {url!r} names no file; use sqlite:///path/to/file.db")
         if path != ":memory:":

@@ -231,13 +231,17 @@ class WriteUnit:
         """Which of these names are a name or alias of another model, and whose."""
         names = list(names)
         taken: dict[str, int] = {}
-        for model_id, name in ModelRow.select(ModelRow.id, ModelRow.model_name).where(
-            ModelRow.model_name.in_(names)
-        ).tuples():
+        for model_id, name in (
+            ModelRow.select(ModelRow.id, ModelRow.model_name)
+            .where(ModelRow.model_name.in_(names))
+            .tuples()
+        ):
             taken[name] = model_id
-        for model_id, alias in AliasRow.select(AliasRow.model, AliasRow.alias).where(
-            AliasRow.alias.in_(names)
-        ).tuples():
+        for model_id, alias in (
+            AliasRow.select(AliasRow.model, AliasRow.alias)
+            .where(AliasRow.alias.in_(names))
+            .tuples()
+        ):
             taken[alias] = model_id
         return {n: i for n, i in taken.items() if i != except_model}
 
@@ -276,7 +280,11 @@ class WriteUnit:
         return None if row is None else row.model_id
 
     def set_global(self, slot: str, model_id: int) -> None:
-        if not GlobalSettingRow.update(model=model_id).where(GlobalSettingRow.slot == slot).execute():
+        if (
+            not GlobalSettingRow.update(model=model_id)
+            .where(GlobalSettingRow.slot == slot)
+            .execute()
+        ):
             GlobalSettingRow.insert(slot=slot, model=model_id).execute()
 
     def account_revision(self, account_id: str) -> int:
@@ -315,7 +323,7 @@ def _to_slot(row: SlotRow) -> Slot:
 
 
 class Reader:
-    """A consistent read of several queries (one snapshot of the database), never blocking writers."""
+    """Several queries that read one snapshot of the database, never blocking writers."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from peewee import (
+    SQL,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -12,7 +13,6 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
-    SQL,
     TextField,
 )
 
@@ -127,6 +127,13 @@ class ChangeRow(Table):
 
 
 ALL_TABLES = [
-    SchemaVersion, StateRow, ModelRow, AliasRow, SlotRow, GlobalSettingRow, AccountRow,
-    OverrideRow, ChangeRow,
+    SchemaVersion,
+    StateRow,
+    ModelRow,
+    AliasRow,
+    SlotRow,
+    GlobalSettingRow,
+    AccountRow,
+    OverrideRow,
+    ChangeRow,
 ]

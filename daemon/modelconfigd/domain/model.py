@@ -42,7 +42,7 @@ class Model:
 
     @property
     def label(self) -> str:
-        """The seed's admin dropdown label, e.g. `GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens`."""
+        """The seed's admin label: `GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens`."""
         head = f"{self.display_name} ({self.model_name})"
         if self.model_type is ModelType.IMAGE:
             if self.price_per_image is None:

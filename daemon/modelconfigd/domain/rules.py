@@ -111,7 +111,7 @@ def check_deletable(model: Model, usage: Usage) -> None:
 
 
 def check_update_allowed(old: Model, new: Model, usage: Usage) -> None:
-    """A model in use keeps its name, provider and type; one a global or default uses stays active."""
+    """A model in use keeps name, provider and type; one a global or default uses stays active."""
     changed_identity = [
         name
         for name in ("model_name", "provider", "model_type")

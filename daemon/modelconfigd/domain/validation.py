@@ -62,8 +62,10 @@ def slot_name(value: str, known: Collection[str], field: str = "slot") -> str:
 def model_id(value: int, field: str = "model_id") -> int:
     if value <= 0:
         raise InvalidArgument.field(
-            field, f"{value} is not a valid model id (ids are positive)",
-            reason="INVALID_MODEL_ID", model_id=value,
+            field,
+            f"{value} is not a valid model id (ids are positive)",
+            reason="INVALID_MODEL_ID",
+            model_id=value,
         )
     return value
 
@@ -107,7 +109,11 @@ def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
         fault("display_name", f"must be printable and at most {_MAX_DISPLAY_NAME} characters")
 
     prices = {}
-    for price_field in ("input_price_per_1m_tokens", "output_price_per_1m_tokens", "price_per_image"):
+    for price_field in (
+        "input_price_per_1m_tokens",
+        "output_price_per_1m_tokens",
+        "price_per_image",
+    ):
         try:
             prices[price_field] = parse_price(fields[price_field])
         except PriceError as exc:

@@ -14,6 +14,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+
 from modelconfig.v1 import model_config_service_pb2 as api
 
 from ..service_layer.services import ModelConfigServices

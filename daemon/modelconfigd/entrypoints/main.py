@@ -31,13 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     running.set_serving()
     host = settings.listen.rsplit(":", 1)[0]
     # Tests and scripts read this line to learn the port when MODELCONFIG_LISTEN ends in :0.
-    print(f"modelconfigd serving on {host}:{running.port} (revision {app.live.current.revision})",
-          flush=True)
+    print(
+        f"modelconfigd serving on {host}:{running.port} (revision {app.live.current.revision})",
+        flush=True,
+    )
     log.info("database %s", _redacted(settings.database_url))
 
     stop.wait()
-    log.info("draining: health NOT_SERVING for %.1fs, then %.1fs grace for in-flight calls",
-             settings.drain_seconds, settings.grace_seconds)
+    log.info(
+        "draining: health NOT_SERVING for %.1fs, then %.1fs grace for in-flight calls",
+        settings.drain_seconds,
+        settings.grace_seconds,
+    )
     running.begin_draining()
     stop.clear()
     stop.wait(settings.drain_seconds)

@@ -97,14 +97,18 @@ class ModelConfigServicer:
         return api.ResolveForAccountResponse(
             account_id=resolution.account_id,
             slots=[
-                pb.ResolvedSlot(slot=r.slot, model=model_to_pb(r.model), source=SOURCE_TO_PB[r.source])
+                pb.ResolvedSlot(
+                    slot=r.slot, model=model_to_pb(r.model), source=SOURCE_TO_PB[r.source]
+                )
                 for r in resolution.slots
             ],
             revision=resolution.revision,
             etag=resolution.etag,
         )
 
-    def GetModelUsage(self, request: api.GetModelUsageRequest, context) -> api.GetModelUsageResponse:
+    def GetModelUsage(
+        self, request: api.GetModelUsageRequest, context
+    ) -> api.GetModelUsageResponse:
         usage = self._services.model_usage(request.model_id)
         return api.GetModelUsageResponse(
             global_slots=usage.global_slots,

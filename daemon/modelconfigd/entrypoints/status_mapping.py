@@ -74,7 +74,9 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
                 error_details_pb2.PreconditionFailure(
                     violations=[
                         error_details_pb2.PreconditionFailure.Violation(
-                            type=v.type, subject=_clip(v.subject), description=_clip(v.description, 400)
+                            type=v.type,
+                            subject=_clip(v.subject),
+                            description=_clip(v.description, 400),
                         )
                         for v in exc.violations[:20]
                     ]

@@ -237,7 +237,11 @@ class ModelConfigServices:
         ref.validated()
         with self._store.write() as uow:
             current_etag = _check_etag(uow, account_id, etag)
-            model = uow.get_model(ref.model_id) if ref.model_id else uow.find_model(ref.model_name or "")
+            model = (
+                uow.get_model(ref.model_id)
+                if ref.model_id
+                else uow.find_model(ref.model_name or "")
+            )
             if model is None:
                 raise _not_found(ref)
             slot = uow.slot(slot_name)
@@ -284,8 +288,9 @@ def _not_found(ref: ModelRef) -> ModelNotFound:
         meta: dict[str, object] = {"model_id": ref.model_id}
     else:
         meta = {"model_name": ref.model_name}
-    return ModelNotFound(f"no model has {'id' if ref.model_id is not None else 'name or alias'} "
-                         f"{ref}", metadata=meta)
+    return ModelNotFound(
+        f"no model has {'id' if ref.model_id is not None else 'name or alias'} {ref}", metadata=meta
+    )
 
 
 def _check_etag(uow: WriteUnit, account_id: str, etag: str) -> str:

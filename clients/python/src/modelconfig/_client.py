@@ -57,10 +57,16 @@ class ModelConfigClient:
         page_size: int = 0,
         page_token: str = "",
     ) -> api.ListModelsResponse:
-        return self._call(self._stub.ListModels, api.ListModelsRequest(
-            provider=provider, model_type=model_type, active_only=active_only,
-            page_size=page_size, page_token=page_token,
-        ))
+        return self._call(
+            self._stub.ListModels,
+            api.ListModelsRequest(
+                provider=provider,
+                model_type=model_type,
+                active_only=active_only,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+        )
 
     def iter_models(self, **filters) -> Iterator[pb.Model]:
         """Every model matching the filters, following page tokens."""
@@ -74,8 +80,11 @@ class ModelConfigClient:
 
     def get_model(self, ref: int | str) -> pb.Model:
         """A model by id (int) or by name or alias (str)."""
-        request = (api.GetModelRequest(model_id=ref) if isinstance(ref, int)
-                   else api.GetModelRequest(model_name=ref))
+        request = (
+            api.GetModelRequest(model_id=ref)
+            if isinstance(ref, int)
+            else api.GetModelRequest(model_name=ref)
+        )
         return self._call(self._stub.GetModel, request).model
 
     def create_model(self, model: pb.Model) -> pb.Model:
@@ -89,7 +98,9 @@ class ModelConfigClient:
 
     def delete_model(self, model_id: int) -> int:
         """Delete a model nothing uses; returns the new revision."""
-        return self._call(self._stub.DeleteModel, api.DeleteModelRequest(model_id=model_id)).revision
+        return self._call(
+            self._stub.DeleteModel, api.DeleteModelRequest(model_id=model_id)
+        ).revision
 
     def get_model_usage(self, model_id: int) -> api.GetModelUsageResponse:
         return self._call(self._stub.GetModelUsage, api.GetModelUsageRequest(model_id=model_id))
@@ -121,13 +132,22 @@ class ModelConfigClient:
     def clear_account_model(
         self, account_id: str, slot: str, *, etag: str = ""
     ) -> api.ClearAccountModelResponse:
-        return self._call(self._stub.ClearAccountModel, api.ClearAccountModelRequest(
-            account_id=account_id, slot=slot, etag=etag,
-        ))
+        return self._call(
+            self._stub.ClearAccountModel,
+            api.ClearAccountModelRequest(
+                account_id=account_id,
+                slot=slot,
+                etag=etag,
+            ),
+        )
 
     def resolve_for_account(
         self, account_id: str, slots: Sequence[str] = ()
     ) -> api.ResolveForAccountResponse:
-        return self._call(self._stub.ResolveForAccount, api.ResolveForAccountRequest(
-            account_id=account_id, slots=list(slots),
-        ))
+        return self._call(
+            self._stub.ResolveForAccount,
+            api.ResolveForAccountRequest(
+                account_id=account_id,
+                slots=list(slots),
+            ),
+        )

@@ -43,13 +43,21 @@ class ModelConfigError(Exception):
 
     @property
     def field_violations(self) -> list[error_details_pb2.BadRequest.FieldViolation]:
-        return [v for d in self.details if isinstance(d, error_details_pb2.BadRequest)
-                for v in d.field_violations]
+        return [
+            v
+            for d in self.details
+            if isinstance(d, error_details_pb2.BadRequest)
+            for v in d.field_violations
+        ]
 
     @property
     def violations(self) -> list[error_details_pb2.PreconditionFailure.Violation]:
-        return [v for d in self.details if isinstance(d, error_details_pb2.PreconditionFailure)
-                for v in d.violations]
+        return [
+            v
+            for d in self.details
+            if isinstance(d, error_details_pb2.PreconditionFailure)
+            for v in d.violations
+        ]
 
     def __str__(self) -> str:
         return f"{self.code.name} {self.reason}: {self.message}" if self.reason else self.message

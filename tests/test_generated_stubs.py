@@ -1,0 +1,39 @@
+"""The committed stubs are exactly what `make proto` generates from protos/ today."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "clients/python/src/modelconfig/v1"
+
+
+def test_generated_stubs_are_fresh(tmp_path):
+    protos = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I.",
+            f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+            f"--python_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            f"--mypy_out={tmp_path}",
+            f"--mypy_grpc_out={tmp_path}",
+            *protos,
+        ],
+        cwd=ROOT / "protos",
+        check=True,
+        capture_output=True,
+    )
+    fresh = {p.name: p.read_text() for p in (tmp_path / "modelconfig/v1").iterdir()}
+    committed = {
+        p.name: p.read_text()
+        for p in GENERATED.iterdir()
+        if p.name != "__init__.py" and p.is_file()
+    }
+    stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
+    assert not stale, f"stale generated stubs {stale}: run `make proto` and commit"

@@ -1,0 +1,123 @@
+"""Labels, model validation, the merge rule and the in-use rules: pure domain, no I/O."""
+
+from decimal import Decimal
+from types import MappingProxyType
+
+import pytest
+
+from modelconfigd.domain import rules
+from modelconfigd.domain.errors import (
+    InvalidArgument,
+    ModelInactive,
+    ModelInUse,
+    ModelTypeMismatch,
+    ProviderMismatch,
+)
+from modelconfigd.domain.model import Model, ModelType, Slot, Source
+from modelconfigd.domain.state import AccountOverrides, Catalog, State
+from modelconfigd.domain.validation import build_model, model_fields
+
+MINI = Model(
+    1,
+    "gpt-4o-mini",
+    "GPT-4o Mini",
+    "openai",
+    ModelType.TEXT,
+    True,
+    Decimal("0.15"),
+    Decimal("0.60"),
+    None,
+    128000,
+    16384,
+)
+TURBO = Model(
+    3, "gpt-4-turbo", "GPT-4 Turbo", "openai", ModelType.TEXT, True, Decimal("10"), Decimal("30")
+)
+DALLE = Model(
+    7, "dall-e-3", "DALL-E 3", "openai", ModelType.IMAGE, True, price_per_image=Decimal("0.04")
+)
+HAIKU = Model(5, "claude-3-haiku", "Claude 3 Haiku", "anthropic", ModelType.TEXT, True)
+OPENAI = Slot("openai_model", "openai", ModelType.TEXT, default_model_id=1)
+ANTHROPIC = Slot("anthropic_model", "anthropic", ModelType.TEXT, default_model_id=5)
+
+
+def state(globals_=None, overrides=None, models=(MINI, TURBO, DALLE, HAIKU)) -> State:
+    catalog = Catalog(
+        models=MappingProxyType({m.id: m for m in models}),
+        slots=MappingProxyType({s.name: s for s in (OPENAI, ANTHROPIC)}),
+        global_models=MappingProxyType(globals_ or {}),
+        global_revision=1,
+    )
+    accounts = {a: AccountOverrides(2, MappingProxyType(o)) for a, o in (overrides or {}).items()}
+    return State(2, catalog, MappingProxyType(accounts))
+
+
+def test_labels_match_the_seed_dropdown():
+    assert MINI.label == "GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens"
+    assert DALLE.label == "DALL-E 3 (dall-e-3) - $0.04 per image"
+    assert HAIKU.label == "Claude 3 Haiku (claude-3-haiku)"
+
+
+@pytest.mark.parametrize(
+    ("globals_", "overrides", "expected"),
+    [
+        ({}, {}, ("gpt-4o-mini", Source.DEFAULT)),
+        ({"openai_model": 3}, {}, ("gpt-4-turbo", Source.GLOBAL)),
+        ({"openai_model": 3}, {"acme": {"openai_model": 1}}, ("gpt-4o-mini", Source.ACCOUNT)),
+    ],
+)
+def test_merge_rule(globals_, overrides, expected):
+    [resolved] = state(globals_, overrides).resolve("acme", ["openai_model"])
+    assert (resolved.model.model_name, resolved.source) == expected
+
+
+def test_inactive_override_is_skipped():
+    inactive_turbo = Model(
+        **{**{f: getattr(TURBO, f) for f in TURBO.__slots__}, "is_active": False}
+    )
+    s = state({}, {"acme": {"openai_model": 3}}, models=(MINI, inactive_turbo, DALLE, HAIKU))
+    [resolved] = s.resolve("acme", ["openai_model"])
+    assert resolved.source is Source.DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("slot", "model", "error"),
+    [(OPENAI, HAIKU, ProviderMismatch), (OPENAI, DALLE, ModelTypeMismatch)],
+)
+def test_slot_refuses_wrong_provider_or_type(slot, model, error):
+    with pytest.raises(error):
+        rules.check_fits(slot, model)
+
+
+def test_slot_refuses_inactive_model():
+    inactive = build_model(9, {**model_fields(TURBO), "is_active": False})
+    with pytest.raises(ModelInactive):
+        rules.check_fits(OPENAI, inactive)
+
+
+def test_deactivation_ignores_overrides_but_deletion_does_not():
+    only_overrides = rules.Usage((), (), 2, ("a", "b"), 5)
+    off = build_model(3, {**model_fields(TURBO), "is_active": False})
+    rules.check_update_allowed(TURBO, off, only_overrides)
+    with pytest.raises(ModelInUse):
+        rules.check_deletable(TURBO, only_overrides)
+
+
+def test_build_model_reports_every_bad_field_at_once():
+    fields = {
+        **model_fields(MINI),
+        "provider": "",
+        "input_price_per_1m_tokens": "-2",
+        "price_per_image": "1",
+    }
+    with pytest.raises(InvalidArgument) as err:
+        build_model(1, fields)
+    assert [v.field for v in err.value.violations] == [
+        "model.provider",
+        "model.input_price_per_1m_tokens",
+        "model.price_per_image",
+    ]
+
+
+def test_model_fields_round_trip():
+    assert build_model(1, model_fields(MINI)) == MINI
