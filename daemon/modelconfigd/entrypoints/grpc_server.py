@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from modelconfig.v1 import model_config_service_pb2 as api
 
 from ..service_layer.services import ModelConfigServices
+from .reflection_pool import MemberAwarePool
 from .servicer import ModelConfigServicer
 from .status_mapping import statuses, undecodable_request
 
@@ -86,7 +87,7 @@ def create_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server, MemberAwarePool()
     )
     port = server.add_insecure_port(address)
     if port == 0:
