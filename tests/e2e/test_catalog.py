@@ -303,3 +303,12 @@ def test_model_usage_lists_every_holder(client):
     assert (list(unused.global_slots), unused.account_override_count) == ([], 0)
     with pytest.raises(NotFound):
         client.get_model_usage(404)
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"), [(99, "no model has id 99"), ("nope", "no model has name or alias 'nope'")]
+)
+def test_not_found_message_names_the_reference(client, ref, message):
+    with pytest.raises(NotFound) as err:
+        client.get_model(ref)
+    assert err.value.message == message

@@ -46,7 +46,9 @@ class ModelRef:
         return self
 
     def __str__(self) -> str:
-        return f"id {self.model_id}" if self.model_id is not None else repr(self.model_name)
+        if self.model_id is not None:
+            return f"id {self.model_id}"
+        return f"name or alias {self.model_name!r}"
 
 
 @dataclass(frozen=True)
@@ -288,9 +290,7 @@ def _not_found(ref: ModelRef) -> ModelNotFound:
         meta: dict[str, object] = {"model_id": ref.model_id}
     else:
         meta = {"model_name": ref.model_name}
-    return ModelNotFound(
-        f"no model has {'id' if ref.model_id is not None else 'name or alias'} {ref}", metadata=meta
-    )
+    return ModelNotFound(f"no model has {ref}", metadata=meta)
 
 
 def _check_etag(uow: WriteUnit, account_id: str, etag: str) -> str:

@@ -1,0 +1,321 @@
+"""modelconfigctl against a real daemon on each engine: its output, its changes, its errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from modelconfig import NotFound
+from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.entrypoints.ctl import main
+
+SEEDED_IDS = ["1", "2", "3", "4", "5", "6", "7"]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """The table's rows split into cells (labels hold spaces, so only the leading cells)."""
+        lines = self.out.split("\n\n")[0].splitlines()[1:]
+        return [line.split() for line in lines]
+
+
+@pytest.fixture
+def ctl(daemon, capsys):
+    def run(*args: str) -> Run:
+        code = main(["--target", daemon.address, *args])
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+def ok(run: Run) -> Run:
+    assert (run.code, run.err) == (0, ""), run
+    return run
+
+
+def resolved(ctl, account: str) -> dict[str, tuple[str, str]]:
+    return {slot: (model, source) for slot, model, source in ok(ctl("resolve", account)).rows}
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def test_models_list_shows_the_catalog_as_a_table(ctl):
+    run = ok(ctl("models", "list"))
+    assert run.out.splitlines()[0].split() == ["ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "LABEL"]
+    assert [row[0] for row in run.rows] == SEEDED_IDS
+    assert run.rows[0][:5] == ["1", "gpt-4o-mini", "openai", "text", "yes"]
+    assert run.rows[5][:5] == ["6", "runware-flux-1.1-pro", "runware", "image", "yes"]
+    assert "GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens" in run.out
+
+
+def test_models_list_follows_page_tokens(ctl):
+    assert [row[0] for row in ok(ctl("models", "list", "--page-size", "2")).rows] == SEEDED_IDS
+
+
+def test_models_list_filters_by_provider_type_and_activity(ctl):
+    assert [r[1] for r in ok(ctl("models", "list", "--provider", "anthropic")).rows] == [
+        "claude-3-5-sonnet-20241022", "claude-3-haiku-20240307"]
+    assert [r[0] for r in ok(ctl("models", "list", "--type", "image")).rows] == ["6", "7"]
+    ok(ctl("models", "deactivate", "3"))
+    assert "3" not in [r[0] for r in ok(ctl("models", "list", "--active-only")).rows]
+    assert ok(ctl("models", "list", "--provider", "openai")).rows[2][:5] == [
+        "3", "gpt-4-turbo-2024-04-09", "openai", "text", "no"]
+
+
+@pytest.mark.parametrize("ref", ["6", "runware-flux-1.1-pro", "runware:97@1"])
+def test_models_get_by_id_name_or_alias(ctl, ref):
+    out = ok(ctl("models", "get", ref)).out
+    assert "id:              6\n" in out
+    assert "name:            runware-flux-1.1-pro\n" in out
+    assert "price per image: 0.04\n" in out
+    assert "aliases:         runware:97@1\n" in out
+    assert "input per 1M tokens" not in out  # not applicable to an image model
+
+
+def test_models_get_unknown_is_not_found(ctl):
+    run = ctl("models", "get", "no-such-model")
+    assert run.code == 1
+    assert run.err.startswith("error: NOT_FOUND MODEL_NOT_FOUND: ")
+    assert "no-such-model" in run.err
+
+
+def test_models_usage_lists_global_default_and_account_uses(ctl):
+    ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--account", "acme"))
+    assert "account overrides: 0\n" in ok(ctl("models", "usage", "3")).out
+    out = ok(ctl("models", "usage", "1")).out
+    assert "global slots:      openai_model\n" in out
+    assert "default slots:     openai_model\n" in out
+    out = ok(ctl("models", "usage", "2")).out
+    assert "global slots:      -\n" in out
+    assert "account overrides: 1\n" in out
+    assert "accounts:          acme\n" in out
+
+
+def test_models_delete_removes_an_unused_model(ctl, client):
+    model = client.create_model(pb.Model(model_name="gpt-4.1-nano", provider="openai",
+                                         model_type=pb.MODEL_TYPE_TEXT))
+    assert ok(ctl("models", "delete", str(model.id))).out.startswith(f"deleted model {model.id}\n")
+    with pytest.raises(NotFound):
+        client.get_model(model.id)
+
+
+def test_models_delete_of_a_used_model_lists_every_use(ctl, client):
+    run = ctl("models", "delete", "1")
+    assert run.code == 1
+    assert run.err.startswith("error: FAILED_PRECONDITION MODEL_IN_USE: ")
+    assert "\n  GLOBAL_SETTING openai_model: " in run.err
+    assert "\n  SLOT_DEFAULT openai_model: " in run.err
+    assert client.get_model(1).model_name == "gpt-4o-mini"
+
+
+def test_models_deactivate_and_activate(ctl, client):
+    name = "gpt-4-turbo-2024-04-09"
+    assert ok(ctl("models", "deactivate", "3")).out == f"model 3 {name} is inactive\n"
+    assert not client.get_model(3).is_active
+    assert ok(ctl("models", "activate", "3")).out == f"model 3 {name} is active\n"
+    assert client.get_model(3).is_active
+
+
+def test_models_deactivate_of_a_used_model_fails(ctl, client):
+    run = ctl("models", "deactivate", "1")
+    assert run.code == 1
+    assert "FAILED_PRECONDITION MODEL_IN_USE" in run.err
+    assert client.get_model(1).is_active
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_shows_every_slot_with_requirements_default_and_etag(ctl, client):
+    run = ok(ctl("settings"))
+    assert run.out.splitlines()[0].split() == ["SLOT", "MODEL", "PROVIDER", "TYPE", "DEFAULT"]
+    assert run.rows == [
+        ["openai_model", "gpt-4o-mini", "openai", "text", "gpt-4o-mini"],
+        ["dalle_model", "dall-e-3", "openai", "image", "dall-e-3"],
+        ["runware_model", "runware-flux-1.1-pro", "runware", "image", "runware-flux-1.1-pro"],
+        ["anthropic_model", "-", "anthropic", "text", "claude-3-5-sonnet-20241022"],
+    ]
+    current = client.get_global_settings()
+    assert run.out.endswith(f"\n\netag: {current.etag}  revision: {current.revision}\n")
+
+
+def test_resolve_shows_model_and_source_per_slot(ctl):
+    assert resolved(ctl, "acme") == {
+        "openai_model": ("gpt-4o-mini", "global"),
+        "dalle_model": ("dall-e-3", "global"),
+        "runware_model": ("runware-flux-1.1-pro", "global"),
+        "anthropic_model": ("claude-3-5-sonnet-20241022", "default"),
+    }
+    assert "\n\naccount: acme  etag: " in ctl("resolve", "acme").out
+
+
+def test_resolve_only_the_named_slots_in_order(ctl):
+    assert ok(ctl("resolve", "acme", "anthropic_model", "openai_model")).rows == [
+        ["anthropic_model", "claude-3-5-sonnet-20241022", "default"],
+        ["openai_model", "gpt-4o-mini", "global"],
+    ]
+
+
+def test_set_for_an_account_overrides_only_that_account(ctl):
+    run = ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--account", "acme"))
+    assert run.out.startswith("set openai_model = gpt-3.5-turbo (account acme)\netag: ")
+    assert resolved(ctl, "acme")["openai_model"] == ("gpt-3.5-turbo", "account")
+    assert resolved(ctl, "globex")["openai_model"] == ("gpt-4o-mini", "global")
+
+
+def test_set_globally_by_id_with_the_current_etag(ctl, client):
+    etag = client.get_global_settings().etag
+    run = ok(ctl("set", "anthropic_model", "5", "--etag", etag))
+    assert run.out.startswith("set anthropic_model = claude-3-haiku-20240307 (global)\n")
+    assert resolved(ctl, "acme")["anthropic_model"] == ("claude-3-haiku-20240307", "global")
+
+
+def test_set_with_a_stale_etag_is_aborted(ctl, client):
+    stale = client.get_global_settings().etag
+    ok(ctl("set", "openai_model", "gpt-3.5-turbo"))
+    run = ctl("set", "openai_model", "gpt-4-turbo-2024-04-09", "--etag", stale)
+    assert run.code == 1
+    assert run.err.startswith("error: ABORTED ETAG_MISMATCH: ")
+    assert resolved(ctl, "acme")["openai_model"] == ("gpt-3.5-turbo", "global")
+
+
+def test_set_validate_only_changes_nothing(ctl, client):
+    before = client.get_global_settings()
+    run = ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--validate-only"))
+    assert run.out.startswith("valid, nothing changed: openai_model = gpt-3.5-turbo (global)\n")
+    assert client.get_global_settings() == before
+
+
+def test_set_of_a_wrong_provider_model_fails_with_the_violation(ctl):
+    run = ctl("set", "openai_model", "claude-3-haiku-20240307")
+    assert (run.code, run.out) == (1, "")
+    first, violation = run.err.splitlines()
+    assert first.startswith("error: FAILED_PRECONDITION PROVIDER_MISMATCH: ")
+    assert "requires provider 'openai'" in first
+    assert violation.startswith("  PROVIDER models/5: ")
+    assert resolved(ctl, "acme")["openai_model"] == ("gpt-4o-mini", "global")
+
+
+def test_set_of_an_unknown_slot_shows_the_field_violation(ctl):
+    run = ctl("set", "gemini_model", "gpt-4o-mini")
+    assert run.code == 1
+    assert run.err.startswith("error: INVALID_ARGUMENT UNKNOWN_SLOT: ")
+    assert "\n  slot: unknown slot 'gemini_model'" in run.err
+
+
+def test_clear_returns_the_account_to_the_global_setting(ctl):
+    ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--account", "acme"))
+    assert ok(ctl("clear", "openai_model", "--account", "acme")).out.startswith(
+        "cleared openai_model (account acme)\netag: ")
+    assert resolved(ctl, "acme")["openai_model"] == ("gpt-4o-mini", "global")
+    run = ctl("clear", "openai_model", "--account", "acme")
+    assert run.code == 1
+    assert run.err.startswith("error: NOT_FOUND OVERRIDE_NOT_FOUND: ")
+
+
+# -- --json ------------------------------------------------------------------------------------
+
+
+def json_of(ctl, *args: str) -> dict:
+    return json.loads(ok(ctl("--json", *args)).out)
+
+
+def test_json_models_list_holds_every_page(ctl):
+    got = json_of(ctl, "models", "list", "--page-size", "3")
+    assert [m["id"] for m in got["models"]] == SEEDED_IDS  # int64 is a JSON string
+    assert got["models"][0]["model_name"] == "gpt-4o-mini"
+    assert "next_page_token" not in got
+    assert got["revision"] == "1"
+
+
+def test_json_models_get_has_proto_field_names(ctl):
+    got = json_of(ctl, "models", "get", "runware:97@1")
+    assert got["model_name"] == "runware-flux-1.1-pro"
+    assert got["model_type"] == "MODEL_TYPE_IMAGE"
+    assert got["aliases"] == ["runware:97@1"]
+    assert got["price_per_image"] == "0.04"
+
+
+def test_json_settings_and_resolve(ctl, client):
+    settings = json_of(ctl, "settings")
+    assert [s["slot"] for s in settings["slots"]] == [
+        "openai_model", "dalle_model", "runware_model", "anthropic_model"]
+    assert settings["slots"][0]["model"]["model_name"] == "gpt-4o-mini"
+    assert "model" not in settings["slots"][3]
+    assert settings["etag"] == client.get_global_settings().etag
+    got = json_of(ctl, "resolve", "acme", "openai_model")
+    assert got["account_id"] == "acme"
+    assert got["slots"][0]["source"] == "SOURCE_GLOBAL"
+    assert got["etag"]
+
+
+def test_json_set_usage_and_delete(ctl, client):
+    got = json_of(ctl, "set", "openai_model", "2", "--account", "acme")
+    assert got["setting"]["model"]["model_name"] == "gpt-3.5-turbo"
+    assert got["revision"] == "2"
+    usage = json_of(ctl, "models", "usage", "2")
+    assert (usage["account_override_count"], usage["account_ids"]) == ("1", ["acme"])
+    model = client.create_model(pb.Model(model_name="gpt-4.1-nano", provider="openai",
+                                         model_type=pb.MODEL_TYPE_TEXT))
+    assert json_of(ctl, "models", "delete", str(model.id)) == {"revision": "4"}
+
+
+# -- reaching the daemon and using the command line --------------------------------------------
+
+
+def test_unreachable_target_exits_1_with_a_hint(capsys):
+    target = f"127.0.0.1:{unused_port()}"
+    assert main(["--target", target, "settings"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: UNAVAILABLE: ")
+    assert f"hint: no modelconfigd is reachable at {target}" in err
+
+
+def test_target_defaults_to_modelconfig_target(daemon, capsys, monkeypatch):
+    monkeypatch.setenv("MODELCONFIG_TARGET", daemon.address)
+    assert main(["resolve", "acme", "openai_model"]) == 0
+    assert "gpt-4o-mini" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["models"],
+    ["models", "list", "--type", "video"],
+    ["models", "usage", "gpt-4o-mini"],
+    ["clear", "openai_model"],
+    ["settings", "--json"],
+])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--target", "127.0.0.1:1", *argv])
+    assert exited.value.code == 2
+    assert "usage: modelconfigctl" in capsys.readouterr().err
+
+
+def test_console_script_is_installed(daemon):
+    script = Path(sys.executable).parent / "modelconfigctl"
+    done = subprocess.run([script, "--target", daemon.address, "resolve", "acme"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "anthropic_model  claude-3-5-sonnet-20241022  default" in done.stdout

