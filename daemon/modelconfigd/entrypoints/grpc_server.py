@@ -89,7 +89,9 @@ def create_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server, MemberAwarePool()
     )
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio reports a failed bind this way
+        executor.shutdown(wait=False)
+        raise OSError(f"cannot listen on {address}: is another process using it?") from exc
     return RunningServer(server, port, health_servicer, executor)

@@ -7,7 +7,10 @@ import signal
 import sys
 import threading
 
+import peewee
+
 from .. import config
+from ..domain.errors import StorageUnavailable
 from .app import App
 from .grpc_server import create_server
 
@@ -25,8 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    app = App.open(settings.database_url, poll_interval=settings.poll_interval)
-    running = create_server(settings.listen, app.services, max_workers=settings.threads)
+    try:
+        app = App.open(settings.database_url, poll_interval=settings.poll_interval)
+    except (ValueError, RuntimeError, StorageUnavailable, peewee.DatabaseError) as exc:
+        log.error("cannot open the database %s: %s", _redacted(settings.database_url), exc)
+        return 1
+    try:
+        running = create_server(settings.listen, app.services, max_workers=settings.threads)
+    except OSError as exc:
+        log.error("%s", exc)
+        app.close()
+        return 1
     running.server.start()
     running.set_serving()
     host = settings.listen.rsplit(":", 1)[0]

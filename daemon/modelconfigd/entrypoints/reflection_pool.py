@@ -18,7 +18,7 @@ class MemberAwarePool:
     def __getattr__(self, name: str):
         return getattr(self._pool, name)
 
-    def FindFileContainingSymbol(self, symbol: str) -> FileDescriptor:  # noqa: N802 - pool API
+    def FindFileContainingSymbol(self, symbol: str) -> FileDescriptor:
         try:
             return self._pool.FindFileContainingSymbol(symbol)
         except KeyError:
