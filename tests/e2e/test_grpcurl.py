@@ -21,6 +21,7 @@ SERVICE = "modelconfig.v1.ModelConfigService"
 RPCS = {
     "ListModels", "GetModel", "CreateModel", "UpdateModel", "DeleteModel",
     "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
+    "ResolveForAccounts", "ImportOverrides",
 }
 # grpcurl exits with 64 + the gRPC status code when a call fails.
 FAILED_PRECONDITION_EXIT = 64 + 9

@@ -14,7 +14,7 @@ from modelconfigd.domain.errors import (
     ProviderMismatch,
 )
 from modelconfigd.domain.model import Model, ModelType, Slot, Source
-from modelconfigd.domain.state import AccountOverrides, Catalog, State
+from modelconfigd.domain.state import Accounts, Catalog, State
 from modelconfigd.domain.validation import build_model, model_fields
 
 MINI = Model(
@@ -42,14 +42,18 @@ ANTHROPIC = Slot("anthropic_model", "anthropic", ModelType.TEXT, default_model_i
 
 
 def state(globals_=None, overrides=None, models=(MINI, TURBO, DALLE, HAIKU)) -> State:
+    slots = (OPENAI, ANTHROPIC)
     catalog = Catalog(
         models=MappingProxyType({m.id: m for m in models}),
-        slots=MappingProxyType({s.name: s for s in (OPENAI, ANTHROPIC)}),
+        slots=MappingProxyType({s.name: s for s in slots}),
         global_models=MappingProxyType(globals_ or {}),
         global_revision=1,
     )
-    accounts = {a: AccountOverrides(2, MappingProxyType(o)) for a, o in (overrides or {}).items()}
-    return State(2, catalog, MappingProxyType(accounts))
+    records = {
+        account: (2, *(chosen.get(s.name) for s in slots))
+        for account, chosen in (overrides or {}).items()
+    }
+    return State(2, catalog, Accounts(records))
 
 
 def test_labels_match_the_seed_dropdown():
@@ -67,7 +71,7 @@ def test_labels_match_the_seed_dropdown():
     ],
 )
 def test_merge_rule(globals_, overrides, expected):
-    [resolved] = state(globals_, overrides).resolve("acme", ["openai_model"])
+    [resolved] = state(globals_, overrides).view("acme", ("openai_model",)).slots
     assert (resolved.model.model_name, resolved.source) == expected
 
 
@@ -76,7 +80,7 @@ def test_inactive_override_is_skipped():
         **{**{f: getattr(TURBO, f) for f in TURBO.__slots__}, "is_active": False}
     )
     s = state({}, {"acme": {"openai_model": 3}}, models=(MINI, inactive_turbo, DALLE, HAIKU))
-    [resolved] = s.resolve("acme", ["openai_model"])
+    [resolved] = s.view("acme", ("openai_model",)).slots
     assert resolved.source is Source.DEFAULT
 
 
@@ -121,3 +125,21 @@ def test_build_model_reports_every_bad_field_at_once():
 
 def test_model_fields_round_trip():
     assert build_model(1, model_fields(MINI)) == MINI
+
+
+def test_accounts_share_the_base_between_versions_and_fold_recent_changes():
+    base = Accounts({"a": (1, 1, None)})
+    one = base.updated({"b": (2, None, 5)})
+    assert (base.get("b"), one.get("b"), one.get("a")) == (None, (2, None, 5), (1, 1, None))
+    many = one
+    for i in range(Accounts.MAX_RECENT + 1):
+        many = many.updated({f"x{i}": (3 + i, 1, 1)})
+    assert many.get("b") == (2, None, 5) and many.get("x0") == (3, 1, 1)
+    assert len(many) == Accounts.MAX_RECENT + 3
+    assert one.get("x0") is None  # older versions never see later changes
+
+
+def test_views_are_shared_by_accounts_that_resolve_alike():
+    s = state({}, {"a": {"openai_model": 3}, "b": {"openai_model": 3}})
+    assert s.view("a", ("openai_model",)) is s.view("b", ("openai_model",))
+    assert s.view("a", ("openai_model",)) is not s.view("c", ("openai_model",))

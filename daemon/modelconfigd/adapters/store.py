@@ -8,20 +8,21 @@ the block without `commit()` rolls everything back.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
+from typing import TypeVar
 
 import peewee
-from peewee import Database
+from peewee import JOIN, Database
 
 from ..domain.errors import StorageUnavailable
 from ..domain.model import Model, ModelType, Slot
 from ..domain.prices import price_text
 from ..domain.rules import Usage
-from ..domain.state import AccountOverrides, Catalog
+from ..domain.state import AccountRecord, Catalog
 from .database import read_begin_args
 from .tables import (
     AccountRow,
@@ -35,12 +36,15 @@ from .tables import (
     database,
 )
 
-# Change kinds: what a replica must reload to catch up with a revision.
+T = TypeVar("T")
+
+# Change kinds: what a replica must reload to catch up with a revision. Account changes (one
+# account, or many from an import) are found by the accounts' own revisions.
 CATALOG = "catalog"
 GLOBAL = "global"
 ACCOUNT = "account"
+IMPORT = "import"
 SEED = "seed"
-RELOAD_ALL = frozenset({SEED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,29 @@ def _usage(model_id: int, sample: int, revision: int) -> Usage:
         account_override_count=overrides.count(),
         account_ids=tuple(a for (a,) in accounts.tuples()),
         revision=revision,
+    )
+
+
+def _catalog() -> Catalog:
+    """Models, slots and global settings as one Catalog."""
+    aliases = _aliases()
+    models = {
+        row.id: _to_model(row, aliases.get(row.id, ()))
+        for row in ModelRow.select().order_by(ModelRow.id)
+    }
+    slots = {row.name: _to_slot(row) for row in SlotRow.select().order_by(SlotRow.position)}
+    global_models = {
+        slot: model_id
+        for slot, model_id in GlobalSettingRow.select(
+            GlobalSettingRow.slot, GlobalSettingRow.model
+        ).tuples()
+    }
+    state = StateRow.get_by_id(1)
+    return Catalog(
+        models=MappingProxyType(models),
+        slots=MappingProxyType(slots),
+        global_models=MappingProxyType(global_models),
+        global_revision=state.global_revision,
     )
 
 
@@ -269,6 +296,9 @@ class WriteUnit:
     def usage(self, model_id: int, sample: int = 10) -> Usage:
         return _usage(model_id, sample, self.revision)
 
+    def catalog(self) -> Catalog:
+        return _catalog()
+
     # -- slots and settings --------------------------------------------------------------------
 
     def slot(self, name: str) -> Slot | None:
@@ -307,10 +337,37 @@ class WriteUnit:
         if not updated:
             OverrideRow.insert(account=account_id, slot=slot, model=model_id).execute()
 
+    def import_overrides(self, records: Sequence[tuple[str, str, int]], revision: int) -> None:
+        """Upsert (account, slot, model id) overrides; each account's revision becomes `revision`.
+
+        Plain executemany: at a million rows, building Peewee queries would cost more than the
+        database's own work. The upsert syntax is the same on SQLite and PostgreSQL.
+        """
+        p = self._db.param
+        account_ids = list(dict.fromkeys(account_id for account_id, _, _ in records))
+        cursor = self._db.cursor()
+        for chunk in _chunks([(a, revision) for a in account_ids]):
+            cursor.executemany(
+                f"INSERT INTO account (account_id, revision) VALUES ({p}, {p}) "
+                "ON CONFLICT (account_id) DO UPDATE SET revision = excluded.revision",
+                chunk,
+            )
+        for chunk in _chunks(records):
+            cursor.executemany(
+                f"INSERT INTO account_override (account_id, slot, model_id) VALUES ({p}, {p}, {p}) "
+                "ON CONFLICT (account_id, slot) DO UPDATE SET model_id = excluded.model_id",
+                chunk,
+            )
+
     def delete_override(self, account_id: str, slot: str) -> None:
         OverrideRow.delete().where(
             (OverrideRow.account == account_id) & (OverrideRow.slot == slot)
         ).execute()
+
+
+def _chunks(rows: Sequence[T], size: int = 10_000) -> Iterator[Sequence[T]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def _to_slot(row: SlotRow) -> Slot:
@@ -356,41 +413,46 @@ class Reader:
         return [Change(*row) for row in query.tuples()]
 
     def catalog(self) -> Catalog:
-        aliases = _aliases()
-        models = {
-            row.id: _to_model(row, aliases.get(row.id, ()))
-            for row in ModelRow.select().order_by(ModelRow.id)
-        }
-        slots = {row.name: _to_slot(row) for row in SlotRow.select().order_by(SlotRow.position)}
-        global_models = {
-            slot: model_id
-            for slot, model_id in GlobalSettingRow.select(
-                GlobalSettingRow.slot, GlobalSettingRow.model
-            ).tuples()
-        }
-        state = StateRow.get_by_id(1)
-        return Catalog(
-            models=MappingProxyType(models),
-            slots=MappingProxyType(slots),
-            global_models=MappingProxyType(global_models),
-            global_revision=state.global_revision,
-        )
+        return _catalog()
 
-    def accounts(self, account_ids: Iterable[str] | None = None) -> dict[str, AccountOverrides]:
-        """The overrides of these accounts (all accounts when None)."""
-        accounts = AccountRow.select(AccountRow.account_id, AccountRow.revision)
-        overrides = OverrideRow.select(OverrideRow.account, OverrideRow.slot, OverrideRow.model)
-        if account_ids is not None:
-            ids = list(account_ids)
-            accounts = accounts.where(AccountRow.account_id.in_(ids))
-            overrides = overrides.where(OverrideRow.account.in_(ids))
-        chosen: dict[str, dict[str, int]] = defaultdict(dict)
-        for account_id, slot, model_id in overrides.tuples().iterator():
-            chosen[account_id][slot] = model_id
-        return {
-            account_id: AccountOverrides(revision, MappingProxyType(chosen.get(account_id, {})))
-            for account_id, revision in accounts.tuples().iterator()
-        }
+    def accounts(
+        self, slots: Sequence[str], changed_after: int | None = None
+    ) -> dict[str, AccountRecord]:
+        """Every account's record, or only those changed after a revision.
+
+        Records are (revision, model id or None per slot in `slots` order); equal records are
+        one shared tuple, which keeps a million accounts with a few distinct choices small.
+        """
+        query = (
+            AccountRow.select(
+                AccountRow.account_id, AccountRow.revision, OverrideRow.slot, OverrideRow.model
+            )
+            .join(OverrideRow, JOIN.LEFT_OUTER)
+            .order_by(AccountRow.account_id)
+        )
+        if changed_after is not None:
+            query = query.where(AccountRow.revision > changed_after)
+        index = {slot: i for i, slot in enumerate(slots, start=1)}
+        shared: dict[AccountRecord, AccountRecord] = {}
+        records: dict[str, AccountRecord] = {}
+
+        def keep(account_id: str, record: list[int | None]) -> None:
+            built = tuple(record)
+            records[account_id] = shared.setdefault(built, built)
+
+        # One ordered pass builds each record whole, with no per-account scratch left behind.
+        current: str | None = None
+        record: list[int | None] = []
+        for account_id, revision, slot, model_id in query.tuples().iterator():
+            if account_id != current:
+                if current is not None:
+                    keep(current, record)
+                current, record = account_id, [revision] + [None] * len(slots)
+            if slot is not None:
+                record[index[slot]] = model_id
+        if current is not None:
+            keep(current, record)
+        return records
 
     def usage(self, model_id: int, sample: int) -> Usage | None:
         if not ModelRow.select().where(ModelRow.id == model_id).exists():

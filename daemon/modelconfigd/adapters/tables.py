@@ -98,7 +98,8 @@ class AccountRow(Table):
     """An account that has ever had an override; its revision versions its overrides (the etag)."""
 
     account_id = CharField(max_length=128, primary_key=True)
-    revision = BigIntegerField()
+    # Indexed: a replica catching up loads the accounts whose revision is newer than its own.
+    revision = BigIntegerField(index=True)
 
     class Meta:
         table_name = "account"

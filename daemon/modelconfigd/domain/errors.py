@@ -17,6 +17,7 @@ ModelConfigError                      every condition a client can cause
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,9 +40,13 @@ class PreconditionViolation:
 
 
 class ModelConfigError(Exception):
-    """Base of every condition a client can cause; carries an UPPER_SNAKE reason and metadata."""
+    """Base of every condition a client can cause; carries an UPPER_SNAKE reason and metadata.
+
+    `field_violations` name malformed fields (or bad rows of an import) for any condition.
+    """
 
     reason = "MODELCONFIG_ERROR"
+    field_violations: tuple[FieldViolation, ...] = ()
 
     def __init__(
         self,
@@ -56,6 +61,24 @@ class ModelConfigError(Exception):
             self.reason = reason
         self.metadata = {k: str(v) for k, v in (metadata or {}).items()}
 
+    def for_rows(self, bad_rows: Sequence[tuple[int, ModelConfigError]]) -> ModelConfigError:
+        """This error (the first bad row's) standing for a whole rejected batch of rows."""
+        first_line = bad_rows[0][0]
+        rejected = copy.copy(self)
+        more = f" (and {len(bad_rows) - 1} more bad rows)" if len(bad_rows) > 1 else ""
+        rejected.message = f"line {first_line}: {self.message}{more}; nothing was applied"
+        rejected.args = (rejected.message,)
+        rejected.metadata = {
+            **self.metadata,
+            "line": str(first_line),
+            "bad_rows": str(len(bad_rows)),
+        }
+        rejected.field_violations = tuple(
+            FieldViolation(f"line {line}", f"{error.reason}: {error.message}")
+            for line, error in bad_rows
+        )
+        return rejected
+
 
 class InvalidArgument(ModelConfigError):
     reason = "INVALID_ARGUMENT"
@@ -69,7 +92,11 @@ class InvalidArgument(ModelConfigError):
         metadata: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
-        self.violations = tuple(violations)
+        self.field_violations = tuple(violations)
+
+    @property
+    def violations(self) -> tuple[FieldViolation, ...]:
+        return self.field_violations
 
     @classmethod
     def field(

@@ -1,18 +1,25 @@
 """An immutable, versioned picture of everything resolution needs, and the merge rule over it.
 
 A `State` is never changed in place: a committed write produces a new one, so a reader holding a
-reference sees exactly one committed revision, whole.
+reference sees exactly one committed revision, whole. Overrides are kept compact for millions of
+accounts: one tuple per account, `(revision, model id or None for each slot in slot order)`,
+equal tuples shared, in a large base dictionary that successive States share plus a small
+dictionary of recent changes, so a write costs O(1) instead of copying every account.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from typing import TypeVar
 
 from .model import Model, Slot, Source
 
-_EMPTY: Mapping[str, int] = MappingProxyType({})
+T = TypeVar("T")
+
+# (revision that last changed the account's overrides, model id or None per slot)
+AccountRecord = tuple[int | None, ...]
 
 
 def global_etag(global_revision: int) -> str:
@@ -26,21 +33,21 @@ def account_etag(account_revision: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountOverrides:
-    """One account's overrides (slot name -> model id) and the revision that last changed them."""
-
-    revision: int
-    models: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
-
-
-NO_OVERRIDES = AccountOverrides(0)
-
-
-@dataclass(frozen=True, slots=True)
 class Resolved:
     slot: str
     model: Model
     source: Source
+
+
+@dataclass(frozen=True, eq=False)
+class ResolvedView:
+    """One account's resolution of some slots in one State; shared by accounts that resolve alike.
+
+    Compared by identity, so it can key caches of derived values (e.g. encoded responses).
+    """
+
+    slots: tuple[Resolved, ...]
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,12 @@ class Catalog:
     global_models: Mapping[str, int]
     global_revision: int
     by_name: Mapping[str, int] = field(init=False)
+    slot_index: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         by_name = {name: m.id for m in self.models.values() for name in m.names}
         object.__setattr__(self, "by_name", by_name)
+        object.__setattr__(self, "slot_index", {name: i for i, name in enumerate(self.slots)})
 
     def find(self, name: str) -> Model | None:
         """The model with this name or alias."""
@@ -78,17 +87,82 @@ class Catalog:
         return Resolved(slot.name, self.models[slot.default_model_id], Source.DEFAULT)
 
 
-@dataclass(frozen=True)
+class Accounts:
+    """account id -> AccountRecord, immutable; `updated` shares the large base between versions."""
+
+    __slots__ = ("_base", "_recent")
+    # How many changed accounts ride along before they are folded into a new base dictionary:
+    # folding copies every account, so it runs once per this many changes.
+    MAX_RECENT = 4096
+
+    def __init__(
+        self, base: dict[str, AccountRecord], recent: dict[str, AccountRecord] | None = None
+    ) -> None:
+        self._base = base
+        self._recent = recent or {}
+
+    def get(self, account_id: str) -> AccountRecord | None:
+        record = self._recent.get(account_id)
+        return self._base.get(account_id) if record is None else record
+
+    def __len__(self) -> int:
+        return len(self._base) + sum(1 for a in self._recent if a not in self._base)
+
+    def updated(self, changes: Mapping[str, AccountRecord]) -> Accounts:
+        if not changes:
+            return self
+        recent = {**self._recent, **changes}
+        if len(recent) > self.MAX_RECENT:
+            return Accounts({**self._base, **recent})
+        return Accounts(self._base, recent)
+
+
 class State:
-    revision: int
-    catalog: Catalog
-    accounts: Mapping[str, AccountOverrides]
+    """One committed revision: catalog, account overrides, and a memo of values derived from it."""
 
-    def overrides(self, account_id: str) -> AccountOverrides:
-        return self.accounts.get(account_id, NO_OVERRIDES)
+    __slots__ = ("_memo", "_memo_lock", "_no_overrides", "accounts", "catalog", "revision")
+    # Views are shared by every account with the same overrides, so the memo stays small; the
+    # bound only guards against pathological request mixes.
+    MAX_MEMO = 100_000
 
-    def resolve(self, account_id: str, slot_names: Iterable[str]) -> list[Resolved]:
+    def __init__(self, revision: int, catalog: Catalog, accounts: Accounts) -> None:
+        self.revision = revision
+        self.catalog = catalog
+        self.accounts = accounts
+        self._no_overrides: AccountRecord = (0,) + (None,) * len(catalog.slots)
+        self._memo: dict[Hashable, object] = {}
+        self._memo_lock = threading.Lock()
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """A value derived from this State, built once (per key) and kept as long as the State."""
+        try:
+            return self._memo[key]  # type: ignore[return-value]
+        except KeyError:
+            pass
+        value = build()
+        with self._memo_lock:
+            if len(self._memo) >= self.MAX_MEMO:
+                self._memo.clear()
+            return self._memo.setdefault(key, value)  # type: ignore[return-value]
+
+    def record(self, account_id: str) -> AccountRecord:
+        return self.accounts.get(account_id) or self._no_overrides
+
+    def overrides(self, account_id: str) -> dict[str, int]:
+        """The account's overrides as slot name -> model id."""
+        record = self.record(account_id)
+        return {s: m for s, m in zip(self.catalog.slots, record[1:], strict=True) if m is not None}
+
+    def view(self, account_id: str, slot_names: tuple[str, ...]) -> ResolvedView:
         """Resolve the named slots (which must exist) for one account."""
-        chosen = self.overrides(account_id).models
-        slots = self.catalog.slots
-        return [self.catalog.resolve_slot(slots[n], chosen.get(n)) for n in slot_names]
+        record = self.record(account_id)
+        return self.memo(("view", record, slot_names), lambda: self._build_view(record, slot_names))
+
+    def _build_view(self, record: AccountRecord, slot_names: tuple[str, ...]) -> ResolvedView:
+        catalog = self.catalog
+        index = catalog.slot_index
+        resolved = tuple(
+            catalog.resolve_slot(catalog.slots[name], record[1 + index[name]])
+            for name in slot_names
+        )
+        return ResolvedView(resolved, account_etag(record[0] or 0))

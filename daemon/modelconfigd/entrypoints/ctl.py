@@ -78,8 +78,11 @@ def _list_models(client: ModelConfigClient, args: argparse.Namespace) -> Message
     token = ""
     while True:
         page = client.list_models(
-            provider=args.provider, model_type=TYPES.get(args.type, pb.MODEL_TYPE_UNSPECIFIED),
-            active_only=args.active_only, page_size=args.page_size, page_token=token,
+            provider=args.provider,
+            model_type=TYPES.get(args.type, pb.MODEL_TYPE_UNSPECIFIED),
+            active_only=args.active_only,
+            page_size=args.page_size,
+            page_token=token,
         )
         models.extend(page.models)
         token = page.next_page_token
@@ -90,8 +93,10 @@ def _list_models(client: ModelConfigClient, args: argparse.Namespace) -> Message
 def _show_models(response: api.ListModelsResponse, args: argparse.Namespace) -> str:
     return _table(
         ("ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "LABEL"),
-        ((m.id, m.model_name, m.provider, _type(m.model_type), _yes_no(m.is_active), m.label)
-         for m in response.models),
+        (
+            (m.id, m.model_name, m.provider, _type(m.model_type), _yes_no(m.is_active), m.label)
+            for m in response.models
+        ),
     )
 
 
@@ -123,14 +128,16 @@ def _model_usage(client: ModelConfigClient, args: argparse.Namespace) -> Message
 
 
 def _show_usage(usage: api.GetModelUsageResponse, args: argparse.Namespace) -> str:
-    return _fields([
-        ("model", args.model_id),
-        ("global slots", ", ".join(usage.global_slots) or "-"),
-        ("default slots", ", ".join(usage.default_slots) or "-"),
-        ("account overrides", usage.account_override_count),
-        ("accounts", ", ".join(usage.account_ids) or "-"),
-        ("revision", usage.revision),
-    ])
+    return _fields(
+        [
+            ("model", args.model_id),
+            ("global slots", ", ".join(usage.global_slots) or "-"),
+            ("default slots", ", ".join(usage.default_slots) or "-"),
+            ("account overrides", usage.account_override_count),
+            ("accounts", ", ".join(usage.account_ids) or "-"),
+            ("revision", usage.revision),
+        ]
+    )
 
 
 def _delete_model(client: ModelConfigClient, args: argparse.Namespace) -> Message:
@@ -159,22 +166,37 @@ def _settings(client: ModelConfigClient, args: argparse.Namespace) -> Message:
 def _show_settings(response: api.GetGlobalSettingsResponse, args: argparse.Namespace) -> str:
     table = _table(
         ("SLOT", "MODEL", "PROVIDER", "TYPE", "DEFAULT"),
-        ((s.slot, _name(s.model), s.required_provider, _type(s.required_model_type),
-          _name(s.default_model)) for s in response.slots),
+        (
+            (
+                s.slot,
+                _name(s.model),
+                s.required_provider,
+                _type(s.required_model_type),
+                _name(s.default_model),
+            )
+            for s in response.slots
+        ),
     )
     return f"{table}\n\n{_footer(etag=response.etag, revision=response.revision)}"
 
 
 def _set(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return client.set_model(args.slot, _ref(args.model), account_id=args.account,
-                            etag=args.etag, validate_only=args.validate_only)
+    return client.set_model(
+        args.slot,
+        _ref(args.model),
+        account_id=args.account,
+        etag=args.etag,
+        validate_only=args.validate_only,
+    )
 
 
 def _show_set(response: api.SetModelResponse, args: argparse.Namespace) -> str:
     verb = "valid, nothing changed:" if args.validate_only else "set"
     setting = response.setting
-    return (f"{verb} {setting.slot} = {_name(setting.model)} ({_scope(args.account)})\n"
-            f"{_footer(etag=response.etag, revision=response.revision)}")
+    return (
+        f"{verb} {setting.slot} = {_name(setting.model)} ({_scope(args.account)})\n"
+        f"{_footer(etag=response.etag, revision=response.revision)}"
+    )
 
 
 def _clear(client: ModelConfigClient, args: argparse.Namespace) -> Message:
@@ -182,8 +204,10 @@ def _clear(client: ModelConfigClient, args: argparse.Namespace) -> Message:
 
 
 def _show_cleared(response: api.ClearAccountModelResponse, args: argparse.Namespace) -> str:
-    return (f"cleared {args.slot} ({_scope(args.account)})\n"
-            f"{_footer(etag=response.etag, revision=response.revision)}")
+    return (
+        f"cleared {args.slot} ({_scope(args.account)})\n"
+        f"{_footer(etag=response.etag, revision=response.revision)}"
+    )
 
 
 def _resolve(client: ModelConfigClient, args: argparse.Namespace) -> Message:
@@ -210,15 +234,18 @@ def _command(subparsers, name: str, run, show, help: str) -> argparse.ArgumentPa
 
 def _add_model_commands(subparsers) -> None:
     models = subparsers.add_parser("models", help="the model catalog").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     listing = _command(models, "list", _list_models, _show_models, "list catalog models")
     listing.add_argument("--provider", default="", help="only this provider, e.g. openai")
     listing.add_argument("--type", choices=sorted(TYPES), help="only this model type")
     listing.add_argument("--active-only", action="store_true", help="only active models")
-    listing.add_argument("--page-size", type=int, default=0,
-                         help="models per request (default: the daemon's)")
+    listing.add_argument(
+        "--page-size", type=int, default=0, help="models per request (default: the daemon's)"
+    )
     _command(models, "get", _get_model, _show_model, "show one model").add_argument(
-        "ref", metavar="REF", help="the model's id, name or alias")
+        "ref", metavar="REF", help="the model's id, name or alias"
+    )
     for name, run, show, help in (
         ("usage", _model_usage, _show_usage, "show which settings use a model"),
         ("delete", _delete_model, _show_deleted, "delete a model nothing uses"),
@@ -231,34 +258,52 @@ def _add_model_commands(subparsers) -> None:
 
 
 def _add_setting_commands(subparsers) -> None:
-    _command(subparsers, "settings", _settings, _show_settings,
-             "show every slot's global model, requirements and default")
-    setting = _command(subparsers, "set", _set, _show_set,
-                       "select a model for a slot, globally or for one account")
+    _command(
+        subparsers,
+        "settings",
+        _settings,
+        _show_settings,
+        "show every slot's global model, requirements and default",
+    )
+    setting = _command(
+        subparsers, "set", _set, _show_set, "select a model for a slot, globally or for one account"
+    )
     setting.add_argument("slot", metavar="SLOT", help="the slot, e.g. openai_model")
     setting.add_argument("model", metavar="MODEL", help="the model's id, name or alias")
     setting.add_argument("--account", default="", help="set this account's override")
-    setting.add_argument("--validate-only", action="store_true",
-                         help="run every check and change nothing")
-    clearing = _command(subparsers, "clear", _clear, _show_cleared,
-                        "remove an account's override of a slot")
+    setting.add_argument(
+        "--validate-only", action="store_true", help="run every check and change nothing"
+    )
+    clearing = _command(
+        subparsers, "clear", _clear, _show_cleared, "remove an account's override of a slot"
+    )
     clearing.add_argument("slot", metavar="SLOT", help="the slot, e.g. openai_model")
     clearing.add_argument("--account", required=True, help="the account")
     for command in (setting, clearing):
-        command.add_argument("--etag", default="",
-                             help="write only if the scope's etag is still this one")
-    resolving = _command(subparsers, "resolve", _resolve, _show_resolved,
-                         "show the model an account uses for each slot, and why")
+        command.add_argument(
+            "--etag", default="", help="write only if the scope's etag is still this one"
+        )
+    resolving = _command(
+        subparsers,
+        "resolve",
+        _resolve,
+        _show_resolved,
+        "show the model an account uses for each slot, and why",
+    )
     resolving.add_argument("account", metavar="ACCOUNT", help="the account")
     resolving.add_argument("slots", metavar="SLOT", nargs="*", help="only these slots")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelconfigctl", description=__doc__)
-    parser.add_argument("--target", default=os.environ.get("MODELCONFIG_TARGET", DEFAULT_TARGET),
-                        help="the daemon's host:port (MODELCONFIG_TARGET; default %(default)s)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the response as JSON instead of a table")
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("MODELCONFIG_TARGET", DEFAULT_TARGET),
+        help="the daemon's host:port (MODELCONFIG_TARGET; default %(default)s)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the response as JSON instead of a table"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(subparsers)
     _add_setting_commands(subparsers)
@@ -272,8 +317,10 @@ def _report(error: ModelConfigError, target: str) -> None:
     lines += [f"  {v.field}: {v.description}" for v in error.field_violations]
     lines += [f"  {v.type} {v.subject}: {v.description}" for v in error.violations]
     if isinstance(error, Unavailable) and not error.reason:
-        lines.append(f"hint: no modelconfigd is reachable at {target}; start one or pass "
-                     "--target (or set MODELCONFIG_TARGET)")
+        lines.append(
+            f"hint: no modelconfigd is reachable at {target}; start one or pass "
+            "--target (or set MODELCONFIG_TARGET)"
+        )
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -1,7 +1,8 @@
 """Builds the gRPC server: the service, health and reflection, on one port.
 
 Handlers receive raw bytes and decode them here, so bytes that are not a valid request get
-INVALID_ARGUMENT with details (grpcio's own decoding would answer INTERNAL).
+INVALID_ARGUMENT with details (grpcio's own decoding would answer INTERNAL). Responses may be
+bytes already serialized by the hot path.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from grpc_status import rpc_status
 
 from modelconfig.v1 import model_config_service_pb2 as api
 
+from ..domain.errors import InvalidArgument
 from ..service_layer.services import ModelConfigServices
 from .reflection_pool import MemberAwarePool
 from .servicer import ModelConfigServicer
-from .status_mapping import statuses, undecodable_request
+from .status_mapping import statuses
 
 SERVICE = api.DESCRIPTOR.services_by_name["ModelConfigService"]
 SERVICE_NAME = SERVICE.full_name
@@ -46,22 +47,44 @@ class RunningServer:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _decoder(request_class, method: str):
+    def decode(request_bytes: bytes):
+        try:
+            return request_class.FromString(request_bytes)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise InvalidArgument.field(
+                "request",
+                f"the request bytes do not decode as {request_class.DESCRIPTOR.full_name}",
+                reason="MALFORMED_REQUEST",
+                method=method,
+            ) from exc
+
+    return decode
+
+
+def _serialize(response) -> bytes:
+    """Responses are messages, or bytes already serialized by the hot path."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
 def _handler(servicer: ModelConfigServicer, method) -> grpc.RpcMethodHandler:
-    request_class = getattr(api, method.input_type.name)
     implementation = getattr(servicer, method.name)
     full_name = f"/{SERVICE_NAME}/{method.name}"
+    decode = _decoder(getattr(api, method.input_type.name), full_name)
+
+    if method.client_streaming:
+
+        def handle_stream(request_iterator, context: grpc.ServicerContext):
+            with statuses(context, full_name):
+                return implementation(map(decode, request_iterator), context)
+
+        return grpc.stream_unary_rpc_method_handler(handle_stream, response_serializer=_serialize)
 
     def handle(request_bytes: bytes, context: grpc.ServicerContext):
-        try:
-            request = request_class.FromString(request_bytes)
-        except (DecodeError, RuntimeError, ValueError):
-            context.abort_with_status(rpc_status.to_status(undecodable_request(full_name)))
         with statuses(context, full_name):
-            return implementation(request, context)
+            return implementation(decode(request_bytes), context)
 
-    return grpc.unary_unary_rpc_method_handler(
-        handle, response_serializer=lambda message: message.SerializeToString()
-    )
+    return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
 
 def create_server(

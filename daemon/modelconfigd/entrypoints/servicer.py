@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from modelconfig.v1 import model_config_service_pb2 as api
-from modelconfig.v1 import resources_pb2 as pb
+import itertools
+from collections.abc import Iterator
 
-from ..service_layer.services import ModelConfigServices, ModelRef
+from modelconfig.v1 import model_config_service_pb2 as api
+
+from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
     MODEL_TYPE_FROM_PB,
-    SOURCE_TO_PB,
     model_fields_from_pb,
     model_to_pb,
     slot_setting_to_pb,
     update_changes,
 )
+from .resolve_wire import encode_batch, encode_resolution
 
 
-def _ref(request: api.GetModelRequest | api.SetModelRequest) -> ModelRef:
+def _ref(request: api.GetModelRequest | api.SetModelRequest | api.OverrideRecord) -> ModelRef:
     which = request.WhichOneof("model_ref")
     if which == "model_id":
         return ModelRef(model_id=request.model_id)
@@ -90,20 +92,25 @@ class ModelConfigServicer:
         )
         return api.ClearAccountModelResponse(revision=revision, etag=etag)
 
-    def ResolveForAccount(
-        self, request: api.ResolveForAccountRequest, context
-    ) -> api.ResolveForAccountResponse:
-        resolution = self._services.resolve(request.account_id, list(request.slots))
-        return api.ResolveForAccountResponse(
-            account_id=resolution.account_id,
-            slots=[
-                pb.ResolvedSlot(
-                    slot=r.slot, model=model_to_pb(r.model), source=SOURCE_TO_PB[r.source]
-                )
-                for r in resolution.slots
-            ],
-            revision=resolution.revision,
-            etag=resolution.etag,
+    def ResolveForAccount(self, request: api.ResolveForAccountRequest, context) -> bytes:
+        """Answers serialized bytes (a ResolveForAccountResponse) built from cached pieces."""
+        return encode_resolution(self._services.resolve(request.account_id, request.slots))
+
+    def ResolveForAccounts(self, request: api.ResolveForAccountsRequest, context) -> bytes:
+        """Answers serialized bytes (a ResolveForAccountsResponse) built from cached pieces."""
+        return encode_batch(self._services.resolve_many(request.account_ids, request.slots))
+
+    def ImportOverrides(
+        self, requests: Iterator[api.ImportOverridesRequest], context
+    ) -> api.ImportOverridesResponse:
+        first = next(requests, None)
+        chunks = itertools.chain([first] if first else [], requests)
+        rows = (
+            ImportRow(r.line, r.account_id, r.slot, _ref(r)) for chunk in chunks for r in chunk.rows
+        )
+        result = self._services.import_overrides(rows, first is not None and first.validate_only)
+        return api.ImportOverridesResponse(
+            rows=result.rows, accounts=result.accounts, revision=result.revision
         )
 
     def GetModelUsage(

@@ -38,14 +38,34 @@ def _clip(text: str, limit: int = _MAX_VALUE) -> str:
     return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
 
 
+# What all violations of one error may add up to: the trailer carries them base64-encoded.
+_VIOLATIONS_BUDGET = 8000
+
+
+def _fitting(violations, size) -> list:
+    """The leading violations whose clipped text fits the budget (at least one)."""
+    kept, used = [], 0
+    for violation in violations:
+        used += size(violation)
+        if kept and used > _VIOLATIONS_BUDGET:
+            break
+        kept.append(violation)
+    return kept
+
+
 def _pack(message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
 
 
+def code_of(exc: errors.ModelConfigError) -> int:
+    """The google.rpc.Code of a condition."""
+    return next(c for cls, c in _CODES if isinstance(exc, cls))
+
+
 def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
-    code = next(c for cls, c in _CODES if isinstance(exc, cls))
+    code = code_of(exc)
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
@@ -55,7 +75,7 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
             )
         )
     ]
-    if isinstance(exc, errors.InvalidArgument) and exc.violations:
+    if exc.field_violations:
         details.append(
             _pack(
                 error_details_pb2.BadRequest(
@@ -63,7 +83,9 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
                         error_details_pb2.BadRequest.FieldViolation(
                             field=_clip(v.field), description=_clip(v.description, 400)
                         )
-                        for v in exc.violations[:20]
+                        for v in _fitting(
+                            exc.field_violations, lambda v: len(v.field) + len(v.description)
+                        )
                     ]
                 )
             )
@@ -78,36 +100,14 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
                             subject=_clip(v.subject),
                             description=_clip(v.description, 400),
                         )
-                        for v in exc.violations[:20]
+                        for v in _fitting(
+                            exc.violations, lambda v: len(v.subject) + len(v.description)
+                        )
                     ]
                 )
             )
         )
     return status_pb2.Status(code=code, message=_clip(exc.message, _MAX_MESSAGE), details=details)
-
-
-def undecodable_request(method: str) -> status_pb2.Status:
-    message = f"the request bytes do not decode as the request message of {method}"
-    return status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT,
-        message=message,
-        details=[
-            _pack(
-                error_details_pb2.ErrorInfo(
-                    reason="MALFORMED_REQUEST", domain=DOMAIN, metadata={"method": method}
-                )
-            ),
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field="request", description=message
-                        )
-                    ]
-                )
-            ),
-        ],
-    )
 
 
 @contextmanager

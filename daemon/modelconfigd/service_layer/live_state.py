@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import MappingProxyType
 
-from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, RELOAD_ALL, Store
+from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, IMPORT, SEED, Store
 from ..domain.errors import StorageUnavailable
-from ..domain.state import State
+from ..domain.state import Accounts, State
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,9 @@ class LiveState:
         self._poller: threading.Thread | None = None
         with store.read() as reader:
             catalog = reader.catalog()
-            accounts = reader.accounts()
+            accounts = Accounts(reader.accounts(list(catalog.slots)))
             revision = reader.revision()
-        self._state = State(revision, catalog, MappingProxyType(accounts))
+        self._state = State(revision, catalog, accounts)
 
     @property
     def current(self) -> State:
@@ -45,17 +44,15 @@ class LiveState:
                     return state
                 kinds = {c.kind for c in changes}
                 catalog = state.catalog
-                if kinds & ({CATALOG, GLOBAL} | RELOAD_ALL):
+                if kinds & {CATALOG, GLOBAL, SEED}:
                     catalog = reader.catalog()
+                slots = list(catalog.slots)
                 accounts = state.accounts
-                if kinds & RELOAD_ALL:
-                    accounts = MappingProxyType(reader.accounts())
-                elif ACCOUNT in kinds:
-                    touched = {c.account_id for c in changes if c.kind == ACCOUNT}
-                    # Copying the outer mapping keeps published States immutable.
-                    merged = dict(accounts)
-                    merged.update(reader.accounts(touched))
-                    accounts = MappingProxyType(merged)
+                if SEED in kinds:
+                    accounts = Accounts(reader.accounts(slots))
+                elif kinds & {ACCOUNT, IMPORT}:
+                    changed = reader.accounts(slots, changed_after=state.revision)
+                    accounts = accounts.updated(changed)
             self._state = State(changes[-1].revision, catalog, accounts)
             return self._state
 

@@ -6,25 +6,27 @@ database work, then a stale etag (EtagMismatch), then the state (NotFound, Faile
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, Store, WriteUnit
+from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, IMPORT, Store, WriteUnit
 from ..domain import rules, validation
 from ..domain.errors import (
     AlreadyExists,
     EtagMismatch,
     InvalidArgument,
+    ModelConfigError,
     ModelNotFound,
     OverrideNotFound,
 )
 from ..domain.model import Model, ModelType, Slot
-from ..domain.state import Resolved, State, account_etag, global_etag
+from ..domain.state import Resolved, ResolvedView, State, account_etag, global_etag
 from . import pagination
 from .live_state import LiveState
 
 USAGE_SAMPLE = 100
+MAX_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,48 @@ class GlobalSettings:
 
 @dataclass(frozen=True)
 class Resolution:
+    """One account resolved in `state`; the view is shared by accounts that resolve alike."""
+
     account_id: str
-    slots: list[Resolved]
+    view: ResolvedView
+    state: State
+
+    @property
+    def slots(self) -> tuple[Resolved, ...]:
+        return self.view.slots
+
+    @property
+    def etag(self) -> str:
+        return self.view.etag
+
+    @property
+    def revision(self) -> int:
+        return self.state.revision
+
+
+@dataclass(frozen=True)
+class BatchResolution:
+    """Per requested account, in order: its view, or why it could not be resolved."""
+
+    results: list[tuple[str, ResolvedView | ModelConfigError]]
+    state: State
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One override to import; `line` names it in errors."""
+
+    line: int
+    account_id: str
+    slot: str
+    ref: ModelRef
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    accounts: int
     revision: int
-    etag: str
 
 
 @dataclass(frozen=True)
@@ -154,20 +194,32 @@ class ModelConfigServices:
         """The hot path: validation and dictionary look-ups on the snapshot, nothing else."""
         validation.account_id(account_id)
         state = self.state
-        known = state.catalog.slots
-        if slots:
-            for i, name in enumerate(slots):
-                validation.slot_name(name, known, f"slots[{i}]")
-            names: Sequence[str] = list(dict.fromkeys(slots))
-        else:
-            names = list(known)
-        overrides = state.overrides(account_id)
-        return Resolution(
-            account_id,
-            state.resolve(account_id, names),
-            state.revision,
-            account_etag(overrides.revision),
-        )
+        return Resolution(account_id, state.view(account_id, _slot_names(state, slots)), state)
+
+    def resolve_many(self, account_ids: Sequence[str], slots: Sequence[str]) -> BatchResolution:
+        """Resolve a batch against one State; a malformed account id fails only its own entry."""
+        if not account_ids:
+            raise InvalidArgument.field(
+                "account_ids", "is empty; name at least one account", reason="NO_ACCOUNT_IDS"
+            )
+        if len(account_ids) > MAX_BATCH:
+            raise InvalidArgument.field(
+                "account_ids",
+                f"{len(account_ids)} accounts in one call; the limit is {MAX_BATCH}",
+                reason="BATCH_TOO_LARGE",
+                limit=MAX_BATCH,
+            )
+        state = self.state
+        names = _slot_names(state, slots)
+        results: list[tuple[str, ResolvedView | ModelConfigError]] = []
+        for i, account_id in enumerate(account_ids):
+            try:
+                validation.account_id(account_id, f"account_ids[{i}]")
+            except InvalidArgument as exc:
+                results.append((account_id, exc))
+            else:
+                results.append((account_id, state.view(account_id, names)))
+        return BatchResolution(results, state)
 
     def model_usage(self, model_id: int) -> rules.Usage:
         validation.model_id(model_id)
@@ -284,6 +336,74 @@ class ModelConfigServices:
         self._live.catch_up()
         return revision, account_etag(revision)
 
+    def import_overrides(self, rows: Iterable[ImportRow], validate_only: bool) -> ImportResult:
+        """Set many overrides in one transaction with one revision, or none if any row is bad."""
+        known = self.state.catalog.slots
+        bad: list[tuple[int, ModelConfigError]] = []
+        checked: list[ImportRow] = []
+        seen: set[tuple[str, str]] = set()
+        for row in rows:
+            try:
+                validation.account_id(row.account_id)
+                validation.slot_name(row.slot, known)
+                row.ref.validated()
+                if (row.account_id, row.slot) in seen:
+                    raise InvalidArgument.field(
+                        "slot",
+                        f"account {row.account_id!r} slot {row.slot!r} appears twice",
+                        reason="DUPLICATE_ROW",
+                    )
+            except ModelConfigError as exc:
+                bad.append((row.line, exc))
+                continue
+            seen.add((row.account_id, row.slot))
+            checked.append(row)
+        if not checked and not bad:
+            raise InvalidArgument.field("rows", "the import has no rows", reason="EMPTY_IMPORT")
+        with self._store.write() as uow:
+            catalog = uow.catalog()
+            fits: dict[tuple[str, int], ModelConfigError | None] = {}
+            records: list[tuple[str, str, int]] = []
+            for row in checked:
+                ref = row.ref
+                if ref.model_id is not None:
+                    model = catalog.models.get(ref.model_id)
+                else:
+                    model = catalog.find(ref.model_name or "")
+                if model is None:
+                    bad.append((row.line, _not_found(ref)))
+                    continue
+                key = (row.slot, model.id)
+                if key not in fits:
+                    fits[key] = _fit_error(catalog.slots[row.slot], model)
+                if fits[key] is not None:
+                    bad.append((row.line, fits[key]))
+                    continue
+                records.append((row.account_id, row.slot, model.id))
+            if bad:
+                bad.sort(key=lambda pair: pair[0])
+                raise bad[0][1].for_rows(bad)
+            accounts = len({account_id for account_id, _, _ in records})
+            if validate_only:
+                return ImportResult(len(records), accounts, uow.revision)
+            revision = uow.record_change(IMPORT)
+            uow.import_overrides(records, revision)
+            uow.commit()
+        self._live.catch_up()
+        return ImportResult(len(records), accounts, revision)
+
+
+def _slot_names(state: State, slots: Sequence[str]) -> tuple[str, ...]:
+    """The requested slots, checked and without repeats; every slot when none is named."""
+    if not slots:
+        return state.memo("all slots", lambda: tuple(state.catalog.slots))
+    known = state.catalog.slot_index
+    for i, name in enumerate(slots):
+        if name not in known:
+            validation.slot_name(name, known, f"slots[{i}]")
+    names = tuple(slots)
+    return names if len(set(names)) == len(names) else tuple(dict.fromkeys(names))
+
 
 def _not_found(ref: ModelRef) -> ModelNotFound:
     if ref.model_id is not None:
@@ -291,6 +411,14 @@ def _not_found(ref: ModelRef) -> ModelNotFound:
     else:
         meta = {"model_name": ref.model_name}
     return ModelNotFound(f"no model has {ref}", metadata=meta)
+
+
+def _fit_error(slot: Slot, model: Model) -> ModelConfigError | None:
+    try:
+        rules.check_fits(slot, model)
+    except ModelConfigError as exc:
+        return exc
+    return None
 
 
 def _check_etag(uow: WriteUnit, account_id: str, etag: str) -> str:

@@ -606,3 +606,227 @@ class GetModelUsageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetModelUsageResponse: _TypeAlias = GetModelUsageResponse  # noqa: Y015
+
+@_typing.final
+class ResolveForAccountsRequest(_message.Message):
+    """ResolveForAccountsRequest names the accounts and the slots to resolve for each."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The accounts, at most 1000; duplicates are answered once each time they appear."""
+
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots to resolve; empty resolves every slot."""
+
+    def __init__(
+        self,
+        *,
+        account_ids: _abc.Iterable[_builtins.str] | None = ...,
+        slots: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ids", b"account_ids", "slots", b"slots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveForAccountsRequest: _TypeAlias = ResolveForAccountsRequest  # noqa: Y015
+
+@_typing.final
+class ResolveForAccountsResponse(_message.Message):
+    """ResolveForAccountsResponse carries one result per requested account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision of the state every result was resolved from."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountResolution]:
+        """One result per entry of `account_ids`, in the same order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AccountResolution] | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveForAccountsResponse: _TypeAlias = ResolveForAccountsResponse  # noqa: Y015
+
+@_typing.final
+class AccountResolution(_message.Message):
+    """AccountResolution is one account's result within a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account, as requested."""
+    etag: _builtins.str
+    """Versions the account's overrides, as in ResolveForAccountResponse; empty when `error` is set."""
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.ResolvedSlot]:
+        """One entry per requested slot; empty when `error` is set."""
+
+    @_builtins.property
+    def error(self) -> Global___AccountError:
+        """Why this account could not be resolved; unset on success."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        slots: _abc.Iterable[_resources_pb2.ResolvedSlot] | None = ...,
+        etag: _builtins.str = ...,
+        error: Global___AccountError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "error", b"error", "etag", b"etag", "slots", b"slots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountResolution: _TypeAlias = AccountResolution  # noqa: Y015
+
+@_typing.final
+class AccountError(_message.Message):
+    """AccountError explains why one account of a batch could not be resolved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The status code the single-account call would have returned (3 = INVALID_ARGUMENT)."""
+    reason: _builtins.str
+    """The ErrorInfo reason the single-account call would have returned, e.g. INVALID_ACCOUNT_ID."""
+    message: _builtins.str
+    """A human-readable explanation."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountError: _TypeAlias = AccountError  # noqa: Y015
+
+@_typing.final
+class ImportOverridesRequest(_message.Message):
+    """ImportOverridesRequest is one chunk of an import; send as many as needed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """Check every row and change nothing; read from the first chunk."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverrideRecord]:
+        """The rows of this chunk."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___OverrideRecord] | None = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportOverridesRequest: _TypeAlias = ImportOverridesRequest  # noqa: Y015
+
+@_typing.final
+class OverrideRecord(_message.Message):
+    """OverrideRecord is one account override to set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    line: _builtins.int
+    """The row's line number in the source file, used to name it in errors."""
+    account_id: _builtins.str
+    """The account."""
+    slot: _builtins.str
+    """The slot."""
+    model_id: _builtins.int
+    """The model's id."""
+    model_name: _builtins.str
+    """The model's name or one of its aliases."""
+    def __init__(
+        self,
+        *,
+        line: _builtins.int = ...,
+        account_id: _builtins.str = ...,
+        slot: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+        model_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "model_name", b"model_name", "model_ref", b"model_ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "line", b"line", "model_id", b"model_id", "model_name", b"model_name", "model_ref", b"model_ref", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_model_ref: _TypeAlias = _typing.Literal["model_id", "model_name"]  # noqa: Y015
+    _WhichOneofArgType_model_ref: _TypeAlias = _typing.Literal["model_ref", b"model_ref"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_model_ref) -> _WhichOneofReturnType_model_ref | None: ...
+
+Global___OverrideRecord: _TypeAlias = OverrideRecord  # noqa: Y015
+
+@_typing.final
+class ImportOverridesResponse(_message.Message):
+    """ImportOverridesResponse summarizes an applied (or validated) import."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    rows: _builtins.int
+    """How many rows were imported."""
+    accounts: _builtins.int
+    """How many distinct accounts they touched."""
+    revision: _builtins.int
+    """The revision the import committed (the current one for validate_only)."""
+    def __init__(
+        self,
+        *,
+        rows: _builtins.int = ...,
+        accounts: _builtins.int = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "revision", b"revision", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportOverridesResponse: _TypeAlias = ImportOverridesResponse  # noqa: Y015

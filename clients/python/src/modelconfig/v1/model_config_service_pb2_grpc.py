@@ -84,6 +84,16 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountResponse.FromString,
                 _registered_method=True)
+        self.ResolveForAccounts = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/ResolveForAccounts',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountsRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountsResponse.FromString,
+                _registered_method=True)
+        self.ImportOverrides = channel.stream_unary(
+                '/modelconfig.v1.ModelConfigService/ImportOverrides',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ImportOverridesRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ImportOverridesResponse.FromString,
+                _registered_method=True)
         self.GetModelUsage = channel.unary_unary(
                 '/modelconfig.v1.ModelConfigService/GetModelUsage',
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageRequest.SerializeToString,
@@ -183,6 +193,27 @@ class ModelConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveForAccounts(self, request, context):
+        """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
+        order. A malformed account id gets a per-account error instead of failing the batch.
+        Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportOverrides(self, request_iterator, context):
+        """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
+        checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+        rows by line number in its BadRequest field violations (the first ones, as many as fit).
+        Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
+        or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
+        wrong provider or type, or an inactive one (the code is the first bad row's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetModelUsage(self, request, context):
         """GetModelUsage answers which settings use a model: global settings, slot defaults and
         account overrides.
@@ -239,6 +270,16 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     servicer.ResolveForAccount,
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountResponse.SerializeToString,
+            ),
+            'ResolveForAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveForAccounts,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountsRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountsResponse.SerializeToString,
+            ),
+            'ImportOverrides': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportOverrides,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ImportOverridesRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ImportOverridesResponse.SerializeToString,
             ),
             'GetModelUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelUsage,
@@ -494,6 +535,60 @@ class ModelConfigService:
             '/modelconfig.v1.ModelConfigService/ResolveForAccount',
             modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountRequest.SerializeToString,
             modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveForAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/ResolveForAccounts',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountsRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportOverrides(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/modelconfig.v1.ModelConfigService/ImportOverrides',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ImportOverridesRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ImportOverridesResponse.FromString,
             options,
             channel_credentials,
             insecure,

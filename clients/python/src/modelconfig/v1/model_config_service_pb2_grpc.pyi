@@ -86,6 +86,19 @@ class ModelConfigServiceStub:
     model is active, else the global setting, else the slot's default.
     Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
     """
+    ResolveForAccounts: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountsRequest, _model_config_service_pb2.ResolveForAccountsResponse]
+    """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
+    order. A malformed account id gets a per-account error instead of failing the batch.
+    Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+    """
+    ImportOverrides: _grpc.StreamUnaryMultiCallable[_model_config_service_pb2.ImportOverridesRequest, _model_config_service_pb2.ImportOverridesResponse]
+    """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
+    checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+    rows by line number in its BadRequest field violations (the first ones, as many as fit).
+    Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
+    or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
+    wrong provider or type, or an inactive one (the code is the first bad row's).
+    """
     GetModelUsage: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelUsageRequest, _model_config_service_pb2.GetModelUsageResponse]
     """GetModelUsage answers which settings use a model: global settings, slot defaults and
     account overrides.
@@ -149,6 +162,19 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     """ResolveForAccount returns the model an account uses for each slot: its override if that
     model is active, else the global setting, else the slot's default.
     Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+    """
+    ResolveForAccounts: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountsRequest, _model_config_service_pb2.ResolveForAccountsResponse]  # type: ignore[assignment]
+    """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
+    order. A malformed account id gets a per-account error instead of failing the batch.
+    Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+    """
+    ImportOverrides: _aio.StreamUnaryMultiCallable[_model_config_service_pb2.ImportOverridesRequest, _model_config_service_pb2.ImportOverridesResponse]  # type: ignore[assignment]
+    """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
+    checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+    rows by line number in its BadRequest field violations (the first ones, as many as fit).
+    Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
+    or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
+    wrong provider or type, or an inactive one (the code is the first bad row's).
     """
     GetModelUsage: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelUsageRequest, _model_config_service_pb2.GetModelUsageResponse]  # type: ignore[assignment]
     """GetModelUsage answers which settings use a model: global settings, slot defaults and
@@ -264,6 +290,31 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         """ResolveForAccount returns the model an account uses for each slot: its override if that
         model is active, else the global setting, else the slot's default.
         Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveForAccounts(
+        self,
+        request: _model_config_service_pb2.ResolveForAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ResolveForAccountsResponse, _abc.Awaitable[_model_config_service_pb2.ResolveForAccountsResponse]]:
+        """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
+        order. A malformed account id gets a per-account error instead of failing the batch.
+        Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportOverrides(
+        self,
+        request_iterator: _MaybeAsyncIterator[_model_config_service_pb2.ImportOverridesRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ImportOverridesResponse, _abc.Awaitable[_model_config_service_pb2.ImportOverridesResponse]]:
+        """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
+        checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+        rows by line number in its BadRequest field violations (the first ones, as many as fit).
+        Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
+        or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
+        wrong provider or type, or an inactive one (the code is the first bad row's).
         """
 
     @_abc_1.abstractmethod
