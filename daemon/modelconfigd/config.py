@@ -23,6 +23,13 @@ class Settings:
     log_level: str = "INFO"
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def parse(argv: list[str] | None = None) -> Settings:
     env = os.environ
     defaults = Settings()
@@ -47,7 +54,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=_positive,
         default=float(env.get("MODELCONFIG_POLL_INTERVAL", defaults.poll_interval)),
         help="seconds between checks for other daemons' writes (default %(default)s)",
     )

@@ -312,3 +312,44 @@ def test_not_found_message_names_the_reference(client, ref, message):
     with pytest.raises(NotFound) as err:
         client.get_model(ref)
     assert err.value.message == message
+
+
+def test_update_bumps_revision_once_and_a_no_op_not_at_all(client):
+    r0 = client.get_global_settings().revision
+    client.update_model(pb.Model(id=2, display_name="Turbo"), ["display_name"])
+    client.update_model(pb.Model(id=2, display_name="Turbo"), ["display_name"])
+    assert client.get_global_settings().revision == r0 + 1
+
+
+def test_retyped_price_is_kept_as_typed(client):
+    updated = client.update_model(
+        pb.Model(id=1, input_price_per_1m_tokens="0.150"), ["input_price_per_1m_tokens"]
+    )
+    assert updated.input_price_per_1m_tokens == "0.150"
+    assert client.get_model(1).input_price_per_1m_tokens == "0.150"
+
+
+def test_malformed_update_is_invalid_before_the_model_is_looked_up(client):
+    with pytest.raises(InvalidArgument):
+        client.update_model(
+            pb.Model(id=404, input_price_per_1m_tokens="-1"), ["input_price_per_1m_tokens"]
+        )
+
+
+def test_star_mask_with_an_unknown_path_is_invalid(client):
+    with pytest.raises(InvalidArgument) as err:
+        client.update_model(text_model("gpt-3.5-turbo", id=2), ["*", "colour"])
+    assert err.value.reason == "INVALID_UPDATE_MASK"
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ({"model_type": pb.MODEL_TYPE_TEXT}, {"model_type": pb.MODEL_TYPE_IMAGE}),
+        ({"active_only": True}, {"active_only": False}),
+    ],
+)
+def test_page_token_is_bound_to_every_filter(client, first, then):
+    token = client.list_models(page_size=1, **first).next_page_token
+    with pytest.raises(InvalidArgument):
+        client.list_models(page_size=1, page_token=token, **then)

@@ -7,7 +7,7 @@ import re
 import grpc
 import pytest
 
-from modelconfig import ModelConfigError
+from modelconfig import InvalidArgument, ModelConfigError, from_rpc_error
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
@@ -43,31 +43,20 @@ def test_refusals_carry_error_info(client, call):
     assert err.value.message
 
 
-GARBAGE = {
-    "bad-tag": b"\xff\xff\xff\xff",
-    "truncated-length": b"\x0a\x10abc",
-    "invalid-utf8-string": b"\x0a\x02\xc3\x28",
-    "wrong-wire-type": b"\x0d\x00",
-}
+# Byte strings no message can decode: an unterminated varint tag, a length past the end.
+GARBAGE = {"unterminated-tag": b"\xff\xff\xff\xff", "truncated-length": b"\x0a\x10abc"}
+METHODS = [m.name for m in api.DESCRIPTOR.services_by_name["ModelConfigService"].methods]
 
 
-@pytest.mark.parametrize(
-    "method", [m.name for m in api.DESCRIPTOR.services_by_name["ModelConfigService"].methods]
-)
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("body", GARBAGE.values(), ids=GARBAGE.keys())
 def test_undecodable_bytes_are_invalid_argument(daemon, method, body):
     call = daemon.channel.unary_unary(f"/modelconfig.v1.ModelConfigService/{method}")
-    try:
+    with pytest.raises(grpc.RpcError) as err:
         call(body, timeout=5)
-    except grpc.RpcError as exc:
-        code = exc.code()
-    else:
-        code = grpc.StatusCode.OK
-    if code == grpc.StatusCode.OK:
-        # Some byte strings happen to be valid encodings for messages without that field
-        # number; those must then be answered like any request.
-        return
-    assert code in DELIBERATE, f"{method} answered {code} to {body!r}"
+    typed = from_rpc_error(err.value)
+    assert typed.code == grpc.StatusCode.INVALID_ARGUMENT, f"{method}: {typed}"
+    assert typed.reason == "MALFORMED_REQUEST"
     assert daemon.client.resolve_for_account("acme").slots
 
 
@@ -102,3 +91,84 @@ def test_huge_inputs_are_refused_cleanly(client):
             )
         )
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.resolve_for_account("語" * 100_000),
+        lambda c: c.create_model(
+            pb.Model(
+                model_name="big",
+                provider="openai",
+                model_type=pb.MODEL_TYPE_TEXT,
+                aliases=["語" * 300 + str(i) for i in range(33)],
+            )
+        ),
+        lambda c: c.set_model("語" * 50_000, 1),
+    ],
+    ids=["account", "aliases", "slot"],
+)
+def test_huge_non_ascii_input_still_gets_its_error_details(client, call):
+    with pytest.raises(InvalidArgument) as err:
+        call(client)
+    assert err.value.reason  # the ErrorInfo arrived: the trailer stayed within limits
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.resolve_for_account("acme\n"),
+        lambda c: c.set_model("openai_model", 1, account_id="a" * 128 + "\n"),
+        lambda c: c.create_model(
+            pb.Model(model_name="n" * 100 + "\n", provider="openai", model_type=pb.MODEL_TYPE_TEXT)
+        ),
+        lambda c: c.create_model(
+            pb.Model(model_name="p", provider="p" * 40 + "\n", model_type=pb.MODEL_TYPE_TEXT)
+        ),
+        lambda c: c.create_model(
+            pb.Model(
+                model_name="a",
+                aliases=["q" * 100 + "\n"],
+                provider="openai",
+                model_type=pb.MODEL_TYPE_TEXT,
+            )
+        ),
+        lambda c: c.get_model("gpt-4o-mini\n"),
+    ],
+    ids=["resolve", "account", "name", "provider", "alias", "get"],
+)
+def test_trailing_newlines_are_malformed_not_new_names(client, call):
+    with pytest.raises(InvalidArgument):
+        call(client)
+
+
+def test_longest_valid_values_are_stored_on_every_engine(client):
+    model = client.create_model(
+        pb.Model(
+            model_name="n" * 100,
+            provider="p" * 40,
+            model_type=pb.MODEL_TYPE_TEXT,
+            is_active=True,
+            aliases=["a" * 100],
+            display_name="d" * 200,
+        )
+    )
+    assert client.get_model("a" * 100).id == model.id
+    client.set_model("openai_model", 2, account_id="x" * 128)
+    assert client.resolve_for_account("x" * 128).slots[0].model.id == 2
+
+
+def test_deeply_nested_page_token_is_invalid_argument(client):
+    import base64
+
+    token = base64.urlsafe_b64encode(b"[" * 200_000).decode().rstrip("=")
+    with pytest.raises(InvalidArgument) as err:
+        client.list_models(page_token=token)
+    assert err.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_unknown_model_type_filter_is_invalid_argument(client):
+    with pytest.raises(InvalidArgument) as err:
+        client.list_models(model_type=99)
+    assert err.value.reason == "INVALID_MODEL_TYPE"

@@ -246,12 +246,40 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
     client.clear_account_model("acme", "openai_model")
     client.delete_model(created.id)
     assert client.get_global_settings().revision == r0 + 5
-    for bad in (
-        lambda: client.set_model("openai_model", "dall-e-3"),
-        lambda: client.set_model("openai_model", 999),
-        lambda: client.clear_account_model("acme", "openai_model"),
-        lambda: client.delete_model(1),
-    ):
-        with pytest.raises(Exception):  # noqa: B017 - each is a refusal of a different kind
-            bad()
+    refusals = [
+        (lambda: client.set_model("openai_model", "dall-e-3"), FailedPrecondition),
+        (lambda: client.set_model("openai_model", 999), NotFound),
+        (lambda: client.clear_account_model("acme", "openai_model"), NotFound),
+        (lambda: client.delete_model(1), FailedPrecondition),
+        (lambda: client.set_model("openai_model", 2, etag="g0"), EtagMismatch),
+    ]
+    for refused, error in refusals:
+        with pytest.raises(error):
+            refused()
     assert client.get_global_settings().revision == r0 + 5
+
+
+def test_no_op_write_with_stale_etag_is_aborted(client):
+    client.set_model("openai_model", 2)
+    with pytest.raises(EtagMismatch):
+        client.set_model("openai_model", 2, etag="g1")
+
+
+def test_clear_checks_the_etag_before_the_override(client):
+    etag = client.resolve_for_account("acme").etag
+    client.set_model("openai_model", 2, account_id="acme")
+    client.clear_account_model("acme", "openai_model")
+    with pytest.raises(EtagMismatch):
+        client.clear_account_model("acme", "openai_model", etag=etag)
+
+
+def test_malformed_account_id_wins_over_stale_etag(client):
+    with pytest.raises(InvalidArgument):
+        client.set_model("openai_model", 2, account_id="bad id", etag="a999")
+
+
+def test_validate_only_in_account_scope_leaves_the_account_alone(client):
+    reply = client.set_model("openai_model", 2, account_id="acme", validate_only=True)
+    assert reply.etag == "a0"
+    resolved = client.resolve_for_account("acme", ["openai_model"])
+    assert (resolved.etag, resolved.slots[0].source) == ("a0", pb.SOURCE_GLOBAL)

@@ -18,7 +18,12 @@ from typing import TypeVar
 import peewee
 from peewee import JOIN, Database
 
-from ..domain.errors import StorageUnavailable
+from ..domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ModelConfigError,
+    StorageUnavailable,
+)
 from ..domain.model import Model, ModelType, Slot
 from ..domain.prices import price_text
 from ..domain.rules import Usage
@@ -54,13 +59,35 @@ class Change:
     account_id: str | None
 
 
+def _translated(exc: BaseException | None) -> ModelConfigError | None:
+    """The domain's view of a database error; None for anything else.
+
+    The services check every constraint before writing, so the last two are a backstop: the
+    database refusing a value or a reference still reaches the client as a deliberate status.
+    """
+    if isinstance(exc, peewee.OperationalError | peewee.InterfaceError):
+        return StorageUnavailable(f"the database is unavailable: {exc}")
+    if isinstance(exc, peewee.DataError):
+        return InvalidArgument(
+            f"the database refused a value: {exc}", reason="VALUE_REJECTED_BY_DATABASE"
+        )
+    if isinstance(exc, peewee.IntegrityError):
+        return FailedPrecondition(
+            f"the database refused the change: {exc}", metadata={"constraint": str(exc)}
+        )
+    return None
+
+
 @contextmanager
 def storage_errors() -> Iterator[None]:
-    """Turn a lost or refused database connection into the domain's StorageUnavailable."""
+    """Raise database errors as the domain's errors (see _translated)."""
     try:
         yield
-    except (peewee.OperationalError, peewee.InterfaceError) as exc:
-        raise StorageUnavailable(f"the database is unavailable: {exc}") from exc
+    except (peewee.DatabaseError, peewee.InterfaceError) as exc:
+        translated = _translated(exc)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
 def _decimal(text: str | None) -> Decimal | None:
@@ -184,13 +211,15 @@ class WriteUnit:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self._close()
-        except (peewee.OperationalError, peewee.InterfaceError) as close_exc:
-            if exc is None:
-                raise StorageUnavailable(f"the database is unavailable: {close_exc}") from close_exc
-        if isinstance(exc, peewee.OperationalError | peewee.InterfaceError):
-            raise StorageUnavailable(f"the database is unavailable: {exc}") from exc
+        with storage_errors():
+            try:
+                self._close()
+            except (peewee.DatabaseError, peewee.InterfaceError):
+                if exc is None:
+                    raise  # closing failed after a clean body: report it
+        translated = _translated(exc)
+        if translated is not None:
+            raise translated from exc
 
     def _close(self) -> None:
         try:

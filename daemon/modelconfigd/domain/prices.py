@@ -21,7 +21,7 @@ def parse_price(text: str) -> Decimal | None:
         return None
     if text.startswith("-"):
         raise PriceError(f"price {text!r} is negative")
-    if not _PRICE.match(text):
+    if not _PRICE.fullmatch(text):
         raise PriceError(f"price {text!r} is not a plain decimal number such as 0.15")
     return Decimal(text)
 

@@ -20,6 +20,7 @@ _MAX_DISPLAY_NAME = 200
 _MAX_ALIASES = 32
 _MAX_INT32 = 2**31 - 1
 
+PRICE_FIELDS = ("input_price_per_1m_tokens", "output_price_per_1m_tokens", "price_per_image")
 MODEL_FIELDS = (
     "model_name",
     "display_name",
@@ -38,7 +39,7 @@ MODEL_FIELDS = (
 def account_id(value: str, field: str = "account_id") -> str:
     if value == "":
         raise InvalidArgument.field(field, "is required", reason="ACCOUNT_ID_REQUIRED")
-    if not _ACCOUNT_ID.match(value):
+    if not _ACCOUNT_ID.fullmatch(value):
         raise InvalidArgument.field(
             field,
             f"{value!r} is not a valid account id (1-128 characters: letters, digits, ._:@/-)",
@@ -71,7 +72,7 @@ def model_id(value: int, field: str = "model_id") -> int:
 
 
 def model_name(value: str, field: str = "model_name") -> str:
-    if not _MODEL_NAME.match(value):
+    if not _MODEL_NAME.fullmatch(value):
         raise InvalidArgument.field(
             field,
             f"{value!r} is not a valid model name (1-100 characters: letters, digits, ._:@/+-)",
@@ -81,83 +82,113 @@ def model_name(value: str, field: str = "model_name") -> str:
     return value
 
 
-def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
-    """A `Model` from raw field values (prices as strings), or InvalidArgument naming every fault.
-
-    `fields` holds every name of MODEL_FIELDS; `model_type` is None when the request left it unset.
-    """
+def _field_faults(fields: Mapping[str, Any]) -> list[FieldViolation]:
+    """Each given field checked on its own; `fields` may hold any subset of MODEL_FIELDS."""
     bad: list[FieldViolation] = []
 
     def fault(name: str, description: str) -> None:
         bad.append(FieldViolation(f"model.{name}", description))
 
-    name = fields["model_name"]
-    if name == "":
-        fault("model_name", "is required")
-    elif not _MODEL_NAME.match(name):
-        fault("model_name", f"{name!r} is not a valid model name (letters, digits, ._:@/+-)")
-    provider = fields["provider"]
-    if provider == "":
-        fault("provider", "is required")
-    elif not _PROVIDER.match(provider):
-        fault("provider", f"{provider!r} is not a valid provider (lower case, e.g. 'openai')")
-    model_type = fields["model_type"]
-    if model_type is None:
+    if "model_name" in fields:
+        name = fields["model_name"]
+        if name == "":
+            fault("model_name", "is required")
+        elif not _MODEL_NAME.fullmatch(name):
+            fault("model_name", f"{name!r} is not a valid model name (letters, digits, ._:@/+-)")
+    if "provider" in fields:
+        provider = fields["provider"]
+        if provider == "":
+            fault("provider", "is required")
+        elif not _PROVIDER.fullmatch(provider):
+            fault("provider", f"{provider!r} is not a valid provider (lower case, e.g. 'openai')")
+    if "model_type" in fields and fields["model_type"] is None:
         fault("model_type", "is required: MODEL_TYPE_TEXT or MODEL_TYPE_IMAGE")
-    display_name = fields["display_name"].strip() or name
-    if len(display_name) > _MAX_DISPLAY_NAME or not display_name.isprintable():
-        fault("display_name", f"must be printable and at most {_MAX_DISPLAY_NAME} characters")
+    if "display_name" in fields:
+        display_name = fields["display_name"].strip()
+        if len(display_name) > _MAX_DISPLAY_NAME or not display_name.isprintable():
+            fault("display_name", f"must be printable and at most {_MAX_DISPLAY_NAME} characters")
+    for price_field in PRICE_FIELDS:
+        if price_field in fields:
+            try:
+                parse_price(fields[price_field])
+            except PriceError as exc:
+                fault(price_field, str(exc))
+    for int_field in ("context_window", "max_output_tokens"):
+        if int_field in fields and not 0 <= fields[int_field] <= _MAX_INT32:
+            fault(int_field, "must be zero (not applicable) or a positive number of tokens")
+    if "aliases" in fields:
+        aliases = list(fields["aliases"])
+        if len(aliases) > _MAX_ALIASES:
+            fault("aliases", f"at most {_MAX_ALIASES} aliases")
+        for i, alias in enumerate(aliases):
+            if not _MODEL_NAME.fullmatch(alias):
+                fault(f"aliases[{i}]", f"{alias!r} is not a valid alias (letters, digits, ._:@/+-)")
+            elif alias in aliases[:i]:
+                fault(f"aliases[{i}]", f"{alias!r} repeats another alias")
+    return bad
 
+
+def _rejected(bad: list[FieldViolation]) -> InvalidArgument:
+    summary = "; ".join(f"{v.field}: {v.description}" for v in bad)
+    return InvalidArgument(
+        f"invalid model: {summary}",
+        violations=bad,
+        reason="INVALID_MODEL",
+        metadata={"fields": ",".join(v.field for v in bad)},
+    )
+
+
+def check_fields(fields: Mapping[str, Any]) -> None:
+    """InvalidArgument unless each given field is well-formed on its own (before any lookup)."""
+    bad = _field_faults(fields)
+    if bad:
+        raise _rejected(bad)
+
+
+def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
+    """A `Model` from raw field values (prices as strings), or InvalidArgument naming every fault.
+
+    `fields` holds every name of MODEL_FIELDS; `model_type` is None when the request left it unset.
+    """
+    bad = _field_faults(fields)
+    model_type = fields["model_type"]
     prices = {}
-    for price_field in (
-        "input_price_per_1m_tokens",
-        "output_price_per_1m_tokens",
-        "price_per_image",
-    ):
+    for price_field in PRICE_FIELDS:
         try:
             prices[price_field] = parse_price(fields[price_field])
-        except PriceError as exc:
-            fault(price_field, str(exc))
-            prices[price_field] = None
+        except PriceError:
+            prices[price_field] = None  # already reported
     if model_type is ModelType.TEXT and prices["price_per_image"] is not None:
-        fault("price_per_image", "a text model is priced per token, not per image")
+        bad.append(
+            FieldViolation(
+                "model.price_per_image", "a text model is priced per token, not per image"
+            )
+        )
     if model_type is ModelType.IMAGE:
         for token_field in ("input_price_per_1m_tokens", "output_price_per_1m_tokens"):
             if prices[token_field] is not None:
-                fault(token_field, "an image model is priced per image, not per token")
-
-    for int_field in ("context_window", "max_output_tokens"):
-        if not 0 <= fields[int_field] <= _MAX_INT32:
-            fault(int_field, "must be zero (not applicable) or a positive number of tokens")
-
-    aliases = tuple(fields["aliases"])
-    if len(aliases) > _MAX_ALIASES:
-        fault("aliases", f"at most {_MAX_ALIASES} aliases")
-    for i, alias in enumerate(aliases):
-        if not _MODEL_NAME.match(alias):
-            fault(f"aliases[{i}]", f"{alias!r} is not a valid alias (letters, digits, ._:@/+-)")
-        elif alias == name or alias in aliases[:i]:
-            fault(f"aliases[{i}]", f"{alias!r} repeats the model's name or another alias")
-
+                bad.append(
+                    FieldViolation(
+                        f"model.{token_field}", "an image model is priced per image, not per token"
+                    )
+                )
+    name = fields["model_name"]
+    for i, alias in enumerate(fields["aliases"]):
+        if alias == name:
+            bad.append(FieldViolation(f"model.aliases[{i}]", f"{alias!r} repeats the model's name"))
     if bad:
-        summary = "; ".join(f"{v.field}: {v.description}" for v in bad)
-        raise InvalidArgument(
-            f"invalid model: {summary}",
-            violations=bad,
-            reason="INVALID_MODEL",
-            metadata={"fields": ",".join(v.field for v in bad)},
-        )
+        raise _rejected(bad)
     assert model_type is not None
     return Model(
         id=model_id_,
         model_name=name,
-        display_name=display_name,
-        provider=provider,
+        display_name=fields["display_name"].strip() or name,
+        provider=fields["provider"],
         model_type=model_type,
         is_active=bool(fields["is_active"]),
         context_window=fields["context_window"],
         max_output_tokens=fields["max_output_tokens"],
-        aliases=aliases,
+        aliases=tuple(fields["aliases"]),
         **prices,
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from modelconfig.v1 import resources_pb2 as pb
 
+from ..domain.errors import InvalidArgument
 from ..domain.model import Model, ModelType, Source
 from ..domain.prices import price_text
 from ..domain.validation import MODEL_FIELDS
@@ -20,6 +21,18 @@ SOURCE_TO_PB = {
 }
 # Output-only and identifier fields: ignored in an update mask, as AIP-134 and AIP-203 ask.
 IGNORED_MASK_PATHS = frozenset({"id", "label"})
+
+
+def model_type_from_pb(value: int, field: str) -> ModelType | None:
+    """The domain's type; None for MODEL_TYPE_UNSPECIFIED; an unknown number is refused."""
+    if value == pb.MODEL_TYPE_UNSPECIFIED:
+        return None
+    model_type = MODEL_TYPE_FROM_PB.get(value)
+    if model_type is None:
+        raise InvalidArgument.field(
+            field, f"{value} is not a ModelType", reason="INVALID_MODEL_TYPE", model_type=value
+        )
+    return model_type
 
 
 def model_to_pb(model: Model) -> pb.Model:
@@ -58,7 +71,7 @@ def model_fields_from_pb(message: pb.Model) -> dict[str, Any]:
         "model_name": message.model_name,
         "display_name": message.display_name,
         "provider": message.provider,
-        "model_type": MODEL_TYPE_FROM_PB.get(message.model_type),
+        "model_type": model_type_from_pb(message.model_type, "model.model_type"),
         "is_active": message.is_active,
         "input_price_per_1m_tokens": message.input_price_per_1m_tokens,
         "output_price_per_1m_tokens": message.output_price_per_1m_tokens,
@@ -77,7 +90,9 @@ def update_changes(message: pb.Model, mask_paths: list[str]) -> dict[str, Any]:
         populated = {name for name, _ in _listed_fields(message)}
         paths = [name for name in MODEL_FIELDS if name in populated]
     elif "*" in mask_paths:
-        paths = list(MODEL_FIELDS)
+        # Any other path beside `*` must still be valid: keep the unknown ones to be refused.
+        extra = [p for p in mask_paths if p != "*" and p not in MODEL_FIELDS]
+        paths = list(MODEL_FIELDS) + [p for p in extra if p not in IGNORED_MASK_PATHS]
     else:
         paths = [p for p in dict.fromkeys(mask_paths) if p not in IGNORED_MASK_PATHS]
     return {p: values.get(p) for p in paths}

@@ -9,9 +9,9 @@ from modelconfig.v1 import model_config_service_pb2 as api
 
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
-    MODEL_TYPE_FROM_PB,
     model_fields_from_pb,
     model_to_pb,
+    model_type_from_pb,
     slot_setting_to_pb,
     update_changes,
 )
@@ -36,7 +36,7 @@ class ModelConfigServicer:
     def ListModels(self, request: api.ListModelsRequest, context) -> api.ListModelsResponse:
         page = self._services.list_models(
             provider=request.provider,
-            model_type=MODEL_TYPE_FROM_PB.get(request.model_type),
+            model_type=model_type_from_pb(request.model_type, "model_type"),
             active_only=request.active_only,
             page_size=request.page_size,
             page_token=request.page_token,

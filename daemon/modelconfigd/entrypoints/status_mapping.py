@@ -28,25 +28,29 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
 )
 
 
-# Details travel in a trailer, and peers refuse trailers over 16 KiB: an error that echoes a huge
-# input must still arrive, so echoed text is clipped.
-_MAX_MESSAGE = 1024
-_MAX_VALUE = 200
+# The status travels in trailers that peers refuse beyond 16 KiB: the details base64-encoded,
+# the message percent-encoded (up to 3x). Echoed input is clipped by UTF-8 bytes and
+# violations are kept while they fit, so an error about a huge input still arrives whole.
+_MAX_MESSAGE_BYTES = 1024
+_MAX_VALUE_BYTES = 200
+_MAX_METADATA = 20
+_VIOLATIONS_BUDGET = 4000
+_MAX_DETAILS_BYTES = 8000
 
 
-def _clip(text: str, limit: int = _MAX_VALUE) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
+def _clip(text: str, limit: int = _MAX_VALUE_BYTES) -> str:
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    kept = raw[: limit - 24].decode(errors="ignore")
+    return f"{kept}... ({len(raw)} bytes)"
 
 
-# What all violations of one error may add up to: the trailer carries them base64-encoded.
-_VIOLATIONS_BUDGET = 8000
-
-
-def _fitting(violations, size) -> list:
+def _fitting(violations, texts) -> list:
     """The leading violations whose clipped text fits the budget (at least one)."""
     kept, used = [], 0
     for violation in violations:
-        used += size(violation)
+        used += sum(len(t.encode()) for t in texts(violation))
         if kept and used > _VIOLATIONS_BUDGET:
             break
         kept.append(violation)
@@ -64,50 +68,45 @@ def code_of(exc: errors.ModelConfigError) -> int:
     return next(c for cls, c in _CODES if isinstance(exc, cls))
 
 
-def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
-    code = code_of(exc)
-    details = [
-        _pack(
-            error_details_pb2.ErrorInfo(
-                reason=exc.reason,
-                domain=DOMAIN,
-                metadata={k: _clip(v) for k, v in list(exc.metadata.items())[:20]},
-            )
+def _error_info(exc: errors.ModelConfigError) -> any_pb2.Any:
+    metadata = {_clip(k, 64): _clip(v) for k, v in list(exc.metadata.items())[:_MAX_METADATA]}
+    return _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))
+
+
+def _bad_request(exc: errors.ModelConfigError) -> any_pb2.Any:
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=_clip(v.field), description=_clip(v.description, 400)
         )
+        for v in exc.field_violations
     ]
+    kept = _fitting(violations, lambda v: (v.field, v.description))
+    return _pack(error_details_pb2.BadRequest(field_violations=kept))
+
+
+def _precondition_failure(exc: errors.FailedPrecondition) -> any_pb2.Any:
+    violations = [
+        error_details_pb2.PreconditionFailure.Violation(
+            type=v.type, subject=_clip(v.subject), description=_clip(v.description, 400)
+        )
+        for v in exc.violations
+    ]
+    kept = _fitting(violations, lambda v: (v.type, v.subject, v.description))
+    return _pack(error_details_pb2.PreconditionFailure(violations=kept))
+
+
+def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
+    details = [_error_info(exc)]
     if exc.field_violations:
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=_clip(v.field), description=_clip(v.description, 400)
-                        )
-                        for v in _fitting(
-                            exc.field_violations, lambda v: len(v.field) + len(v.description)
-                        )
-                    ]
-                )
-            )
-        )
+        details.append(_bad_request(exc))
     if isinstance(exc, errors.FailedPrecondition) and exc.violations:
-        details.append(
-            _pack(
-                error_details_pb2.PreconditionFailure(
-                    violations=[
-                        error_details_pb2.PreconditionFailure.Violation(
-                            type=v.type,
-                            subject=_clip(v.subject),
-                            description=_clip(v.description, 400),
-                        )
-                        for v in _fitting(
-                            exc.violations, lambda v: len(v.subject) + len(v.description)
-                        )
-                    ]
-                )
-            )
-        )
-    return status_pb2.Status(code=code, message=_clip(exc.message, _MAX_MESSAGE), details=details)
+        details.append(_precondition_failure(exc))
+    status = status_pb2.Status(
+        code=code_of(exc), message=_clip(exc.message, _MAX_MESSAGE_BYTES), details=details
+    )
+    if status.ByteSize() > _MAX_DETAILS_BYTES:
+        del status.details[1:]  # the ErrorInfo alone still says what and why
+    return status
 
 
 @contextmanager

@@ -6,6 +6,7 @@ database work, then a stale etag (EtagMismatch), then the state (NotFound, Faile
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from ..domain.model import Model, ModelType, Slot
 from ..domain.state import Resolved, ResolvedView, State, account_etag, global_etag
 from . import pagination
 from .live_state import LiveState
+
+log = logging.getLogger(__name__)
 
 USAGE_SAMPLE = 100
 MAX_BATCH = 1000
@@ -138,6 +141,14 @@ class ModelConfigServices:
     def state(self) -> State:
         return self._live.current
 
+    def _publish(self) -> None:
+        """Make a committed write visible; should the snapshot fail to catch up now, the poller
+        will, and the write, already committed, must still be acknowledged."""
+        try:
+            self._live.catch_up()
+        except ModelConfigError as exc:
+            log.warning("committed, but the snapshot could not catch up yet: %s", exc)
+
     # -- reads: served from the snapshot -------------------------------------------------------
 
     def list_models(
@@ -238,7 +249,7 @@ class ModelConfigServices:
             model = uow.insert_model(draft)
             revision = uow.record_change(CATALOG)
             uow.commit()
-        self._live.catch_up()
+        self._publish()
         return model, revision
 
     def update_model(self, model_id: int, changes: Mapping[str, Any]) -> tuple[Model, int]:
@@ -251,19 +262,21 @@ class ModelConfigServices:
                 reason="INVALID_UPDATE_MASK",
                 paths=",".join(unknown),
             )
+        validation.check_fields(changes)
         with self._store.write() as uow:
             old = uow.get_model(model_id)
             if old is None:
                 raise _not_found(ModelRef(model_id=model_id))
             new = validation.build_model(model_id, {**validation.model_fields(old), **changes})
-            if new == old:
+            # Compared as fields, not as Models: a price retyped as 0.150 for 0.15 is a change.
+            if validation.model_fields(new) == validation.model_fields(old):
                 return old, uow.revision
             _refuse_taken_names(uow, new)
             rules.check_update_allowed(old, new, uow.usage(model_id))
             uow.update_model(new)
             revision = uow.record_change(CATALOG)
             uow.commit()
-        self._live.catch_up()
+        self._publish()
         return new, revision
 
     def delete_model(self, model_id: int) -> int:
@@ -276,7 +289,7 @@ class ModelConfigServices:
             uow.delete_model(model_id)
             revision = uow.record_change(CATALOG)
             uow.commit()
-        self._live.catch_up()
+        self._publish()
         return revision
 
     # -- settings writes -----------------------------------------------------------------------
@@ -317,7 +330,7 @@ class ModelConfigServices:
                 uow.set_global(slot_name, model.id)
                 new_etag = global_etag(revision)
             uow.commit()
-        self._live.catch_up()
+        self._publish()
         return SetResult(SlotView(slot, model, default), revision, new_etag)
 
     def clear_account_model(self, account_id: str, slot_name: str, etag: str) -> tuple[int, str]:
@@ -333,7 +346,7 @@ class ModelConfigServices:
             revision = uow.record_change(ACCOUNT, account_id)
             uow.delete_override(account_id, slot_name)
             uow.commit()
-        self._live.catch_up()
+        self._publish()
         return revision, account_etag(revision)
 
     def import_overrides(self, rows: Iterable[ImportRow], validate_only: bool) -> ImportResult:
@@ -389,7 +402,7 @@ class ModelConfigServices:
             revision = uow.record_change(IMPORT)
             uow.import_overrides(records, revision)
             uow.commit()
-        self._live.catch_up()
+        self._publish()
         return ImportResult(len(records), accounts, revision)
 
 

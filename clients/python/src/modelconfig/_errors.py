@@ -120,7 +120,12 @@ def from_rpc_error(error: grpc.RpcError) -> ModelConfigError:
     message = error.details() if isinstance(error, grpc.Call) else str(error)
     details: list[_message.Message] = []
     reason, metadata = "", {}
-    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    try:
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    except ValueError:
+        # The details disagree with the call's code (e.g. a proxy replaced the status): trust
+        # the code, drop the details.
+        status = None
     if status is not None:
         message = status.message
         for packed in status.details:
