@@ -4,9 +4,8 @@ Starting twice, or two daemons at once on one database, is safe: the whole run h
 transaction that holds the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
 advisory lock), so the second daemon waits and then finds nothing left to do.
 
-Migration 1 creates the tables as `tables.py` defines them. When a later migration changes a
-table, copy that table's version-1 definition into migration 1 first, so a fresh database still
-passes through every step.
+Each migration is frozen SQL per engine under schema/, so a fresh database passes through every
+step exactly as an old one did; a test checks that the result matches `tables.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from peewee import Database
 
 from .database import is_postgres
 from .tables import (
-    ALL_TABLES,
     AliasRow,
     ChangeRow,
     GlobalSettingRow,
@@ -46,11 +44,23 @@ class Migration:
     apply: Callable[[Database], None]
 
 
-def _initial_schema(db: Database) -> None:
-    db.create_tables([t for t in ALL_TABLES if t is not SchemaVersion], safe=True)
+def _sql_file(name: str) -> Callable[[Database], None]:
+    """A migration written as SQL, one file per engine: schema/<name>.{sqlite,postgres}.sql."""
+
+    def apply(db: Database) -> None:
+        engine = "postgres" if is_postgres(db) else "sqlite"
+        script = resources.files("modelconfigd").joinpath(f"adapters/schema/{name}.{engine}.sql")
+        body = "\n".join(
+            line for line in script.read_text("utf-8").splitlines() if not line.startswith("--")
+        )
+        for statement in body.split(";"):
+            if statement.strip():
+                db.execute_sql(statement)
+
+    return apply
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _sql_file("0001_initial")),)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

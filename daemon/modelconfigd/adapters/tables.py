@@ -106,8 +106,12 @@ class AccountRow(Table):
 
 
 class OverrideRow(Table):
-    account = ForeignKeyField(AccountRow, on_delete="RESTRICT", column_name="account_id")
-    slot = ForeignKeyField(SlotRow, on_delete="RESTRICT", column_name="slot")
+    # No separate indexes on account and slot: the primary key (account_id, slot) serves the
+    # account's look-ups, and slots are never deleted; fewer indexes make bulk imports faster.
+    account = ForeignKeyField(
+        AccountRow, on_delete="RESTRICT", column_name="account_id", index=False
+    )
+    slot = ForeignKeyField(SlotRow, on_delete="RESTRICT", column_name="slot", index=False)
     model = ForeignKeyField(ModelRow, on_delete="RESTRICT", index=True)
 
     class Meta:

@@ -404,7 +404,9 @@ class SetModelResponse(_message.Message):
     """The scope's etag after the write."""
     @_builtins.property
     def setting(self) -> _resources_pb2.SlotSetting:
-        """The slot with the model now selected in the scope written."""
+        """The slot with the model now selected in the scope written (for validate_only: the model
+        that would be selected).
+        """
 
     def __init__(
         self,

@@ -167,8 +167,8 @@ class ModelConfigServiceServicer:
 
     def SetModel(self, request, context):
         """SetModel selects a model for a slot, globally or for one account.
-        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot or a malformed id or
-        name; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
+        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
+        or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
         model of the wrong provider or type, or an inactive one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -72,8 +72,8 @@ class ModelConfigServiceStub:
     """
     SetModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.SetModelRequest, _model_config_service_pb2.SetModelResponse]
     """SetModel selects a model for a slot, globally or for one account.
-    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot or a malformed id or
-    name; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
+    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
+    or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
     model of the wrong provider or type, or an inactive one.
     """
     ClearAccountModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearAccountModelRequest, _model_config_service_pb2.ClearAccountModelResponse]
@@ -149,8 +149,8 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     """
     SetModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.SetModelRequest, _model_config_service_pb2.SetModelResponse]  # type: ignore[assignment]
     """SetModel selects a model for a slot, globally or for one account.
-    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot or a malformed id or
-    name; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
+    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
+    or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
     model of the wrong provider or type, or an inactive one.
     """
     ClearAccountModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearAccountModelRequest, _model_config_service_pb2.ClearAccountModelResponse]  # type: ignore[assignment]
@@ -265,8 +265,8 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.SetModelResponse, _abc.Awaitable[_model_config_service_pb2.SetModelResponse]]:
         """SetModel selects a model for a slot, globally or for one account.
-        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot or a malformed id or
-        name; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
+        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
+        or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
         model of the wrong provider or type, or an inactive one.
         """
 
