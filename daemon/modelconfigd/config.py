@@ -14,6 +14,8 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     database_url: str = DEFAULT_URL
     threads: int = 8
+    # Processes serving one port (SO_REUSEPORT): one process uses one core (the GIL).
+    workers: int = 1
     # How often to look for writes made by other daemons on the same database.
     poll_interval: float = 0.5
     # How long health says NOT_SERVING before the port closes, so probes notice first.
@@ -27,6 +29,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
 
 
@@ -45,6 +54,13 @@ def parse(argv: list[str] | None = None) -> Settings:
         "--database-url",
         default=env.get("MODELCONFIG_DATABASE_URL", defaults.database_url),
         help="sqlite:///path or postgresql://... (MODELCONFIG_DATABASE_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=int(env.get("MODELCONFIG_WORKERS", defaults.workers)),
+        help="processes serving the port, each with its own snapshot (MODELCONFIG_WORKERS; "
+        "default %(default)s)",
     )
     parser.add_argument(
         "--threads",
@@ -76,6 +92,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         listen=args.listen,
         database_url=args.database_url,
         threads=args.threads,
+        workers=args.workers,
         poll_interval=args.poll_interval,
         drain_seconds=args.drain_seconds,
         grace_seconds=args.grace_seconds,

@@ -26,7 +26,7 @@ from modelconfig import ModelConfigClient
 
 SERVICE_NAME = "modelconfig.v1.ModelConfigService"
 SERVING_LINE = re.compile(r"^modelconfigd serving on (?P<host>\S+):(?P<port>\d+) "
-                          r"\(revision (?P<revision>\d+)\)$")
+                          r"\(revision (?P<revision>\d+)(, (?P<workers>\d+) workers)?\)$")
 START_TIMEOUT = 30.0
 EXIT_TIMEOUT = 15.0
 

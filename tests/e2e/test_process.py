@@ -10,7 +10,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -20,21 +19,12 @@ from grpc_health.v1 import health_pb2
 from modelconfig import ModelConfigClient, Unavailable
 from modelconfig.v1 import resources_pb2 as pb
 
-from .process_helpers import SERVICE_NAME, Daemons, free_port
+from .process_helpers import SERVICE_NAME, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SEEDED_IDS = list(range(1, 8))
 TEXT_MODELS = ("gpt-4o-mini", "gpt-3.5-turbo")  # both fit the slot openai_model
-
-
-@pytest.fixture
-def daemons(tmp_path) -> Iterator[Daemons]:
-    started = Daemons(tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
 
 
 def _ids(client: ModelConfigClient) -> list[int]:

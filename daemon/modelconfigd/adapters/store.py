@@ -472,7 +472,8 @@ class Reader:
         # One ordered pass builds each record whole, with no per-account scratch left behind.
         current: str | None = None
         record: list[int | None] = []
-        for account_id, revision, slot, model_id in query.tuples().iterator():
+        # The raw cursor: at a million rows Peewee's per-row wrapping would triple the load time.
+        for account_id, revision, slot, model_id in self._db.execute(query):
             if account_id != current:
                 if current is not None:
                     keep(current, record)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -13,6 +15,8 @@ from google.protobuf.message import Message
 from modelconfig import ModelConfigClient, ModelConfigError, Unavailable
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
+
+from . import override_files
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 TYPES = {"text": pb.MODEL_TYPE_TEXT, "image": pb.MODEL_TYPE_IMAGE}
@@ -294,6 +298,71 @@ def _add_setting_commands(subparsers) -> None:
     resolving.add_argument("slots", metavar="SLOT", nargs="*", help="only these slots")
 
 
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most every 0.2 s; silent unless a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._total, self._enabled = max(total, 1), enabled
+        self._started = self._drawn = time.monotonic()
+
+    def wrap(self, records: Iterable[api.OverrideRecord]) -> Iterator[api.OverrideRecord]:
+        done = 0
+        for done, record in enumerate(records, start=1):
+            if self._enabled and time.monotonic() - self._drawn > 0.2:
+                self._draw(done)
+            yield record
+        if self._enabled:
+            self._draw(done)
+            print("\napplying (one transaction)...", file=sys.stderr, flush=True)
+
+    def _draw(self, done: int) -> None:
+        self._drawn = time.monotonic()
+        filled = int(30 * done / self._total)
+        print(
+            f"\rsending [{'#' * filled}{' ' * (30 - filled)}] {done:,}/{self._total:,} rows "
+            f"{self._drawn - self._started:.1f}s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _import(client: ModelConfigClient, args: argparse.Namespace) -> Message:
+    path = Path(args.file)
+    fmt = override_files.file_format(path, args.format)
+    # A first pass finds malformed lines before anything is sent, and counts for the bar.
+    total = sum(1 for _ in override_files.read_records(path, fmt))
+    progress = _Progress(total, enabled=args.progress or sys.stderr.isatty())
+    records = progress.wrap(override_files.read_records(path, fmt))
+    return client.import_overrides(records, validate_only=args.validate_only)
+
+
+def _show_imported(response: api.ImportOverridesResponse, args: argparse.Namespace) -> str:
+    verb = "would import" if args.validate_only else "imported"
+    return f"{verb} {response.rows:,} overrides for {response.accounts:,} accounts\n" + _footer(
+        revision=response.revision
+    )
+
+
+def _add_import_command(subparsers) -> None:
+    importing = _command(
+        subparsers,
+        "import",
+        _import,
+        _show_imported,
+        "set account overrides from a CSV (account_id,slot,model) or JSON Lines file, "
+        "all or nothing",
+    )
+    importing.add_argument("file", metavar="FILE", help="a .csv or .jsonl file")
+    importing.add_argument("--format", choices=("csv", "jsonl"), help="override the file's suffix")
+    importing.add_argument(
+        "--validate-only", action="store_true", help="check every row and change nothing"
+    )
+    importing.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even when not a terminal"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelconfigctl", description=__doc__)
     parser.add_argument(
@@ -307,6 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(subparsers)
     _add_setting_commands(subparsers)
+    _add_import_command(subparsers)
     return parser
 
 
@@ -331,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             response = args.run(client, args)
     except ModelConfigError as error:
         _report(error, args.target)
+        return 1
+    except (override_files.FileFormatError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     print(_json(response) if args.json else args.show(response, args))
     return 0

@@ -93,14 +93,16 @@ def create_server(
     *,
     max_workers: int = 8,
     max_concurrent_rpcs: int | None = 1000,
+    reuse_port: bool = False,
 ) -> RunningServer:
     """A started-not-yet server bound to `address` (port 0 picks one); see RunningServer.port."""
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
         maximum_concurrent_rpcs=max_concurrent_rpcs,
-        # One process owns the port: a clash must fail loudly, not start a second server silently.
-        options=[("grpc.so_reuseport", 0)],
+        # A single process owns its port, so a clash fails loudly instead of starting a second
+        # server silently; worker processes share theirs on purpose.
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
     servicer = ModelConfigServicer(services)
     handlers = {m.name: _handler(servicer, m) for m in SERVICE.methods}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -140,6 +140,42 @@ class ModelConfigClient:
                 etag=etag,
             ),
         )
+
+    def resolve_for_accounts(
+        self, account_ids: Sequence[str], slots: Sequence[str] = ()
+    ) -> api.ResolveForAccountsResponse:
+        """Resolve up to 1000 accounts in one call; a bad id gets a per-account error."""
+        return self._call(self._stub.ResolveForAccounts, api.ResolveForAccountsRequest(
+            account_ids=list(account_ids), slots=list(slots),
+        ))
+
+    def import_overrides(
+        self,
+        records: Iterable[api.OverrideRecord],
+        *,
+        validate_only: bool = False,
+        chunk_size: int = 5000,
+        timeout: float | None = None,
+    ) -> api.ImportOverridesResponse:
+        """Set many overrides in one transaction; nothing is applied if any row is bad.
+
+        Records stream in chunks; there is no deadline unless `timeout` is given, since a
+        million rows take a while.
+        """
+
+        def chunks() -> Iterator[api.ImportOverridesRequest]:
+            batch: list[api.OverrideRecord] = []
+            first = True
+            for record in records:
+                batch.append(record)
+                if len(batch) == chunk_size:
+                    yield api.ImportOverridesRequest(rows=batch, validate_only=validate_only)
+                    batch, first = [], False
+            if batch or first:
+                yield api.ImportOverridesRequest(rows=batch, validate_only=validate_only)
+
+        with typed_errors():
+            return self._stub.ImportOverrides(chunks(), timeout=timeout)
 
     def resolve_for_account(
         self, account_id: str, slots: Sequence[str] = ()

@@ -1,0 +1,79 @@
+"""`--workers N`: N processes serve one port, each with its own snapshot, kept coherent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import grpc
+
+from modelconfig import ModelConfigClient
+from modelconfig.v1 import resources_pb2 as pb
+
+WORKERS = {"MODELCONFIG_WORKERS": "2"}
+
+
+def children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def wait_for(predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    return predicate()
+
+
+def clients(address: str, count: int) -> list[ModelConfigClient]:
+    """Clients on distinct connections (a distinct channel argument each), which the kernel
+    spreads over the workers: with 16, all landing on one of two workers has odds 1 in 32768."""
+    return [
+        ModelConfigClient(channel=grpc.insecure_channel(address, options=[("test.conn", i)]))
+        for i in range(count)
+    ]
+
+
+def test_workers_share_the_port_and_see_each_others_writes_within_a_second(daemons, database_url):
+    supervisor = daemons.start(database_url, env=WORKERS)
+    assert len(children(supervisor.proc.pid)) == 2
+    readers = clients(supervisor.address, 16)
+    assert all(c.resolve_for_account("acct-w").etag == "a0" for c in readers)
+
+    written = readers[0].set_model("openai_model", "gpt-3.5-turbo", account_id="acct-w")
+
+    def everyone_sees_it() -> bool:
+        return all(
+            c.resolve_for_account("acct-w", ["openai_model"]).slots[0].source == pb.SOURCE_ACCOUNT
+            for c in readers
+        )
+
+    assert wait_for(everyone_sees_it, timeout=1.0), "a worker did not catch up within 1 s"
+    revisions = {c.resolve_for_account("acct-w").revision for c in readers}
+    assert revisions == {written.revision}
+
+
+def test_a_dead_worker_is_replaced(daemons, database_url):
+    supervisor = daemons.start(database_url, env=WORKERS)
+    first = children(supervisor.proc.pid)
+    os.kill(min(first), signal.SIGKILL)
+    replaced = wait_for(
+        lambda: (lambda now: now if len(now) == 2 and now != first else None)(
+            children(supervisor.proc.pid)
+        ),
+        timeout=15,
+    )
+    assert replaced, f"workers were {first}, now {children(supervisor.proc.pid)}"
+    assert supervisor.client().resolve_for_account("acme").slots
+
+
+def test_sigterm_stops_every_worker_and_exits_zero(daemons, database_url):
+    supervisor = daemons.start(database_url, env=WORKERS)
+    workers = children(supervisor.proc.pid)
+    supervisor.proc.send_signal(signal.SIGTERM)
+    assert supervisor.wait_exit(timeout=15) == 0, supervisor.describe("did not exit cleanly")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
