@@ -28,7 +28,7 @@ from ..domain.model import Model, ModelType, Slot
 from ..domain.prices import price_text
 from ..domain.rules import Usage
 from ..domain.state import AccountRecord, Catalog
-from .database import read_begin_args
+from .database import is_postgres, read_begin_args
 from .tables import (
     AccountRow,
     AliasRow,
@@ -369,29 +369,56 @@ class WriteUnit:
     def import_overrides(self, records: Sequence[tuple[str, str, int]], revision: int) -> None:
         """Upsert (account, slot, model id) overrides; each account's revision becomes `revision`.
 
-        Plain executemany: at a million rows, building Peewee queries would cost more than the
-        database's own work. The upsert syntax is the same on SQLite and PostgreSQL.
+        At a million rows, building Peewee queries would cost more than the database's own work:
+        PostgreSQL gets the rows by COPY into a temporary table, SQLite by plain executemany.
         """
-        p = self._db.param
-        account_ids = list(dict.fromkeys(account_id for account_id, _, _ in records))
+        if is_postgres(self._db):
+            self._import_by_copy(records, revision)
+            return
+        account_ids = dict.fromkeys(account_id for account_id, _, _ in records)
         cursor = self._db.cursor()
         for chunk in _chunks([(a, revision) for a in account_ids]):
-            cursor.executemany(
-                f"INSERT INTO account (account_id, revision) VALUES ({p}, {p}) "
-                "ON CONFLICT (account_id) DO UPDATE SET revision = excluded.revision",
-                chunk,
-            )
+            cursor.executemany(_UPSERT_ACCOUNT.format(p="?"), chunk)
         for chunk in _chunks(records):
-            cursor.executemany(
-                f"INSERT INTO account_override (account_id, slot, model_id) VALUES ({p}, {p}, {p}) "
-                "ON CONFLICT (account_id, slot) DO UPDATE SET model_id = excluded.model_id",
-                chunk,
+            cursor.executemany(_UPSERT_OVERRIDE.format(p="?"), chunk)
+
+    def _import_by_copy(self, records: Sequence[tuple[str, str, int]], revision: int) -> None:
+        with self._db.connection().cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE import_override (account_id TEXT, slot TEXT,"
+                " model_id BIGINT) ON COMMIT DROP"
+            )
+            copy_in = "COPY import_override (account_id, slot, model_id) FROM STDIN"
+            with cursor.copy(copy_in) as copy:
+                for record in records:
+                    copy.write_row(record)
+            cursor.execute(
+                "INSERT INTO account (account_id, revision)"
+                " SELECT DISTINCT account_id, %s FROM import_override ORDER BY account_id"
+                " ON CONFLICT (account_id) DO UPDATE SET revision = excluded.revision",
+                (revision,),
+            )
+            cursor.execute(
+                "INSERT INTO account_override (account_id, slot, model_id)"
+                " SELECT account_id, slot, model_id FROM import_override"
+                " ORDER BY account_id, slot"  # key order: index pages are filled in sequence
+                " ON CONFLICT (account_id, slot) DO UPDATE SET model_id = excluded.model_id"
             )
 
     def delete_override(self, account_id: str, slot: str) -> None:
         OverrideRow.delete().where(
             (OverrideRow.account == account_id) & (OverrideRow.slot == slot)
         ).execute()
+
+
+_UPSERT_ACCOUNT = (
+    "INSERT INTO account (account_id, revision) VALUES ({p}, {p}) "
+    "ON CONFLICT (account_id) DO UPDATE SET revision = excluded.revision"
+)
+_UPSERT_OVERRIDE = (
+    "INSERT INTO account_override (account_id, slot, model_id) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (account_id, slot) DO UPDATE SET model_id = excluded.model_id"
+)
 
 
 def _chunks(rows: Sequence[T], size: int = 10_000) -> Iterator[Sequence[T]]:
@@ -456,7 +483,11 @@ class Reader:
             AccountRow.select(
                 AccountRow.account_id, AccountRow.revision, OverrideRow.slot, OverrideRow.model
             )
-            .join(OverrideRow, JOIN.LEFT_OUTER)
+            .join(
+                OverrideRow,
+                JOIN.LEFT_OUTER,
+                on=(OverrideRow.account == AccountRow.account_id),
+            )
             .order_by(AccountRow.account_id)
         )
         if changed_after is not None:

@@ -10,6 +10,6 @@ CREATE TABLE IF NOT EXISTS "global_setting" ("slot_id" VARCHAR(64) NOT NULL PRIM
 CREATE INDEX IF NOT EXISTS "global_setting_model_id" ON "global_setting" ("model_id");
 CREATE TABLE IF NOT EXISTS "account" ("account_id" VARCHAR(128) NOT NULL PRIMARY KEY, "revision" INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS "account_revision" ON "account" ("revision");
-CREATE TABLE IF NOT EXISTS "account_override" ("account_id" VARCHAR(128) NOT NULL, "slot" VARCHAR(64) NOT NULL, "model_id" INTEGER NOT NULL, PRIMARY KEY ("account_id", "slot"), FOREIGN KEY ("account_id") REFERENCES "account" ("account_id") ON DELETE RESTRICT, FOREIGN KEY ("slot") REFERENCES "slot" ("name") ON DELETE RESTRICT, FOREIGN KEY ("model_id") REFERENCES "model" ("id") ON DELETE RESTRICT);
+CREATE TABLE IF NOT EXISTS "account_override" ("account_id" VARCHAR(128) NOT NULL, "slot" VARCHAR(64) NOT NULL, "model_id" INTEGER NOT NULL, PRIMARY KEY ("account_id", "slot"), FOREIGN KEY ("model_id") REFERENCES "model" ("id") ON DELETE RESTRICT);
 CREATE INDEX IF NOT EXISTS "account_override_model_id" ON "account_override" ("model_id");
 CREATE TABLE IF NOT EXISTS "change" ("revision" INTEGER NOT NULL PRIMARY KEY, "kind" VARCHAR(16) NOT NULL, "account_id" VARCHAR(128), "committed_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP);
