@@ -421,6 +421,16 @@ _UPSERT_OVERRIDE = (
 )
 
 
+def _shared(records: Iterable[tuple[str, list[int | None]]]) -> dict[str, AccountRecord]:
+    """Records as tuples, equal ones shared."""
+    shared: dict[AccountRecord, AccountRecord] = {}
+    result: dict[str, AccountRecord] = {}
+    for account_id, record in records:
+        built = tuple(record)
+        result[account_id] = shared.setdefault(built, built)
+    return result
+
+
 def _chunks(rows: Sequence[T], size: int = 10_000) -> Iterator[Sequence[T]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -479,6 +489,10 @@ class Reader:
         Records are (revision, model id or None per slot in `slots` order); equal records are
         one shared tuple, which keeps a million accounts with a few distinct choices small.
         """
+        index = {slot: i for i, slot in enumerate(slots, start=1)}
+        width = len(slots) + 1
+        if changed_after is not None:
+            return _shared(self._changed_accounts(index, width, changed_after))
         query = (
             AccountRow.select(
                 AccountRow.account_id, AccountRow.revision, OverrideRow.slot, OverrideRow.model
@@ -490,30 +504,44 @@ class Reader:
             )
             .order_by(AccountRow.account_id)
         )
-        if changed_after is not None:
-            query = query.where(AccountRow.revision > changed_after)
-        index = {slot: i for i, slot in enumerate(slots, start=1)}
-        shared: dict[AccountRecord, AccountRecord] = {}
-        records: dict[str, AccountRecord] = {}
-
-        def keep(account_id: str, record: list[int | None]) -> None:
-            built = tuple(record)
-            records[account_id] = shared.setdefault(built, built)
 
         # One ordered pass builds each record whole, with no per-account scratch left behind.
-        current: str | None = None
-        record: list[int | None] = []
-        # The raw cursor: at a million rows Peewee's per-row wrapping would triple the load time.
-        for account_id, revision, slot, model_id in self._db.execute(query):
-            if account_id != current:
-                if current is not None:
-                    keep(current, record)
-                current, record = account_id, [revision] + [None] * len(slots)
-            if slot is not None:
-                record[index[slot]] = model_id
-        if current is not None:
-            keep(current, record)
-        return records
+        def records() -> Iterator[tuple[str, list[int | None]]]:
+            current: str | None = None
+            record: list[int | None] = []
+            # The raw cursor: at a million rows Peewee's row wrapping would triple the time.
+            for account_id, revision, slot, model_id in self._db.execute(query):
+                if account_id != current:
+                    if current is not None:
+                        yield current, record
+                    current, record = account_id, [revision] + [None] * (width - 1)
+                if slot is not None:
+                    record[index[slot]] = model_id
+            if current is not None:
+                yield current, record
+
+        return _shared(records())
+
+    def _changed_accounts(
+        self, index: dict[str, int], width: int, changed_after: int
+    ) -> Iterator[tuple[str, list[int | None]]]:
+        """The accounts changed after a revision, found by the revision index (no full scan)."""
+        changed = AccountRow.select(AccountRow.account_id).where(
+            AccountRow.revision > changed_after
+        )
+        found: dict[str, list[int | None]] = {}
+        for account_id, revision in self._db.execute(
+            AccountRow.select(AccountRow.account_id, AccountRow.revision).where(
+                AccountRow.revision > changed_after
+            )
+        ):
+            found[account_id] = [revision] + [None] * (width - 1)
+        overrides = OverrideRow.select(
+            OverrideRow.account, OverrideRow.slot, OverrideRow.model
+        ).where(OverrideRow.account.in_(changed))
+        for account_id, slot, model_id in self._db.execute(overrides):
+            found[account_id][index[slot]] = model_id
+        return iter(found.items())
 
     def usage(self, model_id: int, sample: int) -> Usage | None:
         if not ModelRow.select().where(ModelRow.id == model_id).exists():
