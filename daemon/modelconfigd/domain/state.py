@@ -120,7 +120,15 @@ class Accounts:
 class State:
     """One committed revision: catalog, account overrides, and a memo of values derived from it."""
 
-    __slots__ = ("_memo", "_memo_lock", "_no_overrides", "accounts", "catalog", "revision")
+    __slots__ = (
+        "_memo",
+        "_memo_lock",
+        "_no_overrides",
+        "accounts",
+        "all_slots",
+        "catalog",
+        "revision",
+    )
     # Views are shared by every account with the same overrides, so the memo stays small; the
     # bound only guards against pathological request mixes.
     MAX_MEMO = 100_000
@@ -129,6 +137,7 @@ class State:
         self.revision = revision
         self.catalog = catalog
         self.accounts = accounts
+        self.all_slots = tuple(catalog.slots)
         self._no_overrides: AccountRecord = (0,) + (None,) * len(catalog.slots)
         self._memo: dict[Hashable, object] = {}
         self._memo_lock = threading.Lock()
@@ -155,8 +164,12 @@ class State:
 
     def view(self, account_id: str, slot_names: tuple[str, ...]) -> ResolvedView:
         """Resolve the named slots (which must exist) for one account."""
-        record = self.record(account_id)
-        return self.memo(("view", record, slot_names), lambda: self._build_view(record, slot_names))
+        record = self.accounts.get(account_id) or self._no_overrides
+        key = ("view", record, slot_names)
+        view = self._memo.get(key)  # the hot path: a hit costs one dictionary look-up
+        if view is None:
+            view = self.memo(key, lambda: self._build_view(record, slot_names))
+        return view  # type: ignore[return-value]
 
     def _build_view(self, record: AccountRecord, slot_names: tuple[str, ...]) -> ResolvedView:
         catalog = self.catalog

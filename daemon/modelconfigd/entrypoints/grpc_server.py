@@ -21,7 +21,7 @@ from ..domain.errors import InvalidArgument
 from ..service_layer.services import ModelConfigServices
 from .reflection_pool import MemberAwarePool
 from .servicer import ModelConfigServicer
-from .status_mapping import statuses
+from .status_mapping import abort
 
 SERVICE = api.DESCRIPTOR.services_by_name["ModelConfigService"]
 SERVICE_NAME = SERVICE.full_name
@@ -72,17 +72,22 @@ def _handler(servicer: ModelConfigServicer, method) -> grpc.RpcMethodHandler:
     full_name = f"/{SERVICE_NAME}/{method.name}"
     decode = _decoder(getattr(api, method.input_type.name), full_name)
 
+    # Plain try/except rather than a context manager: this wraps the hot path.
     if method.client_streaming:
 
         def handle_stream(request_iterator, context: grpc.ServicerContext):
-            with statuses(context, full_name):
+            try:
                 return implementation(map(decode, request_iterator), context)
+            except Exception as exc:
+                abort(context, full_name, exc)
 
         return grpc.stream_unary_rpc_method_handler(handle_stream, response_serializer=_serialize)
 
     def handle(request_bytes: bytes, context: grpc.ServicerContext):
-        with statuses(context, full_name):
+        try:
             return implementation(decode(request_bytes), context)
+        except Exception as exc:
+            abort(context, full_name, exc)
 
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 

@@ -33,6 +33,9 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+_SMALL_VARINTS = [_varint(n) for n in range(1 << 14)]  # every length a field here can have
+
+
 def _tag(message: Descriptor, field: str) -> bytes:
     descriptor = message.fields_by_name[field]
     length_delimited = descriptor.type in (
@@ -60,7 +63,10 @@ assert SINGLE_SLOT == ENTRY_SLOT, "slot frames are shared by both responses"
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload if payload else b""
+    if not payload:
+        return b""
+    size = len(payload)
+    return tag + (_SMALL_VARINTS[size] if size < 1 << 14 else _varint(size)) + payload
 
 
 def _slot_frames(state: State, view: ResolvedView) -> bytes:
@@ -89,9 +95,9 @@ def _view_tail(state: State, view: ResolvedView) -> bytes:
 
 def encode_resolution(resolution: Resolution) -> bytes:
     """A serialized ResolveForAccountResponse."""
-    state, view = resolution.state, resolution.view
+    account_id, view, state = resolution
     tail = state.memo(("single", view), lambda: _view_tail(state, view))
-    return _field(SINGLE_ACCOUNT, resolution.account_id.encode()) + tail
+    return _field(SINGLE_ACCOUNT, account_id.encode()) + tail
 
 
 def _entry(state: State, account_id: str, outcome: ResolvedView | ModelConfigError) -> bytes:

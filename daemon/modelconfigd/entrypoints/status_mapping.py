@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -109,20 +108,15 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
     return status
 
 
-@contextmanager
-def statuses(context: grpc.ServicerContext, method: str) -> Iterator[None]:
-    """Run a handler: a domain error aborts with its status; a bug aborts with INTERNAL, logged."""
-    try:
-        yield
-    except errors.ModelConfigError as exc:
+def abort(context: grpc.ServicerContext, method: str, exc: Exception) -> NoReturn:
+    """End a call with the status for `exc`: a domain error's own, else INTERNAL (logged)."""
+    if isinstance(exc, errors.ModelConfigError):
         context.abort_with_status(rpc_status.to_status(to_status(exc)))
-    except Exception:
-        if context.code() is not None:
-            raise  # already aborted by the handler itself
-        log.exception("unexpected error in %s", method)
-        status = status_pb2.Status(
-            code=code_pb2.INTERNAL,
-            message=f"internal error in {method}; the daemon's log has the details",
-            details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN))],
-        )
-        context.abort_with_status(rpc_status.to_status(status))
+    log.error("unexpected error in %s", method, exc_info=exc)
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL,
+        message=f"internal error in {method}; the daemon's log has the details",
+        details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN))],
+    )
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover

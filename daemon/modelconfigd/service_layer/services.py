@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, IMPORT, Store, WriteUnit
 from ..domain import rules, validation
@@ -87,9 +87,11 @@ class GlobalSettings:
     revision: int
 
 
-@dataclass(frozen=True)
-class Resolution:
-    """One account resolved in `state`; the view is shared by accounts that resolve alike."""
+class Resolution(NamedTuple):
+    """One account resolved in `state`; the view is shared by accounts that resolve alike.
+
+    A NamedTuple: it is built on every ResolveForAccount call.
+    """
 
     account_id: str
     view: ResolvedView
@@ -427,7 +429,7 @@ class ModelConfigServices:
 def _slot_names(state: State, slots: Sequence[str]) -> tuple[str, ...]:
     """The requested slots, checked and without repeats; every slot when none is named."""
     if not slots:
-        return state.memo("all slots", lambda: tuple(state.catalog.slots))
+        return state.all_slots
     known = state.catalog.slot_index
     for i, name in enumerate(slots):
         if name not in known:
