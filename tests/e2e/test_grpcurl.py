@@ -38,10 +38,12 @@ def grpcurl_binary() -> Path:
 def grpcurl(grpcurl_binary, daemon):
     """Run grpcurl -plaintext against the daemon: `grpcurl(*args, data=None, expect=0)`."""
 
-    def run(*args: str, data: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, data: dict | None = None, raw: str | None = None, expect: int = 0
+    ) -> subprocess.CompletedProcess:
         command = [str(grpcurl_binary), "-plaintext"]
-        if data is not None:
-            command += ["-d", json.dumps(data)]
+        if data is not None or raw is not None:
+            command += ["-d", raw if raw is not None else json.dumps(data)]
         command += [daemon.address, *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
         assert done.returncode == expect, done
@@ -214,6 +216,27 @@ def test_resolve_for_account(call, client):
         ("anthropic_model", "claude-3-5-sonnet-20241022", "SOURCE_DEFAULT"),
     ]
     assert (got["revision"], got["etag"]) == ("2", client.resolve_for_account("acme").etag)
+
+
+def test_resolve_for_accounts(call, client):
+    client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
+    got = call("ResolveForAccounts", {"account_ids": ["acme", "bad id"], "slots": ["openai_model"]})
+    acme, bad = got["results"]
+    assert acme["slots"][0]["model"]["model_name"] == "gpt-3.5-turbo"
+    assert bad["error"]["reason"] == "INVALID_ACCOUNT_ID"
+    assert got["revision"] == "2"
+
+
+def test_import_overrides_streams_several_messages(grpcurl, client):
+    chunks = [
+        {"rows": [{"line": "2", "account_id": "acme", "slot": "openai_model", "model_id": "2"}]},
+        {"rows": [{"line": "3", "account_id": "globex", "slot": "runware_model",
+                   "model_name": "runware:97@1"}]},
+    ]
+    # A client-streaming call: grpcurl reads one JSON message after another from -d.
+    done = grpcurl(f"{SERVICE}/ImportOverrides", raw=" ".join(json.dumps(c) for c in chunks))
+    assert json.loads(done.stdout) == {"rows": "2", "accounts": "2", "revision": "2"}
+    assert client.resolve_for_account("globex", ["runware_model"]).slots[0].model.id == 6
 
 
 def test_get_model_usage(call, client):
