@@ -192,15 +192,7 @@ class ModelConfigServices:
         return ModelPage(page, token, state.revision)
 
     def get_model(self, ref: ModelRef) -> Model:
-        ref.validated()
-        catalog = self.state.catalog
-        if ref.model_id is not None:
-            model = catalog.models.get(ref.model_id)
-        else:
-            model = catalog.find(ref.model_name or "")
-        if model is None:
-            raise _not_found(ref)
-        return model
+        return _find(self.state.catalog, ref.validated())
 
     def global_settings(self) -> GlobalSettings:
         state = self.state
