@@ -8,7 +8,7 @@ BUF := $(VENV)/buf/node_modules/.bin/buf
 PROTO_OUT := clients/python/src
 PROTOS := $(wildcard protos/modelconfig/v1/*.proto)
 
-.PHONY: install run test lint proto proto-check clean
+.PHONY: install run test lint proto proto-check clean bench
 
 install: $(STAMP)
 
@@ -35,8 +35,23 @@ $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
 
 lint: $(STAMP) $(BUF)
-	$(BIN)/ruff check daemon clients tests
+	$(BIN)/ruff check daemon clients tests bench
 	cd protos && ../$(BUF) lint
+
+# A benchmark, not a test (about 5 minutes): ResolveForAccount against a zero-work grpcio
+# server at 1,000 and 1,000,000 accounts, driven by h2load; writes bench/results/. Installs the
+# bench extra (matplotlib) and, when missing, Debian's nghttp2-client (h2load; needs root).
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--sizes 1000 --rounds 2".
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	command -v h2load >/dev/null || apt-get install -y nghttp2-client || \
+	  (apt-get update && apt-get install -y nghttp2-client)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
