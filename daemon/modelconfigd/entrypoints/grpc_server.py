@@ -20,6 +20,7 @@ from modelconfig.v1 import model_config_service_pb2 as api
 from ..domain.errors import InvalidArgument
 from ..service_layer.services import ModelConfigServices
 from .reflection_pool import MemberAwarePool
+from .response_cache import ResponseCache
 from .servicer import ModelConfigServicer
 from .status_mapping import abort
 
@@ -67,10 +68,36 @@ def _serialize(response) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def _handler(servicer: ModelConfigServicer, method) -> grpc.RpcMethodHandler:
+# Reads whose answer is a pure function of the request bytes and the snapshot: answered from a
+# per-snapshot cache of serialized responses (see response_cache.py).
+CACHED_METHODS = frozenset({"ResolveForAccount"})
+
+
+def _cached_handler(
+    implementation, decode, full_name: str, cache: ResponseCache
+) -> grpc.RpcMethodHandler:
+    def handle(request_bytes: bytes, context: grpc.ServicerContext):
+        answer, state = cache.get(request_bytes)
+        if answer is not None:
+            return answer
+        try:
+            answer = implementation(decode(request_bytes), context)
+        except Exception as exc:
+            abort(context, full_name, exc)
+        # The implementation read the snapshot itself: `put` keeps the answer only if that
+        # snapshot is still the current one, the one the cache belongs to.
+        cache.put(request_bytes, answer, state)
+        return answer
+
+    return grpc.unary_unary_rpc_method_handler(handle)  # answers are bytes already
+
+
+def _handler(servicer: ModelConfigServicer, method, cache: ResponseCache) -> grpc.RpcMethodHandler:
     implementation = getattr(servicer, method.name)
     full_name = f"/{SERVICE_NAME}/{method.name}"
     decode = _decoder(getattr(api, method.input_type.name), full_name)
+    if method.name in CACHED_METHODS:
+        return _cached_handler(implementation, decode, full_name, cache)
 
     # Plain try/except rather than a context manager: this wraps the hot path.
     if method.client_streaming:
@@ -110,7 +137,8 @@ def create_server(
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
     servicer = ModelConfigServicer(services)
-    handlers = {m.name: _handler(servicer, m) for m in SERVICE.methods}
+    cache = ResponseCache(lambda: services.state)
+    handlers = {m.name: _handler(servicer, m, cache) for m in SERVICE.methods}
     # Registered (not generic) handlers: the core matches the method path itself, sparing a
     # Python-level look-up on every call.
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
