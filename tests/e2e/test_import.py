@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -180,3 +181,32 @@ def test_ctl_refuses_malformed_files_before_sending(daemon, tmp_path, capsys, na
     path.write_text(text)
     assert run_ctl(daemon, "import", str(path)) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_second_concurrent_import_is_aborted(client):
+    from modelconfig import EtagMismatch
+
+    started, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def slow_rows():
+        yield record(2, "first", "openai_model", 2)
+        started.set()
+        release.wait(10)
+
+    def first_import() -> None:
+        outcome.append(client.import_overrides(slow_rows(), chunk_size=1))
+
+    thread = threading.Thread(target=first_import)
+    thread.start()
+    try:
+        assert started.wait(10)
+        time.sleep(0.2)  # the first chunk reaches the daemon, which starts the import
+        with pytest.raises(EtagMismatch) as err:  # the client's type for every ABORTED
+            client.import_overrides([record(2, "second", "openai_model", 2)])
+        assert err.value.reason == "IMPORT_IN_PROGRESS"
+    finally:
+        release.set()
+        thread.join()
+    assert outcome and outcome[0].rows == 1
+    assert client.import_overrides([record(2, "second", "openai_model", 2)]).rows == 1

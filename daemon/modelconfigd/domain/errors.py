@@ -6,7 +6,9 @@ ModelConfigError                      every condition a client can cause
 │   ├── ModelNotFound
 │   └── OverrideNotFound
 ├── AlreadyExists                     a name or alias is taken (ALREADY_EXISTS)
-├── EtagMismatch                      a write precondition is stale (ABORTED)
+├── Aborted                           a concurrent change got in the way; retry (ABORTED)
+│   ├── EtagMismatch                  a write precondition is stale
+│   └── ImportInProgress              another import is running
 ├── FailedPrecondition                the state forbids the change (FAILED_PRECONDITION)
 │   ├── ProviderMismatch
 │   ├── ModelTypeMismatch
@@ -127,8 +129,16 @@ class AlreadyExists(ModelConfigError):
     reason = "ALREADY_EXISTS"
 
 
-class EtagMismatch(ModelConfigError):
+class Aborted(ModelConfigError):
+    reason = "ABORTED"
+
+
+class EtagMismatch(Aborted):
     reason = "ETAG_MISMATCH"
+
+
+class ImportInProgress(Aborted):
+    reason = "IMPORT_IN_PROGRESS"
 
 
 class FailedPrecondition(ModelConfigError):

@@ -21,7 +21,7 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
     (errors.InvalidArgument, code_pb2.INVALID_ARGUMENT),
     (errors.NotFound, code_pb2.NOT_FOUND),
     (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
-    (errors.EtagMismatch, code_pb2.ABORTED),
+    (errors.Aborted, code_pb2.ABORTED),
     (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (errors.StorageUnavailable, code_pb2.UNAVAILABLE),
 )

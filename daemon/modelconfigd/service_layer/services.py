@@ -7,6 +7,7 @@ database work, then a stale etag (EtagMismatch), then the state (NotFound, Faile
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from typing import Any, NamedTuple
 from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, IMPORT, Store, WriteUnit
 from ..domain import rules, validation
 from ..domain.errors import (
+    Aborted,
     AlreadyExists,
     EtagMismatch,
+    ImportInProgress,
     InvalidArgument,
     ModelConfigError,
     ModelNotFound,
@@ -146,6 +149,7 @@ class ModelConfigServices:
     def __init__(self, store: Store, live: LiveState) -> None:
         self._store = store
         self._live = live
+        self._import_lock = threading.Lock()
 
     @property
     def state(self) -> State:
@@ -359,6 +363,15 @@ class ModelConfigServices:
         again against the database (ABORTED if the catalog changed meanwhile). Per row only a
         small tuple is kept: a million rows stay within a few hundred megabytes.
         """
+        # One import at a time: each holds an RPC thread and a few hundred MB while it runs.
+        if not self._import_lock.acquire(blocking=False):
+            raise ImportInProgress("another import is running; retry when it has finished")
+        try:
+            return self._import(rows, validate_only)
+        finally:
+            self._import_lock.release()
+
+    def _import(self, rows: Iterable[ImportRow], validate_only: bool) -> ImportResult:
         started = time.monotonic()
         catalog = self.state.catalog
         slots = {name: name for name in catalog.slots}  # one shared string per slot
@@ -453,7 +466,7 @@ def _recheck_catalog(
     catalog: Catalog, chosen: Mapping[ModelRef, Model], pairs: set[tuple[str, int]]
 ) -> None:
     """ABORTED unless every reference still names the same model and every pair still fits."""
-    changed = EtagMismatch(
+    changed = Aborted(
         "the catalog changed while the import was being checked; run it again",
         reason="CATALOG_CHANGED",
     )
