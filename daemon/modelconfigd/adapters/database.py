@@ -50,3 +50,15 @@ def read_begin_args(db: Database) -> dict[str, str]:
     if is_postgres(db):
         return {"isolation_level": "REPEATABLE READ"}
     return {"lock_type": "DEFERRED"}
+
+
+def ensure_connected(db: Database) -> None:
+    """Connect this thread, replacing a connection the server dropped (restart, failover).
+
+    Connect before entering a transaction block: connecting resets Peewee's transaction stack.
+    A dropped connection is noticed by the first statement that fails on it; that call gets
+    UNAVAILABLE, and the next one, here, finds the connection unusable and opens a new one.
+    """
+    if not db.is_closed() and not db.is_connection_usable():
+        db.close()
+    db.connect(reuse_if_open=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from peewee import Database
 
-from .database import is_postgres
+from .database import ensure_connected, is_postgres
 from .tables import (
     AliasRow,
     ChangeRow,
@@ -67,7 +67,7 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 def migrate(db: Database, seed: dict[str, Any] | None = None) -> int:
     """Apply pending migrations and seed an empty database; returns the schema version."""
     database.initialize(db)
-    db.connect(reuse_if_open=True)  # before manual_commit: connecting resets the txn stack
+    ensure_connected(db)
     with db.manual_commit():
         db.begin()
         try:

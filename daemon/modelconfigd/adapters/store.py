@@ -28,7 +28,7 @@ from ..domain.model import Model, ModelType, Slot
 from ..domain.prices import price_text
 from ..domain.rules import Usage
 from ..domain.state import AccountRecord, Catalog
-from .database import is_postgres, read_begin_args
+from .database import ensure_connected, is_postgres, read_begin_args
 from .tables import (
     AccountRow,
     AliasRow,
@@ -194,8 +194,7 @@ class WriteUnit:
 
     def __enter__(self) -> WriteUnit:
         with storage_errors():
-            # Connect before manual_commit: connecting resets Peewee's transaction stack.
-            self._db.connect(reuse_if_open=True)
+            ensure_connected(self._db)
             self._manual = self._db.manual_commit()
             self._manual.__enter__()
             try:
@@ -454,7 +453,7 @@ class Reader:
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         with storage_errors():
-            self._db.connect(reuse_if_open=True)
+            ensure_connected(self._db)
             with self._db.manual_commit():
                 self._db.begin(**read_begin_args(self._db))
                 try:
