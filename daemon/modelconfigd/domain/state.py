@@ -154,14 +154,6 @@ class State:
                 self._memo.clear()
             return self._memo.setdefault(key, value)  # type: ignore[return-value]
 
-    def record(self, account_id: str) -> AccountRecord:
-        return self.accounts.get(account_id) or self._no_overrides
-
-    def overrides(self, account_id: str) -> dict[str, int]:
-        """The account's overrides as slot name -> model id."""
-        record = self.record(account_id)
-        return {s: m for s, m in zip(self.catalog.slots, record[1:], strict=True) if m is not None}
-
     def view(self, account_id: str, slot_names: tuple[str, ...]) -> ResolvedView:
         """Resolve the named slots (which must exist) for one account."""
         record = self.accounts.get(account_id) or self._no_overrides
