@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .adapters.database import DEFAULT_URL
@@ -41,62 +42,42 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+# flag, Settings field, type, help. Each flag's default is its MODELCONFIG_* variable (as text,
+# so argparse checks it with the flag's type) or else the Settings default.
+_OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
+    ("--listen", "listen", str, "host:port to listen on"),
+    ("--database-url", "database_url", str, "sqlite:///path or postgresql://..."),
+    ("--workers", "workers", _at_least_one, "processes serving the port, each with its snapshot"),
+    ("--threads", "threads", _at_least_one, "RPC threads per process"),
+    (
+        "--poll-interval",
+        "poll_interval",
+        _positive,
+        "seconds between checks for other daemons' writes",
+    ),
+    (
+        "--drain-seconds",
+        "drain_seconds",
+        float,
+        "seconds NOT_SERVING before the port closes on SIGTERM",
+    ),
+    ("--grace-seconds", "grace_seconds", float, "seconds in-flight calls may take after that"),
+    ("--log-level", "log_level", str.upper, "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
 def parse(argv: list[str] | None = None) -> Settings:
-    env = os.environ
     defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="modelconfigd", description="Serve the modelconfig gRPC API."
     )
-    parser.add_argument(
-        "--listen",
-        default=env.get("MODELCONFIG_LISTEN", defaults.listen),
-        help="host:port to listen on (MODELCONFIG_LISTEN; default %(default)s)",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=env.get("MODELCONFIG_DATABASE_URL", defaults.database_url),
-        help="sqlite:///path or postgresql://... (MODELCONFIG_DATABASE_URL; default %(default)s)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_at_least_one,
-        default=int(env.get("MODELCONFIG_WORKERS", defaults.workers)),
-        help="processes serving the port, each with its own snapshot (MODELCONFIG_WORKERS; "
-        "default %(default)s)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=int(env.get("MODELCONFIG_THREADS", defaults.threads)),
-        help="RPC worker threads (MODELCONFIG_THREADS; default %(default)s)",
-    )
-    parser.add_argument(
-        "--poll-interval",
-        type=_positive,
-        default=float(env.get("MODELCONFIG_POLL_INTERVAL", defaults.poll_interval)),
-        help="seconds between checks for other daemons' writes (default %(default)s)",
-    )
-    parser.add_argument(
-        "--drain-seconds",
-        type=float,
-        default=float(env.get("MODELCONFIG_DRAIN_SECONDS", defaults.drain_seconds)),
-        help="seconds NOT_SERVING before the port closes on SIGTERM (default %(default)s)",
-    )
-    parser.add_argument(
-        "--grace-seconds",
-        type=float,
-        default=float(env.get("MODELCONFIG_GRACE_SECONDS", defaults.grace_seconds)),
-        help="seconds in-flight calls may take after that (default %(default)s)",
-    )
-    parser.add_argument("--log-level", default=env.get("MODELCONFIG_LOG_LEVEL", defaults.log_level))
-    args = parser.parse_args(argv)
-    return Settings(
-        listen=args.listen,
-        database_url=args.database_url,
-        threads=args.threads,
-        workers=args.workers,
-        poll_interval=args.poll_interval,
-        drain_seconds=args.drain_seconds,
-        grace_seconds=args.grace_seconds,
-        log_level=args.log_level.upper(),
-    )
+    for flag, field, kind, help_text in _OPTIONS:
+        variable = "MODELCONFIG_" + field.upper()
+        parser.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            default=os.environ.get(variable, str(getattr(defaults, field))),
+            help=f"{help_text} ({variable}; default %(default)s)",
+        )
+    return Settings(**vars(parser.parse_args(argv)))
