@@ -18,10 +18,14 @@ class App:
     services: ModelConfigServices
 
     @classmethod
-    def open(cls, database_url: str, *, poll_interval: float | None = 0.5) -> App:
-        """Migrate (and seed) the database, load the snapshot, and start polling for changes."""
+    def open(
+        cls, database_url: str, *, poll_interval: float | None = 0.5, migrated: bool = False
+    ) -> App:
+        """Migrate (and seed) the database unless `migrated` says it was done already, load the
+        snapshot, and start polling for changes."""
         db = open_database(database_url)
-        migrate(db)
+        if not migrated:
+            migrate(db)
         store = Store(db)
         live = LiveState(store)
         if poll_interval:

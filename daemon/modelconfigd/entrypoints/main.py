@@ -48,7 +48,12 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        app = App.open(settings.database_url, poll_interval=settings.poll_interval)
+        # A worker (ready_fd given) starts after its supervisor has migrated the database.
+        app = App.open(
+            settings.database_url,
+            poll_interval=settings.poll_interval,
+            migrated=ready_fd is not None,
+        )
     except _OPEN_ERRORS as exc:
         log.error("cannot open the database %s: %s", _redacted(settings.database_url), exc)
         return 1
