@@ -87,7 +87,7 @@ def update_changes(message: pb.Model, mask_paths: list[str]) -> dict[str, Any]:
     mask every populated field. Unknown paths are kept so the service can reject them by name."""
     values = model_fields_from_pb(message)
     if not mask_paths:
-        populated = {name for name, _ in _listed_fields(message)}
+        populated = {field.name for field, _ in message.ListFields()}
         paths = [name for name in MODEL_FIELDS if name in populated]
     elif "*" in mask_paths:
         # Any other path beside `*` must still be valid: keep the unknown ones to be refused.
@@ -97,6 +97,3 @@ def update_changes(message: pb.Model, mask_paths: list[str]) -> dict[str, Any]:
         paths = [p for p in dict.fromkeys(mask_paths) if p not in IGNORED_MASK_PATHS]
     return {p: values.get(p) for p in paths}
 
-
-def _listed_fields(message: pb.Model) -> list[tuple[str, object]]:
-    return [(field.name, value) for field, value in message.ListFields()]
