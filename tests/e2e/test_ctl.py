@@ -185,15 +185,15 @@ def test_set_for_an_account_overrides_only_that_account(ctl):
 
 def test_set_globally_by_id_with_the_current_etag(ctl, client):
     etag = client.get_global_settings().etag
-    run = ok(ctl("set", "anthropic_model", "5", "--etag", etag))
+    run = ok(ctl("set", "anthropic_model", "5", "--etag", etag, "--global"))
     assert run.out.startswith("set anthropic_model = claude-3-haiku-20240307 (global)\n")
     assert resolved(ctl, "acme")["anthropic_model"] == ("claude-3-haiku-20240307", "global")
 
 
 def test_set_with_a_stale_etag_is_aborted(ctl, client):
     stale = client.get_global_settings().etag
-    ok(ctl("set", "openai_model", "gpt-3.5-turbo"))
-    run = ctl("set", "openai_model", "gpt-4-turbo-2024-04-09", "--etag", stale)
+    ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--global"))
+    run = ctl("set", "openai_model", "gpt-4-turbo-2024-04-09", "--etag", stale, "--global")
     assert run.code == 1
     assert run.err.startswith("error: ABORTED ETAG_MISMATCH: ")
     assert resolved(ctl, "acme")["openai_model"] == ("gpt-3.5-turbo", "global")
@@ -201,13 +201,13 @@ def test_set_with_a_stale_etag_is_aborted(ctl, client):
 
 def test_set_validate_only_changes_nothing(ctl, client):
     before = client.get_global_settings()
-    run = ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--validate-only"))
+    run = ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--validate-only", "--global"))
     assert run.out.startswith("valid, nothing changed: openai_model = gpt-3.5-turbo (global)\n")
     assert client.get_global_settings() == before
 
 
 def test_set_of_a_wrong_provider_model_fails_with_the_violation(ctl):
-    run = ctl("set", "openai_model", "claude-3-haiku-20240307")
+    run = ctl("set", "openai_model", "claude-3-haiku-20240307", "--global")
     assert (run.code, run.out) == (1, "")
     first, violation = run.err.splitlines()
     assert first.startswith("error: FAILED_PRECONDITION PROVIDER_MISMATCH: ")
@@ -217,7 +217,7 @@ def test_set_of_a_wrong_provider_model_fails_with_the_violation(ctl):
 
 
 def test_set_of_an_unknown_slot_shows_the_field_violation(ctl):
-    run = ctl("set", "gemini_model", "gpt-4o-mini")
+    run = ctl("set", "gemini_model", "gpt-4o-mini", "--global")
     assert run.code == 1
     assert run.err.startswith("error: INVALID_ARGUMENT UNKNOWN_SLOT: ")
     assert "\n  slot: unknown slot 'gemini_model'" in run.err

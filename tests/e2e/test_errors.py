@@ -12,13 +12,13 @@ from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
 REFUSALS = {
-    "unknown-slot": lambda c: c.set_model("nope", 1),
+    "unknown-slot": lambda c: c.set_global_model("nope", 1),
     "not-found": lambda c: c.get_model(999),
     "exists": lambda c: c.create_model(
         pb.Model(model_name="gpt-4o-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT)
     ),
-    "stale-etag": lambda c: c.set_model("openai_model", 2, etag="g0"),
-    "mismatch": lambda c: c.set_model("dalle_model", 1),
+    "stale-etag": lambda c: c.set_global_model("openai_model", 2, etag="g0"),
+    "mismatch": lambda c: c.set_global_model("dalle_model", 1),
     "in-use": lambda c: c.delete_model(1),
     "bad-page": lambda c: c.list_models(page_size=-3),
     "no-account": lambda c: c.resolve_for_account(""),
@@ -105,7 +105,7 @@ def test_huge_inputs_are_refused_cleanly(client):
                 aliases=["語" * 300 + str(i) for i in range(33)],
             )
         ),
-        lambda c: c.set_model("語" * 50_000, 1),
+        lambda c: c.set_global_model("語" * 50_000, 1),
     ],
     ids=["account", "aliases", "slot"],
 )

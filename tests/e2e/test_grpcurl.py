@@ -21,7 +21,8 @@ SERVICE = "modelconfig.v1.ModelConfigService"
 RPCS = {
     "ListModels", "GetModel", "CreateModel", "UpdateModel", "DeleteModel",
     "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
-    "ResolveForAccounts", "ImportOverrides",
+    "ResolveForAccounts", "ImportOverrides", "ClearGlobalModel", "ListSlots", "CreateSlot",
+    "UpdateSlot", "ListChanges", "RevertChange",
 }
 # grpcurl exits with 64 + the gRPC status code when a call fails.
 FAILED_PRECONDITION_EXIT = 64 + 9
@@ -235,7 +236,8 @@ def test_import_overrides_streams_several_messages(grpcurl, client):
     ]
     # A client-streaming call: grpcurl reads one JSON message after another from -d.
     done = grpcurl(f"{SERVICE}/ImportOverrides", raw=" ".join(json.dumps(c) for c in chunks))
-    assert json.loads(done.stdout) == {"rows": "2", "accounts": "2", "revision": "2"}
+    assert json.loads(done.stdout) == {
+        "rows": "2", "accounts": "2", "revision": "2", "changed_rows": "2"}
     assert client.resolve_for_account("globex", ["runware_model"]).slots[0].model.id == 6
 
 
@@ -256,7 +258,8 @@ def test_get_model_usage(call, client):
 
 def test_set_model_of_a_wrong_provider_shows_code_and_reason(grpcurl, client):
     done = grpcurl(f"{SERVICE}/SetModel",
-                   data={"slot": "openai_model", "model_name": "claude-3-haiku-20240307"},
+                   data={"slot": "openai_model", "model_name": "claude-3-haiku-20240307",
+                         "scope": "SCOPE_GLOBAL"},
                    expect=FAILED_PRECONDITION_EXIT)
     assert done.stdout == ""
     assert "Code: FailedPrecondition" in done.stderr

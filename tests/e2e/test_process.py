@@ -108,7 +108,7 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
         aliases=["gpt-4o"],
     ))
     assert created.id == 8
-    set_global = client.set_model("openai_model", created.id)
+    set_global = client.set_global_model("openai_model", created.id)
     kept = client.set_model("anthropic_model", "claude-3-haiku-20240307", account_id="acct-keep")
     client.set_model("dalle_model", "dall-e-3", account_id="acct-cleared")
     cleared = client.clear_account_model("acct-cleared", "dalle_model")

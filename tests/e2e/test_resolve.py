@@ -37,7 +37,7 @@ def test_override_wins_for_that_account_only(client):
 
 
 def test_global_change_reaches_accounts_without_override(client):
-    client.set_model("openai_model", "gpt-3.5-turbo")
+    client.set_global_model("openai_model", "gpt-3.5-turbo")
     assert sources(client.resolve_for_account("acme"))["openai_model"] == (
         "gpt-3.5-turbo",
         pb.SOURCE_GLOBAL,

@@ -44,7 +44,7 @@ def test_seeded_global_settings_are_the_seed_documents(client):
 @pytest.mark.parametrize("ref", [2, "gpt-3.5-turbo"], ids=["by-id", "by-name"])
 def test_set_global_model_by_id_or_name(client, ref):
     before = client.get_global_settings()
-    reply = client.set_model("openai_model", ref)
+    reply = client.set_global_model("openai_model", ref)
     assert reply.setting.model.model_name == "gpt-3.5-turbo"
     assert reply.setting.slot == "openai_model"
     assert reply.revision == before.revision + 1
@@ -59,14 +59,21 @@ def test_set_model_by_alias(client):
 
 
 def test_set_anthropic_slot_that_had_no_global(client):
-    client.set_model("anthropic_model", "claude-3-haiku-20240307")
+    client.set_global_model("anthropic_model", "claude-3-haiku-20240307")
     assert globals_by_slot(client)["anthropic_model"] == "claude-3-haiku-20240307"
 
 
-@pytest.mark.parametrize("account", ["", "acme"], ids=["global", "account"])
-def test_wrong_provider_is_refused_naming_both_providers(client, account):
+SCOPES = pytest.mark.parametrize(
+    "scope",
+    [{"scope": pb.SCOPE_GLOBAL}, {"account_id": "acme"}],
+    ids=["global", "account"],
+)
+
+
+@SCOPES
+def test_wrong_provider_is_refused_naming_both_providers(client, scope):
     with pytest.raises(FailedPrecondition) as err:
-        client.set_model("openai_model", "claude-3-haiku-20240307", account_id=account)
+        client.set_model("openai_model", "claude-3-haiku-20240307", **scope)
     assert err.value.reason == "PROVIDER_MISMATCH"
     assert "'anthropic'" in err.value.message and "'openai'" in err.value.message
     assert err.value.metadata["model_provider"] == "anthropic"
@@ -75,19 +82,19 @@ def test_wrong_provider_is_refused_naming_both_providers(client, account):
     assert globals_by_slot(client)["openai_model"] == "gpt-4o-mini"
 
 
-@pytest.mark.parametrize("account", ["", "acme"], ids=["global", "account"])
-def test_wrong_type_is_refused(client, account):
+@SCOPES
+def test_wrong_type_is_refused(client, scope):
     with pytest.raises(FailedPrecondition) as err:
-        client.set_model("openai_model", "dall-e-3", account_id=account)
+        client.set_model("openai_model", "dall-e-3", **scope)
     assert err.value.reason == "MODEL_TYPE_MISMATCH"
     assert "image" in err.value.message and "text" in err.value.message
 
 
-@pytest.mark.parametrize("account", ["", "acme"], ids=["global", "account"])
-def test_inactive_model_is_refused(client, account):
+@SCOPES
+def test_inactive_model_is_refused(client, scope):
     deactivate(client, 3)
     with pytest.raises(FailedPrecondition) as err:
-        client.set_model("openai_model", 3, account_id=account)
+        client.set_model("openai_model", 3, **scope)
     assert err.value.reason == "MODEL_INACTIVE"
 
 
@@ -104,7 +111,7 @@ def test_inactive_model_is_refused_even_where_already_set(client):
 @pytest.mark.parametrize("ref", [999, "no-such-model"], ids=["id", "name"])
 def test_unknown_model_is_not_found(client, ref):
     with pytest.raises(NotFound) as err:
-        client.set_model("openai_model", ref)
+        client.set_global_model("openai_model", ref)
     assert err.value.reason == "MODEL_NOT_FOUND"
 
 
@@ -128,8 +135,9 @@ def test_unknown_model_is_not_found(client, ref):
 def test_malformed_set_model_is_invalid_argument(client, kwargs, reason, field):
     kwargs = dict(kwargs)
     slot, model = kwargs.pop("slot"), kwargs.pop("model")
+    scope = pb.SCOPE_UNSPECIFIED if "account_id" in kwargs else pb.SCOPE_GLOBAL
     with pytest.raises(InvalidArgument) as err:
-        client.set_model(slot, model, **kwargs)
+        client.set_model(slot, model, scope=scope, **kwargs)
     assert err.value.reason == reason
     assert [v.field for v in err.value.field_violations] == [field]
 
@@ -144,19 +152,19 @@ def test_set_model_without_model_ref_is_invalid(daemon):
 
 def test_validate_only_checks_everything_and_changes_nothing(client):
     before = client.get_global_settings()
-    reply = client.set_model("openai_model", "gpt-3.5-turbo", validate_only=True)
+    reply = client.set_global_model("openai_model", "gpt-3.5-turbo", validate_only=True)
     assert reply.setting.model.model_name == "gpt-3.5-turbo"
     assert (reply.revision, reply.etag) == (before.revision, before.etag)
     assert globals_by_slot(client)["openai_model"] == "gpt-4o-mini"
     with pytest.raises(FailedPrecondition):
-        client.set_model("openai_model", "dall-e-3", validate_only=True)
+        client.set_global_model("openai_model", "dall-e-3", validate_only=True)
     with pytest.raises(EtagMismatch):
-        client.set_model("openai_model", 2, validate_only=True, etag="g-stale")
+        client.set_global_model("openai_model", 2, validate_only=True, etag="g-stale")
 
 
 def test_setting_what_is_set_changes_nothing(client):
     before = client.get_global_settings()
-    reply = client.set_model("openai_model", "gpt-4o-mini")
+    reply = client.set_global_model("openai_model", "gpt-4o-mini")
     assert (reply.revision, reply.etag) == (before.revision, before.etag)
     account = client.set_model("openai_model", 2, account_id="acme")
     again = client.set_model("openai_model", 2, account_id="acme")
@@ -165,9 +173,9 @@ def test_setting_what_is_set_changes_nothing(client):
 
 def test_stale_global_etag_is_aborted_and_changes_nothing(client):
     etag = client.get_global_settings().etag
-    client.set_model("openai_model", 2, etag=etag)
+    client.set_global_model("openai_model", 2, etag=etag)
     with pytest.raises(EtagMismatch) as err:
-        client.set_model("openai_model", 3, etag=etag)
+        client.set_global_model("openai_model", 3, etag=etag)
     assert err.value.code == grpc.StatusCode.ABORTED
     assert err.value.reason == "ETAG_MISMATCH"
     assert globals_by_slot(client)["openai_model"] == "gpt-3.5-turbo"
@@ -175,8 +183,8 @@ def test_stale_global_etag_is_aborted_and_changes_nothing(client):
 
 def test_fresh_etag_is_accepted_and_none_is_unchecked(client):
     fresh = client.get_global_settings().etag
-    reply = client.set_model("openai_model", 2, etag=fresh)
-    client.set_model("openai_model", 3)  # no etag: not checked
+    reply = client.set_global_model("openai_model", 2, etag=fresh)
+    client.set_global_model("openai_model", 3)  # no etag: not checked
     assert reply.etag != fresh
 
 
@@ -192,19 +200,19 @@ def test_account_etag_guards_account_writes(client):
 
 def test_global_writes_do_not_stale_account_etags(client):
     etag = client.resolve_for_account("acme").etag
-    client.set_model("openai_model", 2)
+    client.set_global_model("openai_model", 2)
     client.set_model("openai_model", 3, account_id="acme", etag=etag)
 
 
 def test_check_order_invalid_before_aborted_before_state(client):
-    client.set_model("openai_model", 2)  # makes the seeded etag stale
+    client.set_global_model("openai_model", 2)  # makes the seeded etag stale
     stale = "g1"
     with pytest.raises(InvalidArgument):
-        client.set_model("no_such_slot", 1, etag=stale)
+        client.set_global_model("no_such_slot", 1, etag=stale)
     with pytest.raises(EtagMismatch):
-        client.set_model("openai_model", 999, etag=stale)
+        client.set_global_model("openai_model", 999, etag=stale)
     with pytest.raises(EtagMismatch):
-        client.set_model("openai_model", "claude-3-haiku-20240307", etag=stale)
+        client.set_global_model("openai_model", "claude-3-haiku-20240307", etag=stale)
 
 
 def test_clear_account_model_falls_back_to_global(client):
@@ -236,7 +244,7 @@ def test_malformed_clear_is_invalid_argument(client, account, slot, reason):
 
 def test_every_change_bumps_revision_once_and_refusals_do_not(client):
     r0 = client.get_global_settings().revision
-    client.set_model("openai_model", 2)
+    client.set_global_model("openai_model", 2)
     client.set_model("openai_model", 3, account_id="acme")
     created = client.create_model(
         pb.Model(
@@ -247,11 +255,11 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
     client.delete_model(created.id)
     assert client.get_global_settings().revision == r0 + 5
     refusals = [
-        (lambda: client.set_model("openai_model", "dall-e-3"), FailedPrecondition),
-        (lambda: client.set_model("openai_model", 999), NotFound),
+        (lambda: client.set_global_model("openai_model", "dall-e-3"), FailedPrecondition),
+        (lambda: client.set_global_model("openai_model", 999), NotFound),
         (lambda: client.clear_account_model("acme", "openai_model"), NotFound),
         (lambda: client.delete_model(1), FailedPrecondition),
-        (lambda: client.set_model("openai_model", 2, etag="g0"), EtagMismatch),
+        (lambda: client.set_global_model("openai_model", 2, etag="g0"), EtagMismatch),
     ]
     for refused, error in refusals:
         with pytest.raises(error):
@@ -260,9 +268,9 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
 
 
 def test_no_op_write_with_stale_etag_is_aborted(client):
-    client.set_model("openai_model", 2)
+    client.set_global_model("openai_model", 2)
     with pytest.raises(EtagMismatch):
-        client.set_model("openai_model", 2, etag="g1")
+        client.set_global_model("openai_model", 2, etag="g1")
 
 
 def test_clear_checks_the_etag_before_the_override(client):

@@ -7,8 +7,10 @@ from peewee import IntegrityError
 
 from modelconfigd.adapters import migrations
 from modelconfigd.adapters.database import open_database
-from modelconfigd.adapters.store import Store
+from modelconfigd.adapters.store import PeeweeStore
 from modelconfigd.adapters.tables import ALL_TABLES, ModelRow, SchemaVersion, StateRow
+from modelconfigd.domain import changes
+from modelconfigd.domain.changes import Origin
 
 
 @pytest.fixture
@@ -46,12 +48,17 @@ def test_a_newer_schema_is_refused(db):
 
 
 def test_a_write_unit_without_commit_rolls_back(db):
-    store = Store(db)
-    with store.write() as uow:
-        uow.record_change("catalog")
-        uow.delete_model(2)
+    store = PeeweeStore(db)
+    with store.write(Origin()) as uow:
+        model = uow.models.get(2)
+        uow.models.delete(2)
+        uow.overrides.set("acme", "openai_model", 1)
+        assert changes.model_deleted(model)  # described, never committed
     assert ModelRow.get_or_none(ModelRow.id == 2) is not None
     assert StateRow.get_by_id(1).revision == 1
+    with store.read() as unit:
+        assert unit.overrides.get("acme", "openai_model") is None
+        assert list(unit.overrides.history(2)) == []
 
 
 def test_the_database_refuses_deleting_a_referenced_model(db):

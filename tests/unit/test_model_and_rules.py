@@ -100,7 +100,7 @@ def test_slot_refuses_inactive_model():
 
 
 def test_deactivation_ignores_overrides_but_deletion_does_not():
-    only_overrides = rules.Usage((), (), 2, ("a", "b"), 5)
+    only_overrides = rules.Usage((), (), 2, ("a", "b"))
     off = build_model(3, {**model_fields(TURBO), "is_active": False})
     rules.check_update_allowed(TURBO, off, only_overrides)
     with pytest.raises(ModelInUse):

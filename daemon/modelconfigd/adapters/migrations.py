@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import Any
 
 from peewee import Database
 
+from ..domain.changes import ChangeKind
 from .database import ensure_connected, is_postgres
 from .tables import (
     AliasRow,
@@ -60,7 +62,10 @@ def _sql_file(name: str) -> Callable[[Database], None]:
     return apply
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _sql_file("0001_initial")),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _sql_file("0001_initial")),
+    Migration(2, "audit trail, slot display names", _sql_file("0002_audit_trail")),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
@@ -123,6 +128,7 @@ def _seed(seed: dict[str, Any]) -> None:
     for position, s in enumerate(seed["slots"]):
         SlotRow.insert(
             name=s["name"],
+            display_name=s.get("display_name") or s["name"],
             required_provider=s["required_provider"],
             required_model_type=s["required_model_type"],
             default_model=ids_by_name[s["default_model"]],
@@ -133,5 +139,13 @@ def _seed(seed: dict[str, Any]) -> None:
     StateRow.insert(
         id=1, revision=1, global_revision=1, next_model_id=max(ids_by_name.values()) + 1
     ).execute()
-    ChangeRow.insert(revision=1, kind="seed").execute()
+    ChangeRow.insert(
+        revision=1,
+        kind=ChangeKind.SEED.value,
+        actor="local",
+        method="",
+        request_id="",
+        reason="",
+        time_us=time.time_ns() // 1000,
+    ).execute()
     log.info("seeded an empty database with %d models", len(ids_by_name))

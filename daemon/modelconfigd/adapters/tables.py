@@ -77,6 +77,7 @@ class AliasRow(Table):
 
 class SlotRow(Table):
     name = CharField(max_length=64, primary_key=True)
+    display_name = CharField(max_length=200)
     required_provider = CharField(max_length=40)
     required_model_type = CharField(max_length=10)
     default_model = ForeignKeyField(ModelRow, on_delete="RESTRICT")
@@ -112,23 +113,65 @@ class OverrideRow(Table):
     # serves an account's look-ups.
     account = CharField(max_length=128, column_name="account_id")
     slot = CharField(max_length=64, column_name="slot")
-    model = ForeignKeyField(ModelRow, on_delete="RESTRICT", index=True)
+    # Indexed with the account: GetModelUsage pages through a model's accounts in id order.
+    model = ForeignKeyField(ModelRow, on_delete="RESTRICT", index=False)
 
     class Meta:
         table_name = "account_override"
         primary_key = CompositeKey("account", "slot")
+        indexes = ((("model", "account"), False),)
 
 
 class ChangeRow(Table):
-    """One row per committed change, in revision order: how replicas find what to reload."""
+    """One row per committed change, in revision order: the audit trail, and how replicas find
+    what to reload. `before` and `after` are JSON (NULL: not recorded)."""
 
     revision = BigIntegerField(primary_key=True)
-    kind = CharField(max_length=16)
+    kind = CharField(max_length=32)
+    scope = CharField(max_length=16, null=True)
+    slot = CharField(max_length=64, null=True)
     account_id = CharField(max_length=128, null=True)
-    committed_at = DateTimeField(constraints=[SQL("DEFAULT CURRENT_TIMESTAMP")])
+    model_id = BigIntegerField(null=True)
+    actor = CharField(max_length=200)
+    method = CharField(max_length=100)
+    request_id = CharField(max_length=128)
+    reason = TextField()
+    # Microseconds since the Unix epoch (UTC): the same integer on both engines.
+    time_us = BigIntegerField()
+    before = TextField(null=True)
+    after = TextField(null=True)
+    reverted_revision = BigIntegerField(null=True)
 
     class Meta:
         table_name = "change"
+
+
+class ChangeSubjectRow(Table):
+    """Every model (`model:7`) and slot (`slot:openai_model`) a change concerns: what
+    ListChanges filters by."""
+
+    subject = CharField(max_length=100)
+    revision = BigIntegerField()
+
+    class Meta:
+        table_name = "change_subject"
+        primary_key = CompositeKey("subject", "revision")
+
+
+class OverrideChangeRow(Table):
+    """Each override a change wrote, before and after (NULL: no override): what a revert
+    restores, and which changes touched an account. No foreign keys: history outlives models."""
+
+    revision = BigIntegerField()
+    account = CharField(max_length=128, column_name="account_id")
+    slot = CharField(max_length=64)
+    before_model_id = BigIntegerField(null=True)
+    after_model_id = BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "override_change"
+        primary_key = CompositeKey("revision", "account", "slot")
+        indexes = ((("account", "slot", "revision"), False),)
 
 
 ALL_TABLES = [
@@ -141,4 +184,6 @@ ALL_TABLES = [
     AccountRow,
     OverrideRow,
     ChangeRow,
+    ChangeSubjectRow,
+    OverrideChangeRow,
 ]

@@ -4,7 +4,10 @@ ModelConfigError                      every condition a client can cause
 ├── InvalidArgument                   the request itself is malformed (INVALID_ARGUMENT)
 ├── NotFound                          a named thing does not exist (NOT_FOUND)
 │   ├── ModelNotFound
-│   └── OverrideNotFound
+│   ├── SlotNotFound
+│   ├── OverrideNotFound
+│   ├── GlobalSettingNotFound
+│   └── ChangeNotFound
 ├── AlreadyExists                     a name or alias is taken (ALREADY_EXISTS)
 ├── Aborted                           a concurrent change got in the way; retry (ABORTED)
 │   ├── EtagMismatch                  a write precondition is stale
@@ -13,7 +16,10 @@ ModelConfigError                      every condition a client can cause
 │   ├── ProviderMismatch
 │   ├── ModelTypeMismatch
 │   ├── ModelInactive
-│   └── ModelInUse
+│   ├── ModelInUse
+│   ├── SlotInUse
+│   ├── ChangedSince                  a revert would undo a later change
+│   └── NotRevertible
 └── StorageUnavailable                the database cannot be reached (UNAVAILABLE)
 """
 
@@ -121,8 +127,20 @@ class ModelNotFound(NotFound):
     reason = "MODEL_NOT_FOUND"
 
 
+class SlotNotFound(NotFound):
+    reason = "SLOT_NOT_FOUND"
+
+
 class OverrideNotFound(NotFound):
     reason = "OVERRIDE_NOT_FOUND"
+
+
+class GlobalSettingNotFound(NotFound):
+    reason = "GLOBAL_SETTING_NOT_FOUND"
+
+
+class ChangeNotFound(NotFound):
+    reason = "CHANGE_NOT_FOUND"
 
 
 class AlreadyExists(ModelConfigError):
@@ -169,6 +187,18 @@ class ModelInactive(FailedPrecondition):
 
 class ModelInUse(FailedPrecondition):
     reason = "MODEL_IN_USE"
+
+
+class SlotInUse(FailedPrecondition):
+    reason = "SLOT_IN_USE"
+
+
+class ChangedSince(FailedPrecondition):
+    reason = "CHANGED_SINCE"
+
+
+class NotRevertible(FailedPrecondition):
+    reason = "NOT_REVERTIBLE"
 
 
 class StorageUnavailable(ModelConfigError):

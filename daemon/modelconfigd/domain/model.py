@@ -63,6 +63,7 @@ class Slot:
     required_provider: str
     required_model_type: ModelType
     default_model_id: int
+    display_name: str = ""
 
     def accepts(self, model: Model) -> bool:
         return (

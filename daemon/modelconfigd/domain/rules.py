@@ -10,19 +10,22 @@ from .errors import (
     ModelTypeMismatch,
     PreconditionViolation,
     ProviderMismatch,
+    SlotInUse,
 )
 from .model import Model, Slot
 
 
 @dataclass(frozen=True)
 class Usage:
-    """What refers to one model: global settings, slot defaults and account overrides."""
+    """What refers to one model: global settings, slot defaults and account overrides.
+
+    `account_ids` is a sample (or a page) of the `account_override_count` accounts.
+    """
 
     global_slots: tuple[str, ...]
     default_slots: tuple[str, ...]
     account_override_count: int
     account_ids: tuple[str, ...]
-    revision: int
 
     def holders(self, *, overrides: bool = True) -> list[PreconditionViolation]:
         """One violation per kind of holder, for a FAILED_PRECONDITION that names them."""
@@ -126,3 +129,22 @@ def check_update_allowed(old: Model, new: Model, usage: Usage) -> None:
         holders = usage.holders(overrides=False)
         if holders:
             raise _in_use(old, "deactivate", holders)
+
+
+def check_slot_update_allowed(old: Slot, new: Slot, holders: list[str]) -> None:
+    """A slot that settings use keeps its provider and type: they are what the settings fit."""
+    changed = [
+        name
+        for name in ("required_provider", "required_model_type")
+        if getattr(old, name) != getattr(new, name)
+    ]
+    if changed and holders:
+        message = (
+            f"cannot change the {'/'.join(changed)} of slot {old.name!r}: "
+            f"{'; '.join(holders)} use it"
+        )
+        raise SlotInUse(
+            message,
+            violations=[PreconditionViolation("SLOT_IN_USE", f"slots/{old.name}", message)],
+            metadata={"slot": old.name, "fields": ",".join(changed)},
+        )

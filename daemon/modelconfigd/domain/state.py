@@ -10,13 +10,10 @@ dictionary of recent changes, so a write costs O(1) instead of copying every acc
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from .model import Model, Slot, Source
-
-T = TypeVar("T")
 
 # (revision that last changed the account's overrides, model id or None per slot)
 AccountRecord = tuple[int | None, ...]
@@ -37,6 +34,8 @@ class Resolved:
     slot: str
     model: Model
     source: Source
+    # The account's override, when resolution skipped it because its model is inactive.
+    skipped_override: Model | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,14 +76,16 @@ class Catalog:
 
     def resolve_slot(self, slot: Slot, override_id: int | None) -> Resolved:
         """The merge rule: an active account override, else the global setting, else the default."""
+        skipped = None
         if override_id is not None:
             model = self.models.get(override_id)
             if model is not None and model.is_active:
                 return Resolved(slot.name, model, Source.ACCOUNT)
+            skipped = model
         model = self.global_model(slot.name)
         if model is not None and model.is_active:
-            return Resolved(slot.name, model, Source.GLOBAL)
-        return Resolved(slot.name, self.models[slot.default_model_id], Source.DEFAULT)
+            return Resolved(slot.name, model, Source.GLOBAL, skipped)
+        return Resolved(slot.name, self.models[slot.default_model_id], Source.DEFAULT, skipped)
 
 
 class Accounts:
@@ -118,20 +119,13 @@ class Accounts:
 
 
 class State:
-    """One committed revision: catalog, account overrides, and a memo of values derived from it."""
+    """One committed revision: catalog, account overrides, and the views resolved from them."""
 
-    __slots__ = (
-        "_memo",
-        "_memo_lock",
-        "_no_overrides",
-        "accounts",
-        "all_slots",
-        "catalog",
-        "revision",
-    )
-    # Views are shared by every account with the same overrides, so the memo stays small; the
-    # bound only guards against pathological request mixes.
-    MAX_MEMO = 100_000
+    __slots__ = ("_no_overrides", "_views", "_views_lock", "accounts", "all_slots", "catalog",
+                 "revision")
+    # Views are shared by every account with the same overrides, so there are few; the bound
+    # only guards against pathological request mixes.
+    MAX_VIEWS = 100_000
 
     def __init__(self, revision: int, catalog: Catalog, accounts: Accounts) -> None:
         self.revision = revision
@@ -139,35 +133,31 @@ class State:
         self.accounts = accounts
         self.all_slots = tuple(catalog.slots)
         self._no_overrides: AccountRecord = (0,) + (None,) * len(catalog.slots)
-        self._memo: dict[Hashable, object] = {}
-        self._memo_lock = threading.Lock()
-
-    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
-        """A value derived from this State, built once (per key) and kept as long as the State."""
-        try:
-            return self._memo[key]  # type: ignore[return-value]
-        except KeyError:
-            pass
-        value = build()
-        with self._memo_lock:
-            if len(self._memo) >= self.MAX_MEMO:
-                self._memo.clear()
-            return self._memo.setdefault(key, value)  # type: ignore[return-value]
+        self._views: dict[tuple[AccountRecord, tuple[str, ...]], ResolvedView] = {}
+        self._views_lock = threading.Lock()
 
     def view(self, account_id: str, slot_names: tuple[str, ...]) -> ResolvedView:
         """Resolve the named slots (which must exist) for one account."""
         record = self.accounts.get(account_id) or self._no_overrides
-        key = ("view", record, slot_names)
-        view = self._memo.get(key)  # the hot path: a hit costs one dictionary look-up
+        key = (record, slot_names)
+        view = self._views.get(key)  # the hot path: a hit costs one dictionary look-up
         if view is None:
-            view = self.memo(key, lambda: self._build_view(record, slot_names))
-        return view  # type: ignore[return-value]
+            built = self._build_view(record, slot_names)
+            with self._views_lock:
+                if len(self._views) >= self.MAX_VIEWS:
+                    self._views.clear()
+                view = self._views.setdefault(key, built)
+        return view
 
     def _build_view(self, record: AccountRecord, slot_names: tuple[str, ...]) -> ResolvedView:
         catalog = self.catalog
         index = catalog.slot_index
+        # Records loaded before a slot was created are shorter: they have no override of it.
+        width = len(record)
         resolved = tuple(
-            catalog.resolve_slot(catalog.slots[name], record[1 + index[name]])
+            catalog.resolve_slot(
+                catalog.slots[name], record[1 + index[name]] if 1 + index[name] < width else None
+            )
             for name in slot_names
         )
         return ResolvedView(resolved, account_etag(record[0] or 0))

@@ -6,6 +6,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .changes import Scope
 from .errors import FieldViolation, InvalidArgument
 from .model import Model, ModelType
 from .prices import PriceError, parse_price, price_text
@@ -208,3 +209,114 @@ def model_fields(model: Model) -> dict[str, Any]:
         "max_output_tokens": model.max_output_tokens,
         "aliases": list(model.aliases),
     }
+
+
+# -- slots -------------------------------------------------------------------------------------
+
+_SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SLOT_FIELDS = ("display_name", "required_provider", "required_model_type", "default_model_id")
+
+
+def slot_fields(fields: Mapping[str, Any], *, creating: bool) -> None:
+    """InvalidArgument unless each given slot field is well-formed (every one when creating)."""
+    bad: list[FieldViolation] = []
+
+    def fault(name: str, description: str) -> None:
+        bad.append(FieldViolation(f"slot.{name}", description))
+
+    if creating:
+        name = fields["name"]
+        if name == "":
+            fault("name", "is required")
+        elif not _SLOT_NAME.fullmatch(name):
+            fault("name", f"{name!r} is not a valid slot name (lower case letters, digits, _)")
+    if "display_name" in fields:
+        display_name = fields["display_name"].strip()
+        if len(display_name) > _MAX_DISPLAY_NAME or not display_name.isprintable():
+            fault("display_name", f"must be printable and at most {_MAX_DISPLAY_NAME} characters")
+    if "required_provider" in fields:
+        provider = fields["required_provider"]
+        if provider == "":
+            fault("required_provider", "is required")
+        elif not _PROVIDER.fullmatch(provider):
+            fault("required_provider", f"{provider!r} is not a valid provider (e.g. 'openai')")
+    if "required_model_type" in fields and fields["required_model_type"] is None:
+        fault("required_model_type", "is required: MODEL_TYPE_TEXT or MODEL_TYPE_IMAGE")
+    if "default_model_id" in fields and fields["default_model_id"] <= 0:
+        fault("default_model_id", "is required: the id of an active model of the slot's kind")
+    if bad:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in bad)
+        raise InvalidArgument(
+            f"invalid slot: {summary}",
+            violations=bad,
+            reason="INVALID_SLOT",
+            metadata={"fields": ",".join(v.field for v in bad)},
+        )
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+
+def write_scope(scope: Scope | None, account: str) -> Scope:
+    """The scope a settings write names, or InvalidArgument when it is missing or contradicted.
+
+    An empty account id alone never means "global": an unset variable must not change every
+    tenant's model.
+    """
+    if scope is Scope.GLOBAL:
+        if account:
+            raise InvalidArgument.field(
+                "account_id",
+                f"must be empty for SCOPE_GLOBAL, but is {account!r}",
+                reason="SCOPE_CONFLICT",
+                scope="SCOPE_GLOBAL",
+                account_id=account,
+            )
+        return Scope.GLOBAL
+    if not account:
+        if scope is Scope.ACCOUNT:
+            raise InvalidArgument.field(
+                "account_id",
+                "is required for SCOPE_ACCOUNT",
+                reason="SCOPE_CONFLICT",
+                scope="SCOPE_ACCOUNT",
+            )
+        raise InvalidArgument.field(
+            "scope",
+            "is required when account_id is empty: SCOPE_GLOBAL writes the global setting; "
+            "give account_id to write an account's override",
+            reason="SCOPE_REQUIRED",
+        )
+    account_id(account)
+    return Scope.ACCOUNT
+
+
+def revision(value: int, field: str = "revision") -> int:
+    if value <= 0:
+        raise InvalidArgument.field(
+            field,
+            f"{value} is not a valid revision (revisions are positive)",
+            reason="INVALID_REVISION",
+            revision=value,
+        )
+    return value
+
+
+_MAX_REQUEST_ID = 128
+_MAX_REASON = 1000
+
+
+def request_metadata(request_id: str, reason: str) -> None:
+    """The `x-request-id` and `x-change-reason` a client sent, checked before they are kept."""
+    if len(request_id) > _MAX_REQUEST_ID or not request_id.isprintable():
+        raise InvalidArgument.field(
+            "x-request-id",
+            f"must be printable and at most {_MAX_REQUEST_ID} characters",
+            reason="INVALID_REQUEST_ID",
+        )
+    if len(reason) > _MAX_REASON or not reason.isprintable():
+        raise InvalidArgument.field(
+            "x-change-reason",
+            f"must be printable and at most {_MAX_REASON} characters",
+            reason="INVALID_CHANGE_REASON",
+        )

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from ..adapters.database import open_database
 from ..adapters.migrations import migrate
-from ..adapters.store import Store
+from ..adapters.store import PeeweeStore
 from ..service_layer.live_state import LiveState
 from ..service_layer.services import ModelConfigServices
 
 
 @dataclass
 class App:
-    store: Store
+    store: PeeweeStore
     live: LiveState
     services: ModelConfigServices
 
@@ -26,7 +26,7 @@ class App:
         db = open_database(database_url)
         if not migrated:
             migrate(db)
-        store = Store(db)
+        store = PeeweeStore(db)
         live = LiveState(store)
         if poll_interval:
             live.start_polling(poll_interval)

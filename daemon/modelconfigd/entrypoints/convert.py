@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf import timestamp_pb2
 
 from modelconfig.v1 import resources_pb2 as pb
 
+from ..domain.changes import Change, ChangeKind, Scope
 from ..domain.errors import InvalidArgument
-from ..domain.model import Model, ModelType, Source
+from ..domain.model import Model, ModelType, Slot, Source
 from ..domain.prices import price_text
-from ..domain.validation import MODEL_FIELDS
+from ..domain.state import Resolved
+from ..domain.validation import MODEL_FIELDS, SLOT_FIELDS
 from ..service_layer.services import SlotView
 
 MODEL_TYPE_TO_PB = {ModelType.TEXT: pb.MODEL_TYPE_TEXT, ModelType.IMAGE: pb.MODEL_TYPE_IMAGE}
@@ -19,8 +25,22 @@ SOURCE_TO_PB = {
     Source.GLOBAL: pb.SOURCE_GLOBAL,
     Source.DEFAULT: pb.SOURCE_DEFAULT,
 }
+SCOPE_TO_PB = {Scope.GLOBAL: pb.SCOPE_GLOBAL, Scope.ACCOUNT: pb.SCOPE_ACCOUNT}
+SCOPE_FROM_PB = {v: k for k, v in SCOPE_TO_PB.items()}
+KIND_TO_PB = {
+    ChangeKind.SEED: pb.CHANGE_KIND_SEED,
+    ChangeKind.MODEL_CREATED: pb.CHANGE_KIND_MODEL_CREATED,
+    ChangeKind.MODEL_UPDATED: pb.CHANGE_KIND_MODEL_UPDATED,
+    ChangeKind.MODEL_DELETED: pb.CHANGE_KIND_MODEL_DELETED,
+    ChangeKind.SLOT_CREATED: pb.CHANGE_KIND_SLOT_CREATED,
+    ChangeKind.SLOT_UPDATED: pb.CHANGE_KIND_SLOT_UPDATED,
+    ChangeKind.SETTING: pb.CHANGE_KIND_SETTING,
+    ChangeKind.IMPORT: pb.CHANGE_KIND_IMPORT,
+    ChangeKind.CATALOG: pb.CHANGE_KIND_CATALOG,
+}
 # Output-only and identifier fields: ignored in an update mask, as AIP-134 and AIP-203 ask.
-IGNORED_MASK_PATHS = frozenset({"id", "label"})
+IGNORED_MODEL_PATHS = frozenset({"id", "label"})
+IGNORED_SLOT_PATHS = frozenset({"name", "default_model"})
 
 
 def model_type_from_pb(value: int, field: str) -> ModelType | None:
@@ -33,6 +53,18 @@ def model_type_from_pb(value: int, field: str) -> ModelType | None:
             field, f"{value} is not a ModelType", reason="INVALID_MODEL_TYPE", model_type=value
         )
     return model_type
+
+
+def scope_from_pb(value: int) -> Scope | None:
+    """The domain's scope; None for SCOPE_UNSPECIFIED; an unknown number is refused."""
+    if value == pb.SCOPE_UNSPECIFIED:
+        return None
+    scope = SCOPE_FROM_PB.get(value)
+    if scope is None:
+        raise InvalidArgument.field(
+            "scope", f"{value} is not a Scope", reason="INVALID_SCOPE", scope=value
+        )
+    return scope
 
 
 def model_to_pb(model: Model) -> pb.Model:
@@ -53,9 +85,19 @@ def model_to_pb(model: Model) -> pb.Model:
     )
 
 
+def resolved_to_pb(r: Resolved) -> pb.ResolvedSlot:
+    message = pb.ResolvedSlot(
+        slot=r.slot, model=model_to_pb(r.model), source=SOURCE_TO_PB[r.source]
+    )
+    if r.skipped_override is not None:
+        message.skipped_override.CopyFrom(model_to_pb(r.skipped_override))
+    return message
+
+
 def slot_setting_to_pb(view: SlotView) -> pb.SlotSetting:
     setting = pb.SlotSetting(
         slot=view.slot.name,
+        display_name=view.slot.display_name,
         required_provider=view.slot.required_provider,
         required_model_type=MODEL_TYPE_TO_PB[view.slot.required_model_type],
         default_model=model_to_pb(view.default_model),
@@ -63,6 +105,19 @@ def slot_setting_to_pb(view: SlotView) -> pb.SlotSetting:
     if view.model is not None:
         setting.model.CopyFrom(model_to_pb(view.model))
     return setting
+
+
+def slot_to_pb(slot: Slot, default_model: Model | None = None) -> pb.Slot:
+    message = pb.Slot(
+        name=slot.name,
+        display_name=slot.display_name,
+        required_provider=slot.required_provider,
+        required_model_type=MODEL_TYPE_TO_PB[slot.required_model_type],
+        default_model_id=slot.default_model_id,
+    )
+    if default_model is not None:
+        message.default_model.CopyFrom(model_to_pb(default_model))
+    return message
 
 
 def model_fields_from_pb(message: pb.Model) -> dict[str, Any]:
@@ -82,18 +137,126 @@ def model_fields_from_pb(message: pb.Model) -> dict[str, Any]:
     }
 
 
-def update_changes(message: pb.Model, mask_paths: list[str]) -> dict[str, Any]:
+def slot_fields_from_pb(message: pb.Slot) -> dict[str, Any]:
+    """Every writable field of a Slot message as the domain's raw values (and its name)."""
+    return {
+        "name": message.name,
+        "display_name": message.display_name,
+        "required_provider": message.required_provider,
+        "required_model_type": model_type_from_pb(
+            message.required_model_type, "slot.required_model_type"
+        ),
+        "default_model_id": message.default_model_id,
+    }
+
+
+def _masked(
+    message,
+    mask_paths: Sequence[str],
+    values: Mapping[str, Any],
+    known: Sequence[str],
+    ignored: frozenset[str],
+) -> dict[str, Any]:
     """The fields an update changes (AIP-134): the mask's paths, `*` for all, or when there is no
     mask every populated field. Unknown paths are kept so the service can reject them by name."""
-    values = model_fields_from_pb(message)
     if not mask_paths:
         populated = {field.name for field, _ in message.ListFields()}
-        paths = [name for name in MODEL_FIELDS if name in populated]
+        paths = [name for name in known if name in populated]
     elif "*" in mask_paths:
         # Any other path beside `*` must still be valid: keep the unknown ones to be refused.
-        extra = [p for p in mask_paths if p != "*" and p not in MODEL_FIELDS]
-        paths = list(MODEL_FIELDS) + [p for p in extra if p not in IGNORED_MASK_PATHS]
+        extra = [p for p in mask_paths if p != "*" and p not in known]
+        paths = list(known) + [p for p in extra if p not in ignored]
     else:
-        paths = [p for p in dict.fromkeys(mask_paths) if p not in IGNORED_MASK_PATHS]
+        paths = [p for p in dict.fromkeys(mask_paths) if p not in ignored]
     return {p: values.get(p) for p in paths}
 
+
+def model_update(message: pb.Model, mask_paths: Sequence[str]) -> dict[str, Any]:
+    values = model_fields_from_pb(message)
+    return _masked(message, mask_paths, values, MODEL_FIELDS, IGNORED_MODEL_PATHS)
+
+
+def slot_update(message: pb.Slot, mask_paths: Sequence[str]) -> dict[str, Any]:
+    values = slot_fields_from_pb(message)
+    return _masked(message, mask_paths, values, SLOT_FIELDS, IGNORED_SLOT_PATHS)
+
+
+# -- changes -----------------------------------------------------------------------------------
+
+
+def timestamp_to_pb(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def timestamp_from_pb(message, field: str) -> datetime | None:
+    """The time a Timestamp field holds; None when unset."""
+    if not message.HasField(field):
+        return None
+    stamp = getattr(message, field)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument.field(
+            field, "is not a valid timestamp", reason="INVALID_TIMESTAMP"
+        ) from exc
+
+
+def _values_to_pb(change: Change, values: Mapping[str, Any] | None) -> pb.ChangeValues | None:
+    if values is None:
+        return None
+    message = pb.ChangeValues()
+    if change.kind is ChangeKind.SETTING:
+        message.model_id = values.get("model_id") or 0
+    elif change.kind in (
+        ChangeKind.MODEL_CREATED,
+        ChangeKind.MODEL_UPDATED,
+        ChangeKind.MODEL_DELETED,
+    ):
+        if values or change.kind is ChangeKind.MODEL_UPDATED:
+            fields = {**values}
+            if "model_type" in fields:
+                fields["model_type"] = MODEL_TYPE_TO_PB[ModelType(fields["model_type"])]
+            message.model.CopyFrom(pb.Model(id=change.model_id, **fields))
+    elif change.kind in (ChangeKind.SLOT_CREATED, ChangeKind.SLOT_UPDATED):
+        if values or change.kind is ChangeKind.SLOT_UPDATED:
+            fields = {**values}
+            if "required_model_type" in fields:
+                fields["required_model_type"] = MODEL_TYPE_TO_PB[
+                    ModelType(fields["required_model_type"])
+                ]
+            message.slot.CopyFrom(pb.Slot(name=change.slot, **fields))
+    else:
+        return None
+    return message
+
+
+def change_to_pb(change: Change) -> pb.Change:
+    """A change as recorded (or, not yet committed, without revision and time)."""
+    origin = change.origin
+    message = pb.Change(
+        revision=change.revision,
+        actor=origin.actor,
+        method=origin.method,
+        request_id=origin.request_id,
+        reason=origin.reason,
+        kind=KIND_TO_PB[change.kind],
+        scope=SCOPE_TO_PB[change.scope] if change.scope else pb.SCOPE_UNSPECIFIED,
+        slot=change.slot,
+        account_id=change.account_id,
+        model_id=change.model_id,
+        reverted_revision=change.reverted_revision,
+    )
+    if change.time is not None:
+        message.time.CopyFrom(timestamp_to_pb(change.time))
+    for side, values in (("before", change.before), ("after", change.after)):
+        converted = _values_to_pb(change, values)
+        if converted is not None:
+            getattr(message, side).CopyFrom(converted)
+    if change.kind is ChangeKind.IMPORT and change.after:
+        message.import_rows = change.after["rows"]
+        message.import_accounts = change.after["accounts"]
+    elif change.kind is not ChangeKind.SETTING:
+        message.changed_fields.paths.extend(change.changed_fields)
+    return message

@@ -9,69 +9,17 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from modelconfig import ModelConfigClient, ModelConfigError, Unavailable
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
-from . import override_files
+from . import ctl_changes, ctl_slots, override_files
+from . import ctl_format as fmt
+from .ctl_format import TYPES
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-TYPES = {"text": pb.MODEL_TYPE_TEXT, "image": pb.MODEL_TYPE_IMAGE}
-
-# -- formatting --------------------------------------------------------------------------------
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Left-aligned columns two spaces apart, headers first."""
-    lines = [list(headers), *([str(cell) for cell in row] for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
-
-
-def _fields(pairs: Sequence[tuple[str, object]]) -> str:
-    """`key: value` lines with the values aligned."""
-    width = max(len(key) for key, _ in pairs) + 1
-    return "\n".join(f"{key + ':':<{width}} {value}" for key, value in pairs)
-
-
-def _footer(**values: object) -> str:
-    return "  ".join(f"{key}: {value}" for key, value in values.items())
-
-
-def _type(model_type: int) -> str:
-    return pb.ModelType.Name(model_type).removeprefix("MODEL_TYPE_").lower()
-
-
-def _source(source: int) -> str:
-    return pb.Source.Name(source).removeprefix("SOURCE_").lower()
-
-
-def _yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def _name(model: pb.Model) -> str:
-    return model.model_name or "-"
-
-
-def _scope(account_id: str) -> str:
-    return f"account {account_id}" if account_id else "global"
-
-
-def _ref(text: str) -> int | str:
-    """A model id if the text is all digits, else a name or alias."""
-    return int(text) if text.isascii() and text.isdigit() else text
-
-
-def _json(message: Message) -> str:
-    return json_format.MessageToJson(message, preserving_proto_field_name=True)
-
 
 # -- models ------------------------------------------------------------------------------------
 
@@ -95,17 +43,24 @@ def _list_models(client: ModelConfigClient, args: argparse.Namespace) -> Message
 
 
 def _show_models(response: api.ListModelsResponse, args: argparse.Namespace) -> str:
-    return _table(
+    return fmt.table(
         ("ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "LABEL"),
         (
-            (m.id, m.model_name, m.provider, _type(m.model_type), _yes_no(m.is_active), m.label)
+            (
+                m.id,
+                m.model_name,
+                m.provider,
+                fmt.model_type(m.model_type),
+                fmt.yes_no(m.is_active),
+                m.label,
+            )
             for m in response.models
         ),
     )
 
 
 def _get_model(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return client.get_model(_ref(args.ref))
+    return client.get_model(fmt.model_ref(args.ref))
 
 
 def _show_model(model: pb.Model, args: argparse.Namespace) -> str:
@@ -114,8 +69,8 @@ def _show_model(model: pb.Model, args: argparse.Namespace) -> str:
         ("name", model.model_name),
         ("display name", model.display_name),
         ("provider", model.provider),
-        ("type", _type(model.model_type)),
-        ("active", _yes_no(model.is_active)),
+        ("type", fmt.model_type(model.model_type)),
+        ("active", fmt.yes_no(model.is_active)),
         ("input per 1M tokens", model.input_price_per_1m_tokens),
         ("output per 1M tokens", model.output_price_per_1m_tokens),
         ("price per image", model.price_per_image),
@@ -124,36 +79,49 @@ def _show_model(model: pb.Model, args: argparse.Namespace) -> str:
         ("aliases", ", ".join(model.aliases)),
         ("label", model.label),
     ]
-    return _fields([(key, value) for key, value in pairs if value != ""])
+    return fmt.fields([(key, value) for key, value in pairs if value != ""])
 
 
 def _model_usage(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return client.get_model_usage(args.model_id)
+    """The first page of accounts, or with --all every page, as one response."""
+    usage = client.get_model_usage(args.model_id)
+    if args.all and usage.next_page_token:
+        accounts = list(client.iter_model_accounts(args.model_id, page_size=1000))
+        del usage.account_ids[:]
+        usage.account_ids.extend(accounts)
+        usage.next_page_token = ""
+    return usage
 
 
 def _show_usage(usage: api.GetModelUsageResponse, args: argparse.Namespace) -> str:
-    return _fields(
+    return fmt.fields(
         [
             ("model", args.model_id),
             ("global slots", ", ".join(usage.global_slots) or "-"),
             ("default slots", ", ".join(usage.default_slots) or "-"),
             ("account overrides", usage.account_override_count),
-            ("accounts", ", ".join(usage.account_ids) or "-"),
+            ("accounts", ", ".join(usage.account_ids) or "-")
+            if not usage.next_page_token
+            else ("accounts", f"{', '.join(usage.account_ids)}, ... (--all lists every one)"),
             ("revision", usage.revision),
         ]
     )
 
 
 def _delete_model(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return api.DeleteModelResponse(revision=client.delete_model(args.model_id))
+    return api.DeleteModelResponse(
+        revision=client.delete_model(args.model_id, reason=args.reason)
+    )
 
 
 def _show_deleted(response: api.DeleteModelResponse, args: argparse.Namespace) -> str:
-    return f"deleted model {args.model_id}\n{_footer(revision=response.revision)}"
+    return f"deleted model {args.model_id}\n{fmt.footer(revision=response.revision)}"
 
 
 def _set_active(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return client.update_model(pb.Model(id=args.model_id, is_active=args.active), ["is_active"])
+    return client.update_model(
+        pb.Model(id=args.model_id, is_active=args.active), ["is_active"], reason=args.reason
+    )
 
 
 def _show_activity(model: pb.Model, args: argparse.Namespace) -> str:
@@ -168,29 +136,31 @@ def _settings(client: ModelConfigClient, args: argparse.Namespace) -> Message:
 
 
 def _show_settings(response: api.GetGlobalSettingsResponse, args: argparse.Namespace) -> str:
-    table = _table(
+    table = fmt.table(
         ("SLOT", "MODEL", "PROVIDER", "TYPE", "DEFAULT"),
         (
             (
                 s.slot,
-                _name(s.model),
+                fmt.name(s.model),
                 s.required_provider,
-                _type(s.required_model_type),
-                _name(s.default_model),
+                fmt.model_type(s.required_model_type),
+                fmt.name(s.default_model),
             )
             for s in response.slots
         ),
     )
-    return f"{table}\n\n{_footer(etag=response.etag, revision=response.revision)}"
+    return f"{table}\n\n{fmt.footer(etag=response.etag, revision=response.revision)}"
 
 
 def _set(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     return client.set_model(
         args.slot,
-        _ref(args.model),
-        account_id=args.account,
+        fmt.model_ref(args.model),
+        account_id=args.account or "",
+        scope=pb.SCOPE_GLOBAL if args.global_scope else pb.SCOPE_ACCOUNT,
         etag=args.etag,
         validate_only=args.validate_only,
+        reason=args.reason,
     )
 
 
@@ -198,19 +168,21 @@ def _show_set(response: api.SetModelResponse, args: argparse.Namespace) -> str:
     verb = "valid, nothing changed:" if args.validate_only else "set"
     setting = response.setting
     return (
-        f"{verb} {setting.slot} = {_name(setting.model)} ({_scope(args.account)})\n"
-        f"{_footer(etag=response.etag, revision=response.revision)}"
+        f"{verb} {setting.slot} = {fmt.name(setting.model)} ({fmt.scope(args.account)})\n"
+        f"{fmt.footer(etag=response.etag, revision=response.revision)}"
     )
 
 
 def _clear(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return client.clear_account_model(args.account, args.slot, etag=args.etag)
+    if args.global_scope:
+        return client.clear_global_model(args.slot, etag=args.etag, reason=args.reason)
+    return client.clear_account_model(args.account, args.slot, etag=args.etag, reason=args.reason)
 
 
 def _show_cleared(response: api.ClearAccountModelResponse, args: argparse.Namespace) -> str:
     return (
-        f"cleared {args.slot} ({_scope(args.account)})\n"
-        f"{_footer(etag=response.etag, revision=response.revision)}"
+        f"cleared {args.slot} ({fmt.scope(args.account)})\n"
+        f"{fmt.footer(etag=response.etag, revision=response.revision)}"
     )
 
 
@@ -218,76 +190,103 @@ def _resolve(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     return client.resolve_for_account(args.account, args.slots)
 
 
+def _skipped(resolved: pb.ResolvedSlot) -> str:
+    if not resolved.HasField("skipped_override"):
+        return ""
+    return f"override {resolved.skipped_override.model_name} skipped: inactive"
+
+
 def _show_resolved(response: api.ResolveForAccountResponse, args: argparse.Namespace) -> str:
-    table = _table(
-        ("SLOT", "MODEL", "SOURCE"),
-        ((s.slot, _name(s.model), _source(s.source)) for s in response.slots),
+    table = fmt.table(
+        ("SLOT", "MODEL", "SOURCE", "NOTE"),
+        (
+            (s.slot, fmt.name(s.model), fmt.source(s.source), _skipped(s))
+            for s in response.slots
+        ),
     )
-    footer = _footer(account=response.account_id, etag=response.etag, revision=response.revision)
+    footer = fmt.footer(account=response.account_id, etag=response.etag, revision=response.revision)
     return f"{table}\n\n{footer}"
 
 
 # -- command line ------------------------------------------------------------------------------
 
 
-def _command(subparsers, name: str, run, show, help: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help, description=help)
-    parser.set_defaults(run=run, show=show)
-    return parser
+def _account(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty; to write the global setting, say --global instead"
+        )
+    return text
 
 
 def _add_model_commands(subparsers) -> None:
     models = subparsers.add_parser("models", help="the model catalog").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    listing = _command(models, "list", _list_models, _show_models, "list catalog models")
+    listing = fmt.command(models, "list", _list_models, _show_models, "list catalog models")
     listing.add_argument("--provider", default="", help="only this provider, e.g. openai")
     listing.add_argument("--type", choices=sorted(TYPES), help="only this model type")
     listing.add_argument("--active-only", action="store_true", help="only active models")
     listing.add_argument(
         "--page-size", type=int, default=0, help="models per request (default: the daemon's)"
     )
-    _command(models, "get", _get_model, _show_model, "show one model").add_argument(
+    fmt.command(models, "get", _get_model, _show_model, "show one model").add_argument(
         "ref", metavar="REF", help="the model's id, name or alias"
     )
+    usage = fmt.command(
+        models, "usage", _model_usage, _show_usage, "show which settings use a model"
+    )
+    usage.add_argument("model_id", metavar="ID", type=int, help="the model's id")
+    usage.add_argument(
+        "--all", action="store_true", help="list every account, not only the first 100"
+    )
     for name, run, show, help in (
-        ("usage", _model_usage, _show_usage, "show which settings use a model"),
         ("delete", _delete_model, _show_deleted, "delete a model nothing uses"),
         ("activate", _set_active, _show_activity, "let slots select a model"),
         ("deactivate", _set_active, _show_activity, "stop slots from selecting a model"),
     ):
-        command = _command(models, name, run, show, help)
+        command = fmt.command(models, name, run, show, help)
         command.add_argument("model_id", metavar="ID", type=int, help="the model's id")
         command.set_defaults(active=name == "activate")
 
 
 def _add_setting_commands(subparsers) -> None:
-    _command(
+    fmt.command(
         subparsers,
         "settings",
         _settings,
         _show_settings,
         "show every slot's global model, requirements and default",
     )
-    setting = _command(
+    setting = fmt.command(
         subparsers, "set", _set, _show_set, "select a model for a slot, globally or for one account"
     )
     setting.add_argument("slot", metavar="SLOT", help="the slot, e.g. openai_model")
     setting.add_argument("model", metavar="MODEL", help="the model's id, name or alias")
-    setting.add_argument("--account", default="", help="set this account's override")
     setting.add_argument(
         "--validate-only", action="store_true", help="run every check and change nothing"
     )
-    clearing = _command(
-        subparsers, "clear", _clear, _show_cleared, "remove an account's override of a slot"
+    clearing = fmt.command(
+        subparsers,
+        "clear",
+        _clear,
+        _show_cleared,
+        "remove an account's override of a slot, or a slot's global setting",
     )
     clearing.add_argument("slot", metavar="SLOT", help="the slot, e.g. openai_model")
-    clearing.add_argument("--account", required=True, help="the account")
-    for command in (setting, clearing):
+    for command, verb in ((setting, "set"), (clearing, "remove")):
+        # No default scope: an empty or forgotten account must never mean "every tenant".
+        scope = command.add_mutually_exclusive_group(required=True)
+        scope.add_argument(
+            "--global", dest="global_scope", action="store_true", help=f"{verb} the global setting"
+        )
+        scope.add_argument(
+            "--account", type=_account, help=f"{verb} this account's override (not empty)"
+        )
         command.add_argument(
             "--etag", default="", help="write only if the scope's etag is still this one"
         )
-    resolving = _command(
+    resolving = fmt.command(
         subparsers,
         "resolve",
         _resolve,
@@ -334,18 +333,22 @@ def _import(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     total = sum(1 for _ in override_files.read_records(path, fmt))
     progress = _Progress(total, enabled=args.progress or sys.stderr.isatty())
     records = progress.wrap(override_files.read_records(path, fmt))
-    return client.import_overrides(records, validate_only=args.validate_only)
+    return client.import_overrides(records, validate_only=args.validate_only, reason=args.reason)
 
 
 def _show_imported(response: api.ImportOverridesResponse, args: argparse.Namespace) -> str:
-    verb = "would import" if args.validate_only else "imported"
-    return f"{verb} {response.rows:,} overrides for {response.accounts:,} accounts\n" + _footer(
-        revision=response.revision
-    )
+    if args.validate_only:
+        head = f"would import {response.rows:,} overrides for {response.accounts:,} accounts"
+    else:
+        head = (
+            f"imported {response.rows:,} overrides for {response.accounts:,} accounts: "
+            f"{response.changed_rows:,} changed"
+        )
+    return f"{head}\n{fmt.footer(revision=response.revision)}"
 
 
 def _add_import_command(subparsers) -> None:
-    importing = _command(
+    importing = fmt.command(
         subparsers,
         "import",
         _import,
@@ -373,10 +376,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", action="store_true", help="print the response as JSON instead of a table"
     )
+    parser.add_argument(
+        "--reason", default="", help="why: kept with every change a write makes (audit trail)"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(subparsers)
     _add_setting_commands(subparsers)
     _add_import_command(subparsers)
+    ctl_slots.add_commands(subparsers)
+    ctl_changes.add_commands(subparsers)
     return parser
 
 
@@ -405,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (override_files.FileFormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(_json(response) if args.json else args.show(response, args))
+    print(fmt.as_json(response) if args.json else args.show(response, args))
     return 0
 
 

@@ -20,9 +20,9 @@ from modelconfig.v1 import model_config_service_pb2 as api
 from ..domain.errors import InvalidArgument
 from ..service_layer.services import ModelConfigServices
 from .reflection_pool import MemberAwarePool
-from .response_cache import ResponseCache
 from .servicer import ModelConfigServicer
 from .status_mapping import abort
+from .wire_cache import WireCache
 
 SERVICE = api.DESCRIPTOR.services_by_name["ModelConfigService"]
 SERVICE_NAME = SERVICE.full_name
@@ -69,15 +69,15 @@ def _serialize(response) -> bytes:
 
 
 # Reads whose answer is a pure function of the request bytes and the snapshot: answered from a
-# per-snapshot cache of serialized responses (see response_cache.py).
+# per-snapshot cache of serialized responses (see wire_cache.py).
 CACHED_METHODS = frozenset({"ResolveForAccount"})
 
 
 def _cached_handler(
-    implementation, decode, full_name: str, cache: ResponseCache
+    implementation, decode, full_name: str, cache: WireCache
 ) -> grpc.RpcMethodHandler:
     def handle(request_bytes: bytes, context: grpc.ServicerContext):
-        answer, state = cache.get(request_bytes)
+        answer, wire = cache.get(request_bytes)
         if answer is not None:
             return answer
         try:
@@ -85,14 +85,14 @@ def _cached_handler(
         except Exception as exc:
             abort(context, full_name, exc)
         # The implementation read the snapshot itself: `put` keeps the answer only if that
-        # snapshot is still the current one, the one the cache belongs to.
-        cache.put(request_bytes, answer, state)
+        # snapshot is still the current one, the one `wire` belongs to.
+        cache.put(request_bytes, answer, wire)
         return answer
 
     return grpc.unary_unary_rpc_method_handler(handle)  # answers are bytes already
 
 
-def _handler(servicer: ModelConfigServicer, method, cache: ResponseCache) -> grpc.RpcMethodHandler:
+def _handler(servicer: ModelConfigServicer, method, cache: WireCache) -> grpc.RpcMethodHandler:
     implementation = getattr(servicer, method.name)
     full_name = f"/{SERVICE_NAME}/{method.name}"
     decode = _decoder(getattr(api, method.input_type.name), full_name)
@@ -136,8 +136,8 @@ def create_server(
         # server silently; worker processes share theirs on purpose.
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
-    servicer = ModelConfigServicer(services)
-    cache = ResponseCache(lambda: services.state)
+    cache = WireCache(lambda: services.state)
+    servicer = ModelConfigServicer(services, cache)
     handlers = {m.name: _handler(servicer, m, cache) for m in SERVICE.methods}
     # Registered (not generic) handlers: the core matches the method path itself, sparing a
     # Python-level look-up on every call.

@@ -1,8 +1,8 @@
 """The hot path's serializer: ResolveForAccount(s) responses assembled from cached wire bytes.
 
 The bytes are exactly what protobuf itself produces for the same message (the tests compare
-them). Building them from pieces cached per State, shared by every account that resolves alike,
-spares constructing and serializing a message tree on every call.
+them). Building them from pieces cached per State (see wire_cache.py), shared by every account
+that resolves alike, spares constructing and serializing a message tree on every call.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from modelconfig.v1 import model_config_service_pb2 as api
-from modelconfig.v1 import resources_pb2 as pb
 
 from ..domain.errors import ModelConfigError
-from ..domain.state import Resolved, ResolvedView, State
+from ..domain.state import Resolved, ResolvedView
 from ..service_layer.services import BatchResolution, Resolution
-from .convert import SOURCE_TO_PB, model_to_pb
+from .convert import resolved_to_pb
 from .status_mapping import code_of
+from .wire_cache import SnapshotWire
 
 
 def _varint(value: int) -> bytes:
@@ -69,53 +69,49 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + (_SMALL_VARINTS[size] if size < 1 << 14 else _varint(size)) + payload
 
 
-def _slot_frames(state: State, view: ResolvedView) -> bytes:
+def _slot_frames(wire: SnapshotWire, view: ResolvedView) -> bytes:
     return b"".join(
-        state.memo(("slot frame", r), lambda r=r: _field(SINGLE_SLOT, _resolved(r)))
+        wire.piece(("slot frame", r), lambda r=r: _field(SINGLE_SLOT, _resolved(r)))
         for r in view.slots
     )
 
 
 def _resolved(r: Resolved) -> bytes:
-    message = pb.ResolvedSlot(
-        slot=r.slot, model=model_to_pb(r.model), source=SOURCE_TO_PB[r.source]
-    )
-    return message.SerializeToString()
+    return resolved_to_pb(r).SerializeToString()
 
 
-def _view_tail(state: State, view: ResolvedView) -> bytes:
+def _view_tail(wire: SnapshotWire, view: ResolvedView) -> bytes:
     """Everything of a single response after the account id."""
     return (
-        _slot_frames(state, view)
+        _slot_frames(wire, view)
         + SINGLE_REVISION
-        + _varint(state.revision)
+        + _varint(wire.state.revision)
         + _field(SINGLE_ETAG, view.etag.encode())
     )
 
 
-def encode_resolution(resolution: Resolution) -> bytes:
-    """A serialized ResolveForAccountResponse."""
-    account_id, view, state = resolution
-    tail = state.memo(("single", view), lambda: _view_tail(state, view))
+def encode_resolution(resolution: Resolution, wire: SnapshotWire) -> bytes:
+    """A serialized ResolveForAccountResponse; `wire` belongs to the resolution's State."""
+    account_id, view, _ = resolution
+    tail = wire.piece(("single", view), lambda: _view_tail(wire, view))
     return _field(SINGLE_ACCOUNT, account_id.encode()) + tail
 
 
-def _entry(state: State, account_id: str, outcome: ResolvedView | ModelConfigError) -> bytes:
+def _entry(wire: SnapshotWire, account_id: str, outcome: ResolvedView | ModelConfigError) -> bytes:
     if isinstance(outcome, ModelConfigError):
         error = api.AccountError(
             code=code_of(outcome), reason=outcome.reason, message=outcome.message
         )
         body = _field(ENTRY_ERROR, error.SerializeToString())
     else:
-        body = state.memo(
+        body = wire.piece(
             ("entry", outcome),
-            lambda: _slot_frames(state, outcome) + _field(ENTRY_ETAG, outcome.etag.encode()),
+            lambda: _slot_frames(wire, outcome) + _field(ENTRY_ETAG, outcome.etag.encode()),
         )
     return _field(BATCH_RESULT, _field(ENTRY_ACCOUNT, account_id.encode()) + body)
 
 
-def encode_batch(batch: BatchResolution) -> bytes:
-    """A serialized ResolveForAccountsResponse."""
-    state = batch.state
-    entries = b"".join(_entry(state, a, outcome) for a, outcome in batch.results)
-    return entries + BATCH_REVISION + _varint(state.revision)
+def encode_batch(batch: BatchResolution, wire: SnapshotWire) -> bytes:
+    """A serialized ResolveForAccountsResponse; `wire` belongs to the batch's State."""
+    entries = b"".join(_entry(wire, a, outcome) for a, outcome in batch.results)
+    return entries + BATCH_REVISION + _varint(batch.state.revision)

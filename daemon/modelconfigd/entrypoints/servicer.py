@@ -6,16 +6,27 @@ import itertools
 from collections.abc import Iterator
 
 from modelconfig.v1 import model_config_service_pb2 as api
+from modelconfig.v1 import resources_pb2 as pb
 
+from ..domain.changes import ChangeFilter
+from ..domain.model import Slot
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
+    change_to_pb,
     model_fields_from_pb,
     model_to_pb,
     model_type_from_pb,
+    model_update,
+    scope_from_pb,
+    slot_fields_from_pb,
     slot_setting_to_pb,
-    update_changes,
+    slot_to_pb,
+    slot_update,
+    timestamp_from_pb,
 )
+from .request_origin import request_origin
 from .resolve_wire import encode_batch, encode_resolution
+from .wire_cache import WireCache
 
 
 def _ref(request: api.GetModelRequest | api.SetModelRequest | api.OverrideRecord) -> ModelRef:
@@ -30,8 +41,11 @@ def _ref(request: api.GetModelRequest | api.SetModelRequest | api.OverrideRecord
 class ModelConfigServicer:
     """One method per RPC, named as in the proto; each takes a decoded request."""
 
-    def __init__(self, services: ModelConfigServices) -> None:
+    def __init__(self, services: ModelConfigServices, wire: WireCache) -> None:
         self._services = services
+        self._wire = wire
+
+    # -- catalog -------------------------------------------------------------------------------
 
     def ListModels(self, request: api.ListModelsRequest, context) -> api.ListModelsResponse:
         page = self._services.list_models(
@@ -51,16 +65,59 @@ class ModelConfigServicer:
         return api.GetModelResponse(model=model_to_pb(self._services.get_model(_ref(request))))
 
     def CreateModel(self, request: api.CreateModelRequest, context) -> api.CreateModelResponse:
-        model, revision = self._services.create_model(model_fields_from_pb(request.model))
+        origin = request_origin(context, "CreateModel")
+        model, revision = self._services.create_model(model_fields_from_pb(request.model), origin)
         return api.CreateModelResponse(model=model_to_pb(model), revision=revision)
 
     def UpdateModel(self, request: api.UpdateModelRequest, context) -> api.UpdateModelResponse:
-        changes = update_changes(request.model, list(request.update_mask.paths))
-        model, revision = self._services.update_model(request.model.id, changes)
+        origin = request_origin(context, "UpdateModel")
+        fields = model_update(request.model, list(request.update_mask.paths))
+        model, revision = self._services.update_model(request.model.id, fields, origin)
         return api.UpdateModelResponse(model=model_to_pb(model), revision=revision)
 
     def DeleteModel(self, request: api.DeleteModelRequest, context) -> api.DeleteModelResponse:
-        return api.DeleteModelResponse(revision=self._services.delete_model(request.model_id))
+        origin = request_origin(context, "DeleteModel")
+        return api.DeleteModelResponse(
+            revision=self._services.delete_model(request.model_id, origin)
+        )
+
+    def GetModelUsage(
+        self, request: api.GetModelUsageRequest, context
+    ) -> api.GetModelUsageResponse:
+        page = self._services.model_usage(request.model_id, request.page_size, request.page_token)
+        usage = page.usage
+        return api.GetModelUsageResponse(
+            global_slots=usage.global_slots,
+            default_slots=usage.default_slots,
+            account_override_count=usage.account_override_count,
+            account_ids=usage.account_ids,
+            revision=page.revision,
+            next_page_token=page.next_page_token,
+        )
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def ListSlots(self, request: api.ListSlotsRequest, context) -> api.ListSlotsResponse:
+        slots, revision = self._services.list_slots()
+        return api.ListSlotsResponse(
+            slots=[slot_to_pb(slot, default) for slot, default in slots], revision=revision
+        )
+
+    def CreateSlot(self, request: api.CreateSlotRequest, context) -> api.CreateSlotResponse:
+        origin = request_origin(context, "CreateSlot")
+        slot, revision = self._services.create_slot(slot_fields_from_pb(request.slot), origin)
+        return api.CreateSlotResponse(slot=self._slot_with_default(slot), revision=revision)
+
+    def UpdateSlot(self, request: api.UpdateSlotRequest, context) -> api.UpdateSlotResponse:
+        origin = request_origin(context, "UpdateSlot")
+        fields = slot_update(request.slot, list(request.update_mask.paths))
+        slot, revision = self._services.update_slot(request.slot.name, fields, origin)
+        return api.UpdateSlotResponse(slot=self._slot_with_default(slot), revision=revision)
+
+    def _slot_with_default(self, slot: Slot) -> pb.Slot:
+        return slot_to_pb(slot, self._services.state.catalog.models.get(slot.default_model_id))
+
+    # -- settings ------------------------------------------------------------------------------
 
     def GetGlobalSettings(
         self, request: api.GetGlobalSettingsRequest, context
@@ -73,12 +130,16 @@ class ModelConfigServicer:
         )
 
     def SetModel(self, request: api.SetModelRequest, context) -> api.SetModelResponse:
+        scope = scope_from_pb(request.scope)
+        origin = request_origin(context, "SetModel")
         result = self._services.set_model(
             slot_name=request.slot,
             ref=_ref(request),
             account_id=request.account_id,
             etag=request.etag,
             validate_only=request.validate_only,
+            scope=scope,
+            origin=origin,
         )
         return api.SetModelResponse(
             setting=slot_setting_to_pb(result.setting), revision=result.revision, etag=result.etag
@@ -87,40 +148,73 @@ class ModelConfigServicer:
     def ClearAccountModel(
         self, request: api.ClearAccountModelRequest, context
     ) -> api.ClearAccountModelResponse:
+        origin = request_origin(context, "ClearAccountModel")
         revision, etag = self._services.clear_account_model(
-            request.account_id, request.slot, request.etag
+            request.account_id, request.slot, request.etag, origin
         )
         return api.ClearAccountModelResponse(revision=revision, etag=etag)
 
+    def ClearGlobalModel(
+        self, request: api.ClearGlobalModelRequest, context
+    ) -> api.ClearGlobalModelResponse:
+        origin = request_origin(context, "ClearGlobalModel")
+        revision, etag = self._services.clear_global_model(request.slot, request.etag, origin)
+        return api.ClearGlobalModelResponse(revision=revision, etag=etag)
+
     def ResolveForAccount(self, request: api.ResolveForAccountRequest, context) -> bytes:
         """Answers serialized bytes (a ResolveForAccountResponse) built from cached pieces."""
-        return encode_resolution(self._services.resolve(request.account_id, request.slots))
+        resolution = self._services.resolve(request.account_id, request.slots)
+        return encode_resolution(resolution, self._wire.of(resolution.state))
 
     def ResolveForAccounts(self, request: api.ResolveForAccountsRequest, context) -> bytes:
         """Answers serialized bytes (a ResolveForAccountsResponse) built from cached pieces."""
-        return encode_batch(self._services.resolve_many(request.account_ids, request.slots))
+        batch = self._services.resolve_many(request.account_ids, request.slots)
+        return encode_batch(batch, self._wire.of(batch.state))
 
     def ImportOverrides(
         self, requests: Iterator[api.ImportOverridesRequest], context
     ) -> api.ImportOverridesResponse:
+        origin = request_origin(context, "ImportOverrides")
         first = next(requests, None)
         chunks = itertools.chain([first] if first else [], requests)
         rows = (
             ImportRow(r.line, r.account_id, r.slot, _ref(r)) for chunk in chunks for r in chunk.rows
         )
-        result = self._services.import_overrides(rows, first is not None and first.validate_only)
+        result = self._services.import_overrides(
+            rows, first is not None and first.validate_only, origin
+        )
         return api.ImportOverridesResponse(
-            rows=result.rows, accounts=result.accounts, revision=result.revision
+            rows=result.rows,
+            accounts=result.accounts,
+            revision=result.revision,
+            changed_rows=result.changed_rows,
         )
 
-    def GetModelUsage(
-        self, request: api.GetModelUsageRequest, context
-    ) -> api.GetModelUsageResponse:
-        usage = self._services.model_usage(request.model_id)
-        return api.GetModelUsageResponse(
-            global_slots=usage.global_slots,
-            default_slots=usage.default_slots,
-            account_override_count=usage.account_override_count,
-            account_ids=usage.account_ids,
-            revision=usage.revision,
+    # -- the audit trail -----------------------------------------------------------------------
+
+    def ListChanges(self, request: api.ListChangesRequest, context) -> api.ListChangesResponse:
+        where = ChangeFilter(
+            model_id=request.model_id,
+            slot=request.slot,
+            account_id=request.account_id,
+            actor=request.actor,
+            start_time=timestamp_from_pb(request, "start_time"),
+            end_time=timestamp_from_pb(request, "end_time"),
+            min_revision=request.min_revision,
+            max_revision=request.max_revision,
         )
+        page = self._services.list_changes(where, request.page_size, request.page_token)
+        return api.ListChangesResponse(
+            changes=[change_to_pb(c) for c in page.changes],
+            next_page_token=page.next_page_token,
+        )
+
+    def RevertChange(self, request: api.RevertChangeRequest, context) -> api.RevertChangeResponse:
+        origin = request_origin(context, "RevertChange")
+        result = self._services.revert_change(
+            request.revision, request.force, request.validate_only, origin
+        )
+        response = api.RevertChangeResponse(revision=result.revision)
+        if result.change is not None:
+            response.change.CopyFrom(change_to_pb(result.change))
+        return response

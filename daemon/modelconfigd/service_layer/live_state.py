@@ -2,7 +2,7 @@
 
 A write commits to the database, then calls `catch_up()`, so its own result is visible before it
 is acknowledged. A poller catches up with writes made by other daemons on the same database. Both
-paths apply the `change` table in revision order, reloading only what each change touched, and
+paths apply the change log in revision order, reloading only what the changes touched, and
 publish the new State with one reference assignment: readers see one committed revision, whole.
 """
 
@@ -12,9 +12,10 @@ import gc
 import logging
 import threading
 
-from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, IMPORT, SEED, Store
+from ..domain.changes import ChangeKind
 from ..domain.errors import StorageUnavailable
 from ..domain.state import Accounts, State
+from .unit_of_work import Store
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,10 @@ class LiveState:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        with store.read() as reader:
-            catalog = reader.catalog()
-            accounts = Accounts(reader.accounts(list(catalog.slots)))
-            revision = reader.revision()
+        with store.read() as unit:
+            catalog = unit.catalog()
+            accounts = Accounts(unit.accounts(list(catalog.slots)))
+            revision = unit.revision
         self._state = State(revision, catalog, accounts)
         _settle()
 
@@ -40,23 +41,24 @@ class LiveState:
         """Apply every change committed since the current revision; returns the new State."""
         with self._lock:
             state = self._state
-            with self._store.read() as reader:
-                changes = reader.changes_since(state.revision)
+            with self._store.read() as unit:
+                changes = unit.changes.since(state.revision)
                 if not changes:
                     return state
-                kinds = {c.kind for c in changes}
+                reseeded = any(c.kind is ChangeKind.SEED for c in changes)
                 catalog = state.catalog
-                if kinds & {CATALOG, GLOBAL, SEED}:
-                    catalog = reader.catalog()
+                if any(c.changes_catalog for c in changes):
+                    catalog = unit.catalog()
                 slots = list(catalog.slots)
                 accounts = state.accounts
-                if SEED in kinds:
-                    accounts = Accounts(reader.accounts(slots))
-                elif kinds & {ACCOUNT, IMPORT}:
-                    changed = reader.accounts(slots, changed_after=state.revision)
-                    accounts = accounts.updated(changed)
+                if reseeded:
+                    accounts = Accounts(unit.accounts(slots))
+                elif any(c.changes_accounts for c in changes):
+                    accounts = accounts.updated(
+                        unit.accounts(slots, changed_after=state.revision)
+                    )
             self._state = State(changes[-1].revision, catalog, accounts)
-        if kinds & {IMPORT, SEED}:
+        if reseeded or any(c.kind is ChangeKind.IMPORT for c in changes):
             _settle()
         return self._state
 

@@ -1,7 +1,9 @@
-"""The use cases: reads from the live snapshot, writes as one transaction each with a revision.
+"""The use cases: reads from the live snapshot, writes as one unit of work each.
 
 Checks run in the order clients rely on: a malformed request (InvalidArgument) before any
 database work, then a stale etag (EtagMismatch), then the state (NotFound, FailedPrecondition).
+A write that changes something commits exactly one recorded change with its origin; refused,
+no-op and validate-only writes commit nothing.
 """
 
 from __future__ import annotations
@@ -9,62 +11,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..adapters.store import ACCOUNT, CATALOG, GLOBAL, IMPORT, Store, WriteUnit
-from ..domain import rules, validation
+from ..domain import changes, rules, validation
+from ..domain.changes import LOCAL, Change, ChangeFilter, Origin, Scope
 from ..domain.errors import (
-    Aborted,
-    AlreadyExists,
-    EtagMismatch,
+    ChangeNotFound,
+    GlobalSettingNotFound,
     ImportInProgress,
     InvalidArgument,
     ModelConfigError,
-    ModelNotFound,
     OverrideNotFound,
+    SlotNotFound,
 )
 from ..domain.model import Model, ModelType, Slot
-from ..domain.state import (
-    Catalog,
-    Resolved,
-    ResolvedView,
-    State,
-    account_etag,
-    global_etag,
-)
-from . import pagination
+from ..domain.state import Resolved, ResolvedView, State, global_etag
+from . import imports, pagination, reverts, write_steps
+from .imports import ImportRow
 from .live_state import LiveState
+from .unit_of_work import Store, UnitOfWork
+from .write_steps import ModelRef
+
+__all__ = ["ImportRow", "ModelConfigServices", "ModelRef"]
 
 log = logging.getLogger(__name__)
 
-USAGE_SAMPLE = 100
 MAX_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model named by id or by name/alias: exactly one of the two is set."""
-
-    model_id: int | None = None
-    model_name: str | None = None
-
-    def validated(self, id_field: str = "model_id", name_field: str = "model_name") -> ModelRef:
-        if self.model_id is not None:
-            validation.model_id(self.model_id, id_field)
-        elif self.model_name is not None:
-            validation.model_name(self.model_name, name_field)
-        else:
-            raise InvalidArgument.field(
-                "model_ref", f"set {id_field} or {name_field}", reason="MODEL_REF_REQUIRED"
-            )
-        return self
-
-    def __str__(self) -> str:
-        if self.model_id is not None:
-            return f"id {self.model_id}"
-        return f"name or alias {self.model_name!r}"
 
 
 @dataclass(frozen=True)
@@ -122,13 +97,16 @@ class BatchResolution:
 
 
 @dataclass(frozen=True)
-class ImportRow:
-    """One override to import; `line` names it in errors."""
+class UsagePage:
+    usage: rules.Usage
+    next_page_token: str
+    revision: int
 
-    line: int
-    account_id: str
-    slot: str
-    ref: ModelRef
+
+@dataclass(frozen=True)
+class ChangePage:
+    changes: list[Change]
+    next_page_token: str
 
 
 @dataclass(frozen=True)
@@ -136,6 +114,7 @@ class ImportResult:
     rows: int
     accounts: int
     revision: int
+    changed_rows: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +122,12 @@ class SetResult:
     setting: SlotView
     revision: int
     etag: str
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    change: Change | None
+    revision: int
 
 
 class ModelConfigServices:
@@ -154,6 +139,15 @@ class ModelConfigServices:
     @property
     def state(self) -> State:
         return self._live.current
+
+    @contextmanager
+    def _writing(self, origin: Origin) -> Iterator[UnitOfWork]:
+        """One unit of work; once it has committed, its change is published before returning."""
+        with self._store.write(origin) as uow:
+            began_at = uow.revision
+            yield uow
+        if uow.revision != began_at:
+            self._publish()
 
     def _publish(self) -> None:
         """Make a committed write visible; should the snapshot fail to catch up now, the poller
@@ -196,7 +190,7 @@ class ModelConfigServices:
         return ModelPage(page, token, state.revision)
 
     def get_model(self, ref: ModelRef) -> Model:
-        return _find(self.state.catalog, ref.validated())
+        return imports.find(self.state.catalog, ref.validated())
 
     def global_settings(self) -> GlobalSettings:
         state = self.state
@@ -206,6 +200,12 @@ class ModelConfigServices:
             for slot in catalog.slots.values()
         ]
         return GlobalSettings(views, global_etag(catalog.global_revision), state.revision)
+
+    def list_slots(self) -> tuple[list[tuple[Slot, Model]], int]:
+        state = self.state
+        models = state.catalog.models
+        slots = [(s, models[s.default_model_id]) for s in state.catalog.slots.values()]
+        return slots, state.revision
 
     def resolve(self, account_id: str, slots: Sequence[str]) -> Resolution:
         """The hot path: validation and dictionary look-ups on the snapshot, nothing else."""
@@ -238,197 +238,211 @@ class ModelConfigServices:
                 results.append((account_id, state.view(account_id, names)))
         return BatchResolution(results, state)
 
-    def model_usage(self, model_id: int) -> rules.Usage:
+    # -- reads: operator queries answered by the database --------------------------------------
+
+    def model_usage(self, model_id: int, page_size: int = 0, page_token: str = "") -> UsagePage:
         validation.model_id(model_id)
-        with self._store.read() as reader:
-            usage = reader.usage(model_id, USAGE_SAMPLE)
-        if usage is None:
-            raise _not_found(ModelRef(model_id=model_id))
-        return usage
+        size = pagination.page_size(page_size)
+        after = pagination.decode_text(page_token, (model_id,))
+        with self._store.read() as unit:
+            if unit.models.get(model_id) is None:
+                raise write_steps.not_found(ModelRef(model_id=model_id))
+            usage = unit.models.usage(model_id, sample=0)
+            accounts = unit.overrides.accounts_using(model_id, after, size + 1)
+            revision = unit.revision
+        token = pagination.encode(accounts[size - 1], (model_id,)) if len(accounts) > size else ""
+        page = rules.Usage(
+            usage.global_slots, usage.default_slots, usage.account_override_count,
+            tuple(accounts[:size]),
+        )
+        return UsagePage(page, token, revision)
+
+    def list_changes(self, where: ChangeFilter, page_size: int, page_token: str) -> ChangePage:
+        _check_filter(where)
+        size = pagination.page_size(page_size)
+        before = pagination.decode(page_token, where.key())
+        with self._store.read() as unit:
+            found = unit.changes.page(where, before, size + 1)
+        more = len(found) > size
+        token = pagination.encode(found[size - 1].revision, where.key()) if more else ""
+        return ChangePage(found[:size], token)
 
     # -- catalog writes ------------------------------------------------------------------------
 
-    def create_model(self, fields: Mapping[str, Any]) -> tuple[Model, int]:
+    def create_model(
+        self, fields: Mapping[str, Any], origin: Origin = LOCAL
+    ) -> tuple[Model, int]:
         draft = validation.build_model(0, fields)
-        with self._store.write() as uow:
-            _refuse_taken_names(uow, draft)
-            model = uow.insert_model(draft)
-            revision = uow.record_change(CATALOG)
-            uow.commit()
-        self._publish()
+        with self._writing(origin) as uow:
+            model, change = write_steps.add_model(uow, draft)
+            revision = uow.commit(change).revision
         return model, revision
 
-    def update_model(self, model_id: int, changes: Mapping[str, Any]) -> tuple[Model, int]:
+    def update_model(
+        self, model_id: int, fields: Mapping[str, Any], origin: Origin = LOCAL
+    ) -> tuple[Model, int]:
         validation.model_id(model_id, "model.id")
-        unknown = sorted(set(changes) - set(validation.MODEL_FIELDS))
-        if unknown:
-            raise InvalidArgument.field(
-                "update_mask",
-                f"unknown or read-only path(s): {', '.join(unknown)}",
-                reason="INVALID_UPDATE_MASK",
-                paths=",".join(unknown),
-            )
-        validation.check_fields(changes)
-        with self._store.write() as uow:
-            old = uow.get_model(model_id)
-            if old is None:
-                raise _not_found(ModelRef(model_id=model_id))
-            new = validation.build_model(model_id, {**validation.model_fields(old), **changes})
-            # Compared as fields, not as Models: a price retyped as 0.150 for 0.15 is a change.
-            if validation.model_fields(new) == validation.model_fields(old):
-                return old, uow.revision
-            _refuse_taken_names(uow, new)
-            rules.check_update_allowed(old, new, uow.usage(model_id))
-            uow.update_model(new)
-            revision = uow.record_change(CATALOG)
-            uow.commit()
-        self._publish()
-        return new, revision
+        _refuse_unknown_paths(fields, validation.MODEL_FIELDS)
+        validation.check_fields(fields)
+        with self._writing(origin) as uow:
+            model, change = write_steps.update_model(uow, model_id, fields)
+            revision = uow.commit(change).revision if change else uow.revision
+        return model, revision
 
-    def delete_model(self, model_id: int) -> int:
+    def delete_model(self, model_id: int, origin: Origin = LOCAL) -> int:
         validation.model_id(model_id)
-        with self._store.write() as uow:
-            model = uow.get_model(model_id)
-            if model is None:
-                raise _not_found(ModelRef(model_id=model_id))
-            rules.check_deletable(model, uow.usage(model_id))
-            uow.delete_model(model_id)
-            revision = uow.record_change(CATALOG)
-            uow.commit()
-        self._publish()
-        return revision
+        with self._writing(origin) as uow:
+            return uow.commit(write_steps.delete_model(uow, model_id)).revision
+
+    def create_slot(self, fields: Mapping[str, Any], origin: Origin = LOCAL) -> tuple[Slot, int]:
+        validation.slot_fields(fields, creating=True)
+        slot = Slot(
+            name=fields["name"],
+            display_name=fields["display_name"].strip() or fields["name"],
+            required_provider=fields["required_provider"],
+            required_model_type=fields["required_model_type"],
+            default_model_id=fields["default_model_id"],
+        )
+        with self._writing(origin) as uow:
+            revision = uow.commit(write_steps.add_slot(uow, slot)).revision
+        return slot, revision
+
+    def update_slot(
+        self, name: str, fields: Mapping[str, Any], origin: Origin = LOCAL
+    ) -> tuple[Slot, int]:
+        if not name:
+            raise InvalidArgument.field("slot.name", "is required", reason="SLOT_NAME_REQUIRED")
+        _refuse_unknown_paths(fields, validation.SLOT_FIELDS)
+        validation.slot_fields(fields, creating=False)
+        if "display_name" in fields:
+            fields = {**fields, "display_name": fields["display_name"].strip() or name}
+        with self._writing(origin) as uow:
+            old = uow.slots.get(name)
+            if old is None:
+                raise SlotNotFound(f"no slot is named {name!r}", metadata={"slot": name})
+            slot, change = write_steps.update_slot(uow, old, fields)
+            revision = uow.commit(change).revision if change else uow.revision
+        return slot, revision
 
     # -- settings writes -----------------------------------------------------------------------
 
     def set_model(
-        self, slot_name: str, ref: ModelRef, account_id: str, etag: str, validate_only: bool
+        self,
+        slot_name: str,
+        ref: ModelRef,
+        account_id: str,
+        etag: str,
+        validate_only: bool,
+        scope: Scope | None = None,
+        origin: Origin = LOCAL,
     ) -> SetResult:
-        catalog = self.state.catalog
-        validation.slot_name(slot_name, catalog.slots)
-        if account_id:
-            validation.account_id(account_id)
+        scope = validation.write_scope(scope, account_id)
         ref.validated()
-        with self._store.write() as uow:
-            current_etag = _check_etag(uow, account_id, etag)
-            model = (
-                uow.get_model(ref.model_id)
-                if ref.model_id
-                else uow.find_model(ref.model_name or "")
-            )
-            if model is None:
-                raise _not_found(ref)
-            slot = uow.slot(slot_name)
-            assert slot is not None, "slots are seeded and never deleted"
+        with self._writing(origin) as uow:
+            slot = write_steps.known_slot(uow, slot_name)
+            current_etag = write_steps.check_etag(uow, scope, account_id, etag)
+            model = write_steps.find_model(uow, ref)
             rules.check_fits(slot, model)
-            if account_id:
-                current_id = uow.override_model_id(account_id, slot_name)
-            else:
-                current_id = uow.global_model_id(slot_name)
-            default = catalog.models[slot.default_model_id]
-            if validate_only or current_id == model.id:
-                return SetResult(SlotView(slot, model, default), uow.revision, current_etag)
-            if account_id:
-                revision = uow.record_change(ACCOUNT, account_id)
-                uow.set_override(account_id, slot_name, model.id)
-                new_etag = account_etag(revision)
-            else:
-                revision = uow.record_change(GLOBAL)
-                uow.set_global(slot_name, model.id)
-                new_etag = global_etag(revision)
-            uow.commit()
-        self._publish()
-        return SetResult(SlotView(slot, model, default), revision, new_etag)
+            view = SlotView(slot, model, write_steps.existing_model(uow, slot.default_model_id))
+            change = None if validate_only else write_steps.write_setting(
+                uow, scope, slot, account_id, model
+            )
+            if change is None:
+                return SetResult(view, uow.revision, current_etag)
+            revision = uow.commit(change).revision
+        return SetResult(view, revision, write_steps.etag_after(scope, revision))
 
-    def clear_account_model(self, account_id: str, slot_name: str, etag: str) -> tuple[int, str]:
+    def clear_account_model(
+        self, account_id: str, slot_name: str, etag: str, origin: Origin = LOCAL
+    ) -> tuple[int, str]:
         validation.account_id(account_id)
-        validation.slot_name(slot_name, self.state.catalog.slots)
-        with self._store.write() as uow:
-            _check_etag(uow, account_id, etag)
-            if uow.override_model_id(account_id, slot_name) is None:
+        with self._writing(origin) as uow:
+            slot = write_steps.known_slot(uow, slot_name)
+            write_steps.check_etag(uow, Scope.ACCOUNT, account_id, etag)
+            change = write_steps.write_setting(uow, Scope.ACCOUNT, slot, account_id, None)
+            if change is None:
                 raise OverrideNotFound(
                     f"account {account_id!r} has no override of slot {slot_name!r}",
                     metadata={"account_id": account_id, "slot": slot_name},
                 )
-            revision = uow.record_change(ACCOUNT, account_id)
-            uow.delete_override(account_id, slot_name)
-            uow.commit()
-        self._publish()
-        return revision, account_etag(revision)
+            revision = uow.commit(change).revision
+        return revision, write_steps.etag_after(Scope.ACCOUNT, revision)
 
-    def import_overrides(self, rows: Iterable[ImportRow], validate_only: bool) -> ImportResult:
-        """Set many overrides in one transaction with one revision, or none if any row is bad.
+    def clear_global_model(
+        self, slot_name: str, etag: str, origin: Origin = LOCAL
+    ) -> tuple[int, str]:
+        with self._writing(origin) as uow:
+            slot = write_steps.known_slot(uow, slot_name)
+            write_steps.check_etag(uow, Scope.GLOBAL, "", etag)
+            change = write_steps.write_setting(uow, Scope.GLOBAL, slot, "", None)
+            if change is None:
+                raise GlobalSettingNotFound(
+                    f"slot {slot_name!r} has no global setting; it resolves to its default",
+                    metadata={"slot": slot_name},
+                )
+            revision = uow.commit(change).revision
+        return revision, write_steps.etag_after(Scope.GLOBAL, revision)
 
-        Rows are checked against the snapshot while they stream in, so the write lock is held
-        only for the writing; in the transaction the distinct models the rows name are checked
-        again against the database (ABORTED if the catalog changed meanwhile). Per row only a
-        small tuple is kept: a million rows stay within a few hundred megabytes.
-        """
+    def import_overrides(
+        self, rows: Iterable[ImportRow], validate_only: bool, origin: Origin = LOCAL
+    ) -> ImportResult:
+        """Set many overrides in one transaction with one revision, or none if any row is bad."""
         # One import at a time: each holds an RPC thread and a few hundred MB while it runs.
         if not self._import_lock.acquire(blocking=False):
             raise ImportInProgress("another import is running; retry when it has finished")
         try:
-            return self._import(rows, validate_only)
+            return self._import(rows, validate_only, origin)
         finally:
             self._import_lock.release()
 
-    def _import(self, rows: Iterable[ImportRow], validate_only: bool) -> ImportResult:
+    def _import(
+        self, rows: Iterable[ImportRow], validate_only: bool, origin: Origin
+    ) -> ImportResult:
         started = time.monotonic()
-        catalog = self.state.catalog
-        slots = {name: name for name in catalog.slots}  # one shared string per slot
-        seen: dict[str, set[str]] = {name: set() for name in slots}
-        chosen: dict[ModelRef, Model] = {}
-        fits: dict[tuple[str, int], ModelConfigError | None] = {}
-        records: list[tuple[str, str, int]] = []
-        bad: list[tuple[int, ModelConfigError]] = []
-        for row in rows:
-            try:
-                account_id = validation.account_id(row.account_id)
-                slot = slots.get(row.slot) or validation.slot_name(row.slot, slots)
-                if account_id in seen[slot]:
-                    raise InvalidArgument.field(
-                        "slot",
-                        f"account {account_id!r} slot {slot!r} appears twice",
-                        reason="DUPLICATE_ROW",
-                    )
-                model = chosen.get(row.ref) or chosen.setdefault(
-                    row.ref, _find(catalog, row.ref.validated())
-                )
-                if (slot, model.id) not in fits:
-                    fits[slot, model.id] = _fit_error(catalog.slots[slot], model)
-                if fits[slot, model.id] is not None:
-                    raise fits[slot, model.id]
-            except ModelConfigError as exc:
-                bad.append((row.line, exc))
-                continue
-            seen[slot].add(account_id)
-            records.append((account_id, slot, model.id))
-        if bad:
-            raise bad[0][1].for_rows(sorted(bad, key=lambda pair: pair[0]))
-        if not records:
-            raise InvalidArgument.field("rows", "the import has no rows", reason="EMPTY_IMPORT")
-        accounts = len(set().union(*seen.values()))
-        del seen
+        checked = imports.check_rows(self.state.catalog, rows)
         checked_at = time.monotonic()
-        with self._store.write() as uow:
-            _recheck_catalog(uow.catalog(), chosen, {pair for pair, e in fits.items() if not e})
+        total, accounts = len(checked.records), checked.accounts
+        with self._writing(origin) as uow:
+            imports.recheck(uow.catalog(), checked)
             if validate_only:
-                return ImportResult(len(records), accounts, uow.revision)
-            revision = uow.record_change(IMPORT)
-            uow.import_overrides(records, revision)
-            uow.commit()
-        committed_at = time.monotonic()
-        self._publish()
+                return ImportResult(total, accounts, uow.revision, 0)
+            applied = uow.overrides.apply(checked.records)
+            del checked  # a million rows: free them before the snapshot catches up
+            if not applied.rows:  # every row equals what is stored: nothing to record
+                return ImportResult(total, accounts, uow.revision, 0)
+            change = changes.imported(applied.rows, applied.accounts, applied.models, applied.slots)
+            revision = uow.commit(change).revision
+            committed_at = time.monotonic()
         log.info(
-            "imported %d overrides for %d accounts at revision %d: checked in %.1fs, "
-            "written in %.1fs, published in %.1fs",
-            len(records),
-            accounts,
+            "imported %d rows (%d changed overrides of %d accounts) at revision %d: checked in "
+            "%.1fs, written in %.1fs, published in %.1fs",
+            total,
+            applied.rows,
+            applied.accounts,
             revision,
             checked_at - started,
             committed_at - checked_at,
             time.monotonic() - committed_at,
         )
-        return ImportResult(len(records), accounts, revision)
+        return ImportResult(total, accounts, revision, applied.rows)
+
+    # -- the audit trail -----------------------------------------------------------------------
+
+    def revert_change(
+        self, revision: int, force: bool, validate_only: bool, origin: Origin = LOCAL
+    ) -> RevertResult:
+        validation.revision(revision)
+        with self._writing(origin) as uow:
+            change = uow.changes.get(revision)
+            if change is None:
+                raise ChangeNotFound(
+                    f"no change has revision {revision}", metadata={"revision": revision}
+                )
+            restoring = reverts.revert(uow, change, force)
+            if restoring is None or validate_only:
+                return RevertResult(restoring, uow.revision)
+            recorded = uow.commit(restoring)
+        return RevertResult(recorded, recorded.revision)
 
 
 def _slot_names(state: State, slots: Sequence[str]) -> tuple[str, ...]:
@@ -443,74 +457,36 @@ def _slot_names(state: State, slots: Sequence[str]) -> tuple[str, ...]:
     return names if len(set(names)) == len(names) else tuple(dict.fromkeys(names))
 
 
-def _not_found(ref: ModelRef) -> ModelNotFound:
-    if ref.model_id is not None:
-        meta: dict[str, object] = {"model_id": ref.model_id}
-    else:
-        meta = {"model_name": ref.model_name}
-    return ModelNotFound(f"no model has {ref}", metadata=meta)
-
-
-def _find(catalog: Catalog, ref: ModelRef) -> Model:
-    """The model a reference names in a catalog; ModelNotFound if none."""
-    if ref.model_id is not None:
-        model = catalog.models.get(ref.model_id)
-    else:
-        model = catalog.find(ref.model_name or "")
-    if model is None:
-        raise _not_found(ref)
-    return model
-
-
-def _recheck_catalog(
-    catalog: Catalog, chosen: Mapping[ModelRef, Model], pairs: set[tuple[str, int]]
-) -> None:
-    """ABORTED unless every reference still names the same model and every pair still fits."""
-    changed = Aborted(
-        "the catalog changed while the import was being checked; run it again",
-        reason="CATALOG_CHANGED",
-    )
-    for ref, model in chosen.items():
-        try:
-            if _find(catalog, ref).id != model.id:
-                raise changed
-        except ModelNotFound:
-            raise changed from None
-    for slot, model_id in pairs:
-        current = catalog.models.get(model_id)
-        if current is None or _fit_error(catalog.slots[slot], current) is not None:
-            raise changed
-
-
-def _fit_error(slot: Slot, model: Model) -> ModelConfigError | None:
-    try:
-        rules.check_fits(slot, model)
-    except ModelConfigError as exc:
-        return exc
-    return None
-
-
-def _check_etag(uow: WriteUnit, account_id: str, etag: str) -> str:
-    """The scope's current etag; EtagMismatch when the caller's is stale (empty skips the check)."""
-    if account_id:
-        scope, current = f"account {account_id!r}", account_etag(uow.account_revision(account_id))
-    else:
-        scope, current = "global settings", global_etag(uow.global_revision)
-    if etag and etag != current:
-        raise EtagMismatch(
-            f"etag {etag!r} is stale: the {scope} changed since it was read (now {current!r}); "
-            "read again and retry",
-            metadata={"etag": etag, "current_etag": current, "account_id": account_id},
+def _refuse_unknown_paths(fields: Mapping[str, Any], known: Sequence[str]) -> None:
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise InvalidArgument.field(
+            "update_mask",
+            f"unknown or read-only path(s): {', '.join(unknown)}",
+            reason="INVALID_UPDATE_MASK",
+            paths=",".join(unknown),
         )
-    return current
 
 
-def _refuse_taken_names(uow: WriteUnit, model: Model) -> None:
-    taken = uow.names_taken(model.names, except_model=model.id or None)
-    if taken:
-        name, owner = next(iter(taken.items()))
-        raise AlreadyExists(
-            f"name {name!r} is already the name or an alias of model id {owner}",
-            reason="MODEL_NAME_TAKEN",
-            metadata={"name": name, "model_id": owner},
+def _check_filter(where: ChangeFilter) -> None:
+    """A ListChanges filter is malformed when a value could never match or a range is empty."""
+    if where.model_id:
+        validation.model_id(where.model_id)
+    if where.account_id:
+        validation.account_id(where.account_id)
+    if where.min_revision < 0 or where.max_revision < 0:
+        raise InvalidArgument.field(
+            "min_revision" if where.min_revision < 0 else "max_revision",
+            "is negative",
+            reason="INVALID_REVISION",
+        )
+    if where.max_revision and where.min_revision > where.max_revision:
+        raise InvalidArgument.field(
+            "max_revision",
+            f"{where.max_revision} is below min_revision {where.min_revision}",
+            reason="EMPTY_RANGE",
+        )
+    if where.start_time and where.end_time and where.start_time >= where.end_time:
+        raise InvalidArgument.field(
+            "end_time", "is not after start_time", reason="EMPTY_RANGE"
         )

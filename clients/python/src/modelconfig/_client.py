@@ -12,9 +12,14 @@ from .v1 import model_config_service_pb2 as api
 from .v1 import model_config_service_pb2_grpc as api_grpc
 from .v1 import resources_pb2 as pb
 
+_DEFAULT = object()  # stands for the client's own timeout (None means no deadline)
+
 
 class ModelConfigClient:
     """Calls the modelconfig daemon; failed calls raise `modelconfig.ModelConfigError` subclasses.
+
+    Every write takes `reason` (kept in the audit trail as the change's reason) and
+    `request_id` (kept with it too; the daemon generates one when none is given).
 
     >>> with ModelConfigClient("127.0.0.1:50051") as client:
     ...     client.resolve_for_account("acme").slots[0].model.model_name
@@ -42,9 +47,23 @@ class ModelConfigClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method, request):
+    def _call(
+        self,
+        method,
+        request,
+        *,
+        reason: str = "",
+        request_id: str = "",
+        timeout: object = _DEFAULT,
+    ):
+        metadata = [
+            (key, value)
+            for key, value in (("x-change-reason", reason), ("x-request-id", request_id))
+            if value
+        ]
+        deadline = self._timeout if timeout is _DEFAULT else timeout
         with typed_errors():
-            return method(request, timeout=self._timeout)
+            return method(request, timeout=deadline, metadata=metadata or None)
 
     # -- catalog -------------------------------------------------------------------------------
 
@@ -87,23 +106,86 @@ class ModelConfigClient:
         )
         return self._call(self._stub.GetModel, request).model
 
-    def create_model(self, model: pb.Model) -> pb.Model:
-        return self._call(self._stub.CreateModel, api.CreateModelRequest(model=model)).model
+    def create_model(self, model: pb.Model, *, reason: str = "", request_id: str = "") -> pb.Model:
+        return self._call(
+            self._stub.CreateModel,
+            api.CreateModelRequest(model=model),
+            reason=reason,
+            request_id=request_id,
+        ).model
 
-    def update_model(self, model: pb.Model, update_mask: Sequence[str] = ()) -> pb.Model:
+    def update_model(
+        self,
+        model: pb.Model,
+        update_mask: Sequence[str] = (),
+        *,
+        reason: str = "",
+        request_id: str = "",
+    ) -> pb.Model:
         request = api.UpdateModelRequest(model=model)
         if update_mask:
             request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=list(update_mask)))
-        return self._call(self._stub.UpdateModel, request).model
+        return self._call(
+            self._stub.UpdateModel, request, reason=reason, request_id=request_id
+        ).model
 
-    def delete_model(self, model_id: int) -> int:
+    def delete_model(self, model_id: int, *, reason: str = "", request_id: str = "") -> int:
         """Delete a model nothing uses; returns the new revision."""
         return self._call(
-            self._stub.DeleteModel, api.DeleteModelRequest(model_id=model_id)
+            self._stub.DeleteModel,
+            api.DeleteModelRequest(model_id=model_id),
+            reason=reason,
+            request_id=request_id,
         ).revision
 
-    def get_model_usage(self, model_id: int) -> api.GetModelUsageResponse:
-        return self._call(self._stub.GetModelUsage, api.GetModelUsageRequest(model_id=model_id))
+    def get_model_usage(
+        self, model_id: int, *, page_size: int = 0, page_token: str = ""
+    ) -> api.GetModelUsageResponse:
+        """What uses a model; the accounts one page at a time (see iter_model_accounts)."""
+        return self._call(
+            self._stub.GetModelUsage,
+            api.GetModelUsageRequest(
+                model_id=model_id, page_size=page_size, page_token=page_token
+            ),
+        )
+
+    def iter_model_accounts(self, model_id: int, *, page_size: int = 0) -> Iterator[str]:
+        """Every account whose overrides use the model, in id order, following page tokens."""
+        token = ""
+        while True:
+            page = self.get_model_usage(model_id, page_size=page_size, page_token=token)
+            yield from page.account_ids
+            token = page.next_page_token
+            if not token:
+                return
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def list_slots(self) -> api.ListSlotsResponse:
+        return self._call(self._stub.ListSlots, api.ListSlotsRequest())
+
+    def create_slot(
+        self, slot: pb.Slot, *, reason: str = "", request_id: str = ""
+    ) -> api.CreateSlotResponse:
+        return self._call(
+            self._stub.CreateSlot,
+            api.CreateSlotRequest(slot=slot),
+            reason=reason,
+            request_id=request_id,
+        )
+
+    def update_slot(
+        self,
+        slot: pb.Slot,
+        update_mask: Sequence[str] = (),
+        *,
+        reason: str = "",
+        request_id: str = "",
+    ) -> api.UpdateSlotResponse:
+        request = api.UpdateSlotRequest(slot=slot)
+        if update_mask:
+            request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=list(update_mask)))
+        return self._call(self._stub.UpdateSlot, request, reason=reason, request_id=request_id)
 
     # -- settings ------------------------------------------------------------------------------
 
@@ -116,38 +198,83 @@ class ModelConfigClient:
         model: int | str,
         *,
         account_id: str = "",
+        scope: int = pb.SCOPE_UNSPECIFIED,
         etag: str = "",
         validate_only: bool = False,
+        reason: str = "",
+        request_id: str = "",
     ) -> api.SetModelResponse:
-        """Select a model (id, name or alias) for a slot, globally or for `account_id`."""
+        """Select a model (id, name or alias) for a slot: for `account_id`, or, with
+        `scope=SCOPE_GLOBAL` and no account, globally (see set_global_model). An empty account
+        without a scope is refused (SCOPE_REQUIRED), never taken as global."""
         request = api.SetModelRequest(
-            slot=slot, account_id=account_id, etag=etag, validate_only=validate_only
+            slot=slot, account_id=account_id, scope=scope, etag=etag, validate_only=validate_only
         )
         if isinstance(model, int):
             request.model_id = model
         else:
             request.model_name = model
-        return self._call(self._stub.SetModel, request)
+        return self._call(self._stub.SetModel, request, reason=reason, request_id=request_id)
+
+    def set_global_model(
+        self,
+        slot: str,
+        model: int | str,
+        *,
+        etag: str = "",
+        validate_only: bool = False,
+        reason: str = "",
+        request_id: str = "",
+    ) -> api.SetModelResponse:
+        """Select a model for a slot's global setting, which every account without an override
+        uses."""
+        return self.set_model(
+            slot,
+            model,
+            scope=pb.SCOPE_GLOBAL,
+            etag=etag,
+            validate_only=validate_only,
+            reason=reason,
+            request_id=request_id,
+        )
 
     def clear_account_model(
-        self, account_id: str, slot: str, *, etag: str = ""
+        self, account_id: str, slot: str, *, etag: str = "", reason: str = "", request_id: str = ""
     ) -> api.ClearAccountModelResponse:
         return self._call(
             self._stub.ClearAccountModel,
-            api.ClearAccountModelRequest(
-                account_id=account_id,
-                slot=slot,
-                etag=etag,
-            ),
+            api.ClearAccountModelRequest(account_id=account_id, slot=slot, etag=etag),
+            reason=reason,
+            request_id=request_id,
+        )
+
+    def clear_global_model(
+        self, slot: str, *, etag: str = "", reason: str = "", request_id: str = ""
+    ) -> api.ClearGlobalModelResponse:
+        """Remove a slot's global setting: accounts without an override fall back to its default."""
+        return self._call(
+            self._stub.ClearGlobalModel,
+            api.ClearGlobalModelRequest(slot=slot, etag=etag),
+            reason=reason,
+            request_id=request_id,
+        )
+
+    def resolve_for_account(
+        self, account_id: str, slots: Sequence[str] = ()
+    ) -> api.ResolveForAccountResponse:
+        return self._call(
+            self._stub.ResolveForAccount,
+            api.ResolveForAccountRequest(account_id=account_id, slots=list(slots)),
         )
 
     def resolve_for_accounts(
         self, account_ids: Sequence[str], slots: Sequence[str] = ()
     ) -> api.ResolveForAccountsResponse:
         """Resolve up to 1000 accounts in one call; a bad id gets a per-account error."""
-        return self._call(self._stub.ResolveForAccounts, api.ResolveForAccountsRequest(
-            account_ids=list(account_ids), slots=list(slots),
-        ))
+        return self._call(
+            self._stub.ResolveForAccounts,
+            api.ResolveForAccountsRequest(account_ids=list(account_ids), slots=list(slots)),
+        )
 
     def import_overrides(
         self,
@@ -156,6 +283,8 @@ class ModelConfigClient:
         validate_only: bool = False,
         chunk_size: int = 5000,
         timeout: float | None = None,
+        reason: str = "",
+        request_id: str = "",
     ) -> api.ImportOverridesResponse:
         """Set many overrides in one transaction; nothing is applied if any row is bad.
 
@@ -174,16 +303,48 @@ class ModelConfigClient:
             if batch or first:
                 yield api.ImportOverridesRequest(rows=batch, validate_only=validate_only)
 
-        with typed_errors():
-            return self._stub.ImportOverrides(chunks(), timeout=timeout)
-
-    def resolve_for_account(
-        self, account_id: str, slots: Sequence[str] = ()
-    ) -> api.ResolveForAccountResponse:
         return self._call(
-            self._stub.ResolveForAccount,
-            api.ResolveForAccountRequest(
-                account_id=account_id,
-                slots=list(slots),
-            ),
+            self._stub.ImportOverrides,
+            chunks(),
+            reason=reason,
+            request_id=request_id,
+            timeout=timeout,
+        )
+
+    # -- the audit trail -----------------------------------------------------------------------
+
+    def list_changes(self, **filters) -> api.ListChangesResponse:
+        """One page of recorded changes, newest first; `filters` are ListChangesRequest fields
+        (model_id, slot, account_id, actor, start_time, end_time, min_revision, max_revision,
+        page_size, page_token)."""
+        return self._call(self._stub.ListChanges, api.ListChangesRequest(**filters))
+
+    def iter_changes(self, **filters) -> Iterator[pb.Change]:
+        """Every recorded change matching the filters, newest first, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_changes(page_token=token, **filters)
+            yield from page.changes
+            token = page.next_page_token
+            if not token:
+                return
+
+    def revert_change(
+        self,
+        revision: int,
+        *,
+        force: bool = False,
+        validate_only: bool = False,
+        timeout: float | None = None,
+        reason: str = "",
+        request_id: str = "",
+    ) -> api.RevertChangeResponse:
+        """Record a change restoring what the change at `revision` replaced. No deadline unless
+        `timeout` is given: reverting a large import takes a while."""
+        return self._call(
+            self._stub.RevertChange,
+            api.RevertChangeRequest(revision=revision, force=force, validate_only=validate_only),
+            reason=reason,
+            request_id=request_id,
+            timeout=timeout,
         )

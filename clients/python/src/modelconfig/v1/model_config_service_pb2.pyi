@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from modelconfig.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
@@ -357,6 +358,7 @@ class SetModelRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
     slot: _builtins.str
     """The slot's name, e.g. `openai_model`."""
     model_id: _builtins.int
@@ -364,11 +366,15 @@ class SetModelRequest(_message.Message):
     model_name: _builtins.str
     """The model's name or one of its aliases."""
     account_id: _builtins.str
-    """The account whose override to set; empty sets the global setting."""
+    """The account whose override to set; must be empty for SCOPE_GLOBAL."""
     etag: _builtins.str
     """The etag of the scope written (global settings or the account); empty skips the check."""
     validate_only: _builtins.bool
     """Run every check and change nothing."""
+    scope: _resources_pb2.Scope.ValueType
+    """The scope written: SCOPE_GLOBAL (with an empty `account_id`) writes the global setting;
+    SCOPE_ACCOUNT or SCOPE_UNSPECIFIED with an `account_id` writes that account's override.
+    """
     def __init__(
         self,
         *,
@@ -378,10 +384,11 @@ class SetModelRequest(_message.Message):
         account_id: _builtins.str = ...,
         etag: _builtins.str = ...,
         validate_only: _builtins.bool = ...,
+        scope: _resources_pb2.Scope.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "model_name", b"model_name", "model_ref", b"model_ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "etag", b"etag", "model_id", b"model_id", "model_name", b"model_name", "model_ref", b"model_ref", "slot", b"slot", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "etag", b"etag", "model_id", b"model_id", "model_name", b"model_name", "model_ref", b"model_ref", "scope", b"scope", "slot", b"slot", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_model_ref: _TypeAlias = _typing.Literal["model_id", "model_name"]  # noqa: Y015
     _WhichOneofArgType_model_ref: _TypeAlias = _typing.Literal["model_ref", b"model_ref"]  # noqa: Y015
@@ -480,6 +487,58 @@ class ClearAccountModelResponse(_message.Message):
 Global___ClearAccountModelResponse: _TypeAlias = ClearAccountModelResponse  # noqa: Y015
 
 @_typing.final
+class ClearGlobalModelRequest(_message.Message):
+    """ClearGlobalModelRequest names the global setting to remove."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    slot: _builtins.str
+    """The slot."""
+    etag: _builtins.str
+    """The global settings' etag from GetGlobalSettings; empty skips the check."""
+    def __init__(
+        self,
+        *,
+        slot: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearGlobalModelRequest: _TypeAlias = ClearGlobalModelRequest  # noqa: Y015
+
+@_typing.final
+class ClearGlobalModelResponse(_message.Message):
+    """ClearGlobalModelResponse confirms the removal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision that the removal committed."""
+    etag: _builtins.str
+    """The global settings' etag after the removal."""
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearGlobalModelResponse: _TypeAlias = ClearGlobalModelResponse  # noqa: Y015
+
+@_typing.final
 class ResolveForAccountRequest(_message.Message):
     """ResolveForAccountRequest names the account and the slots to resolve."""
 
@@ -545,21 +604,29 @@ Global___ResolveForAccountResponse: _TypeAlias = ResolveForAccountResponse  # no
 
 @_typing.final
 class GetModelUsageRequest(_message.Message):
-    """GetModelUsageRequest names the model."""
+    """GetModelUsageRequest names the model and a page of the accounts that use it."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     model_id: _builtins.int
     """The model's id."""
+    page_size: _builtins.int
+    """The largest number of account ids to return; 0 means 100, larger values are capped at 1000."""
+    page_token: _builtins.str
+    """The `next_page_token` of the previous page, for the same model; empty for the first."""
     def __init__(
         self,
         *,
         model_id: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -576,10 +643,13 @@ class GetModelUsageResponse(_message.Message):
     ACCOUNT_OVERRIDE_COUNT_FIELD_NUMBER: _builtins.int
     ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account_override_count: _builtins.int
     """How many account overrides select the model."""
     revision: _builtins.int
     """The revision of the state the usage was read from."""
+    next_page_token: _builtins.str
+    """The token for the next page of accounts; empty on the last page."""
     @_builtins.property
     def global_slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The slots whose global setting is the model."""
@@ -590,7 +660,7 @@ class GetModelUsageResponse(_message.Message):
 
     @_builtins.property
     def account_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Up to 100 of those accounts, in id order."""
+        """One page of those accounts, in id order."""
 
     def __init__(
         self,
@@ -600,10 +670,11 @@ class GetModelUsageResponse(_message.Message):
         account_override_count: _builtins.int = ...,
         account_ids: _abc.Iterable[_builtins.str] | None = ...,
         revision: _builtins.int = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ids", b"account_ids", "account_override_count", b"account_override_count", "default_slots", b"default_slots", "global_slots", b"global_slots", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ids", b"account_ids", "account_override_count", b"account_override_count", "default_slots", b"default_slots", "global_slots", b"global_slots", "next_page_token", b"next_page_token", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -812,23 +883,336 @@ class ImportOverridesResponse(_message.Message):
     ROWS_FIELD_NUMBER: _builtins.int
     ACCOUNTS_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    CHANGED_ROWS_FIELD_NUMBER: _builtins.int
     rows: _builtins.int
     """How many rows were imported."""
     accounts: _builtins.int
     """How many distinct accounts they touched."""
     revision: _builtins.int
-    """The revision the import committed (the current one for validate_only)."""
+    """The revision the import committed; the current one for validate_only, or when every row
+    equals what is stored (nothing changed).
+    """
+    changed_rows: _builtins.int
+    """How many rows changed an override (the others already held their model)."""
     def __init__(
         self,
         *,
         rows: _builtins.int = ...,
         accounts: _builtins.int = ...,
         revision: _builtins.int = ...,
+        changed_rows: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "revision", b"revision", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "changed_rows", b"changed_rows", "revision", b"revision", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportOverridesResponse: _TypeAlias = ImportOverridesResponse  # noqa: Y015
+
+@_typing.final
+class ListSlotsRequest(_message.Message):
+    """ListSlotsRequest takes no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSlotsRequest: _TypeAlias = ListSlotsRequest  # noqa: Y015
+
+@_typing.final
+class ListSlotsResponse(_message.Message):
+    """ListSlotsResponse lists every slot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOTS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision of the state the slots were read from."""
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Slot]:
+        """The slots, in slot order (the order they were created in)."""
+
+    def __init__(
+        self,
+        *,
+        slots: _abc.Iterable[_resources_pb2.Slot] | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "slots", b"slots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSlotsResponse: _TypeAlias = ListSlotsResponse  # noqa: Y015
+
+@_typing.final
+class CreateSlotRequest(_message.Message):
+    """CreateSlotRequest carries the slot to create."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot; `default_model` is ignored."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSlotRequest: _TypeAlias = CreateSlotRequest  # noqa: Y015
+
+@_typing.final
+class CreateSlotResponse(_message.Message):
+    """CreateSlotResponse carries the created slot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision that the creation committed."""
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot as stored."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSlotResponse: _TypeAlias = CreateSlotResponse  # noqa: Y015
+
+@_typing.final
+class UpdateSlotRequest(_message.Message):
+    """UpdateSlotRequest carries the changed fields of a slot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot; `name` names the slot to change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change; absent means every populated field, `*` means every field."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSlotRequest: _TypeAlias = UpdateSlotRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSlotResponse(_message.Message):
+    """UpdateSlotResponse carries the slot after the change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision after the update; unchanged when the update changed nothing."""
+    @_builtins.property
+    def slot(self) -> _resources_pb2.Slot:
+        """The slot as stored."""
+
+    def __init__(
+        self,
+        *,
+        slot: _resources_pb2.Slot | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSlotResponse: _TypeAlias = UpdateSlotResponse  # noqa: Y015
+
+@_typing.final
+class ListChangesRequest(_message.Message):
+    """ListChangesRequest filters and pages the recorded changes. Filters combine with AND."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    MIN_REVISION_FIELD_NUMBER: _builtins.int
+    MAX_REVISION_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """The largest number of changes to return; 0 means 100, larger values are capped at 1000."""
+    page_token: _builtins.str
+    """The `next_page_token` of the previous page, sent with the same filters; empty for the first."""
+    model_id: _builtins.int
+    """Only changes that concern this model: settings selecting or replacing it, its own catalog
+    changes, slot defaults, imports that used it; 0 for every model.
+    """
+    slot: _builtins.str
+    """Only changes that concern this slot; empty for every slot."""
+    account_id: _builtins.str
+    """Only changes of this account's overrides (imports included); empty for every account."""
+    actor: _builtins.str
+    """Only changes made by this actor; empty for every actor."""
+    min_revision: _builtins.int
+    """Only changes at this revision or later; 0 for no lower bound."""
+    max_revision: _builtins.int
+    """Only changes at this revision or earlier; 0 for no upper bound."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only changes committed at or after this time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Only changes committed before this time."""
+
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+        slot: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        min_revision: _builtins.int = ...,
+        max_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "end_time", b"end_time", "max_revision", b"max_revision", "min_revision", b"min_revision", "model_id", b"model_id", "page_size", b"page_size", "page_token", b"page_token", "slot", b"slot", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesRequest: _TypeAlias = ListChangesRequest  # noqa: Y015
+
+@_typing.final
+class ListChangesResponse(_message.Message):
+    """ListChangesResponse is one page of changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token for the next (older) page; empty on the last page."""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Change]:
+        """The changes of this page, newest first."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[_resources_pb2.Change] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesResponse: _TypeAlias = ListChangesResponse  # noqa: Y015
+
+@_typing.final
+class RevertChangeRequest(_message.Message):
+    """RevertChangeRequest names the change to revert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision of the change to revert."""
+    force: _builtins.bool
+    """Revert even if what the change touched has changed since (the later change is lost)."""
+    validate_only: _builtins.bool
+    """Run every check and change nothing; the response shows the change that would be recorded."""
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        force: _builtins.bool = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "revision", b"revision", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevertChangeRequest: _TypeAlias = RevertChangeRequest  # noqa: Y015
+
+@_typing.final
+class RevertChangeResponse(_message.Message):
+    """RevertChangeResponse carries the change the revert recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision after the revert; unchanged when nothing changed."""
+    @_builtins.property
+    def change(self) -> _resources_pb2.Change:
+        """The new change (revision 0 for validate_only); unset when everything already held its
+        earlier value, so there was nothing to restore.
+        """
+
+    def __init__(
+        self,
+        *,
+        change: _resources_pb2.Change | None = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevertChangeResponse: _TypeAlias = RevertChangeResponse  # noqa: Y015

@@ -31,6 +31,11 @@ class ModelConfigServiceStub:
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    Every write that changes something records a `Change` in the same transaction (see
+    ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
+    returned in the response metadata) and `x-change-reason` (printable text, at most 1000
+    characters), both kept with the change.
     """
 
     def __init__(self, channel):
@@ -79,6 +84,11 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearAccountModelRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearAccountModelResponse.FromString,
                 _registered_method=True)
+        self.ClearGlobalModel = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/ClearGlobalModel',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearGlobalModelRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearGlobalModelResponse.FromString,
+                _registered_method=True)
         self.ResolveForAccount = channel.unary_unary(
                 '/modelconfig.v1.ModelConfigService/ResolveForAccount',
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountRequest.SerializeToString,
@@ -99,6 +109,31 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageResponse.FromString,
                 _registered_method=True)
+        self.ListSlots = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/ListSlots',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListSlotsRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListSlotsResponse.FromString,
+                _registered_method=True)
+        self.CreateSlot = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/CreateSlot',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.CreateSlotRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.CreateSlotResponse.FromString,
+                _registered_method=True)
+        self.UpdateSlot = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/UpdateSlot',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.UpdateSlotRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.UpdateSlotResponse.FromString,
+                _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/ListChanges',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
+        self.RevertChange = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/RevertChange',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeResponse.FromString,
+                _registered_method=True)
 
 
 class ModelConfigServiceServicer:
@@ -107,6 +142,11 @@ class ModelConfigServiceServicer:
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    Every write that changes something records a `Change` in the same transaction (see
+    ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
+    returned in the response metadata) and `x-change-reason` (printable text, at most 1000
+    characters), both kept with the change.
     """
 
     def ListModels(self, request, context):
@@ -166,10 +206,13 @@ class ModelConfigServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetModel(self, request, context):
-        """SetModel selects a model for a slot, globally or for one account.
-        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
-        or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
-        model of the wrong provider or type, or an inactive one.
+        """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
+        account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
+        Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
+        (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
+        a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
+        NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
+        type, or an inactive one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +222,16 @@ class ModelConfigServiceServicer:
         """ClearAccountModel removes an account's override of one slot.
         Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
         slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearGlobalModel(self, request, context):
+        """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
+        then resolve to the slot's default (SOURCE_DEFAULT).
+        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
+        etag; NOT_FOUND when the slot has no global setting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -203,8 +256,9 @@ class ModelConfigServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportOverrides(self, request_iterator, context):
-        """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
-        checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+        """ImportOverrides sets many account overrides in one transaction with one revision; rows equal
+        to what is stored change nothing, and an import that changes nothing keeps the revision.
+        Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
         rows by line number in its BadRequest field violations (the first ones, as many as fit).
         Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
         or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
@@ -216,8 +270,64 @@ class ModelConfigServiceServicer:
 
     def GetModelUsage(self, request, context):
         """GetModelUsage answers which settings use a model: global settings, slot defaults and
-        account overrides.
-        Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id.
+        account overrides, the accounts one page at a time.
+        Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
+        malformed or was issued for another model; NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSlots(self, request, context):
+        """ListSlots lists every slot in slot order, with its requirements and default model.
+        It returns no errors of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSlot(self, request, context):
+        """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
+        Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
+        ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+        FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSlot(self, request, context):
+        """UpdateSlot changes the fields of the slot named by `slot.name` that `update_mask` lists:
+        `display_name`, `default_model_id`, and, for a slot that no setting uses,
+        `required_provider` and `required_model_type` (AIP-134 masks, as UpdateModel).
+        Errors: INVALID_ARGUMENT for an unknown mask path or a malformed value; NOT_FOUND for an
+        unknown slot or default model; FAILED_PRECONDITION for a default that does not fit the slot
+        or is inactive (naming both), or a provider or type change of a slot in use (SLOT_IN_USE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChanges(self, request, context):
+        """ListChanges lists the recorded changes, newest first, one page at a time, optionally only
+        those concerning a model, a slot, an account or an actor, or within a time or revision range.
+        Errors: INVALID_ARGUMENT for a negative page_size, a page_token that is malformed or was
+        issued for other filters, a malformed filter value, or an empty range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevertChange(self, request, context):
+        """RevertChange records a new change that restores what a change replaced (its `before`),
+        checked by every rule of the original write. Reverting an import restores every account's
+        previous overrides in one transaction.
+        Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
+        model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
+        has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
+        the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
+        before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+        MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -266,6 +376,11 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearAccountModelRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearAccountModelResponse.SerializeToString,
             ),
+            'ClearGlobalModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearGlobalModel,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearGlobalModelRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ClearGlobalModelResponse.SerializeToString,
+            ),
             'ResolveForAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveForAccount,
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ResolveForAccountRequest.FromString,
@@ -286,6 +401,31 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageResponse.SerializeToString,
             ),
+            'ListSlots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSlots,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListSlotsRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListSlotsResponse.SerializeToString,
+            ),
+            'CreateSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSlot,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.CreateSlotRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.CreateSlotResponse.SerializeToString,
+            ),
+            'UpdateSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSlot,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.UpdateSlotRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.UpdateSlotResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListChangesRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListChangesResponse.SerializeToString,
+            ),
+            'RevertChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevertChange,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelconfig.v1.ModelConfigService', rpc_method_handlers)
@@ -300,6 +440,11 @@ class ModelConfigService:
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    Every write that changes something records a `Change` in the same transaction (see
+    ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
+    returned in the response metadata) and `x-change-reason` (printable text, at most 1000
+    characters), both kept with the change.
     """
 
     @staticmethod
@@ -519,6 +664,33 @@ class ModelConfigService:
             _registered_method=True)
 
     @staticmethod
+    def ClearGlobalModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/ClearGlobalModel',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ClearGlobalModelRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ClearGlobalModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ResolveForAccount(request,
             target,
             options=(),
@@ -616,6 +788,141 @@ class ModelConfigService:
             '/modelconfig.v1.ModelConfigService/GetModelUsage',
             modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageRequest.SerializeToString,
             modelconfig_dot_v1_dot_model__config__service__pb2.GetModelUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/ListSlots',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ListSlotsRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ListSlotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/CreateSlot',
+            modelconfig_dot_v1_dot_model__config__service__pb2.CreateSlotRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.CreateSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/UpdateSlot',
+            modelconfig_dot_v1_dot_model__config__service__pb2.UpdateSlotRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.UpdateSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/ListChanges',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ListChangesRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ListChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevertChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/RevertChange',
+            modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,11 @@ class ModelConfigServiceStub:
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    Every write that changes something records a `Change` in the same transaction (see
+    ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
+    returned in the response metadata) and `x-change-reason` (printable text, at most 1000
+    characters), both kept with the change.
     """
 
     @_typing.overload
@@ -71,15 +76,24 @@ class ModelConfigServiceStub:
     It returns no errors of its own.
     """
     SetModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.SetModelRequest, _model_config_service_pb2.SetModelResponse]
-    """SetModel selects a model for a slot, globally or for one account.
-    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
-    or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
-    model of the wrong provider or type, or an inactive one.
+    """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
+    account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
+    Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
+    (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
+    a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
+    NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
+    type, or an inactive one.
     """
     ClearAccountModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearAccountModelRequest, _model_config_service_pb2.ClearAccountModelResponse]
     """ClearAccountModel removes an account's override of one slot.
     Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
     slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+    """
+    ClearGlobalModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearGlobalModelRequest, _model_config_service_pb2.ClearGlobalModelResponse]
+    """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
+    then resolve to the slot's default (SOURCE_DEFAULT).
+    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
+    etag; NOT_FOUND when the slot has no global setting.
     """
     ResolveForAccount: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountRequest, _model_config_service_pb2.ResolveForAccountResponse]
     """ResolveForAccount returns the model an account uses for each slot: its override if that
@@ -92,8 +106,9 @@ class ModelConfigServiceStub:
     Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
     """
     ImportOverrides: _grpc.StreamUnaryMultiCallable[_model_config_service_pb2.ImportOverridesRequest, _model_config_service_pb2.ImportOverridesResponse]
-    """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
-    checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+    """ImportOverrides sets many account overrides in one transaction with one revision; rows equal
+    to what is stored change nothing, and an import that changes nothing keeps the revision.
+    Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
     rows by line number in its BadRequest field violations (the first ones, as many as fit).
     Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
     or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
@@ -101,8 +116,44 @@ class ModelConfigServiceStub:
     """
     GetModelUsage: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelUsageRequest, _model_config_service_pb2.GetModelUsageResponse]
     """GetModelUsage answers which settings use a model: global settings, slot defaults and
-    account overrides.
-    Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id.
+    account overrides, the accounts one page at a time.
+    Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
+    malformed or was issued for another model; NOT_FOUND for an unknown id.
+    """
+    ListSlots: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ListSlotsRequest, _model_config_service_pb2.ListSlotsResponse]
+    """ListSlots lists every slot in slot order, with its requirements and default model.
+    It returns no errors of its own.
+    """
+    CreateSlot: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateSlotRequest, _model_config_service_pb2.CreateSlotResponse]
+    """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
+    Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
+    ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+    FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
+    """
+    UpdateSlot: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateSlotRequest, _model_config_service_pb2.UpdateSlotResponse]
+    """UpdateSlot changes the fields of the slot named by `slot.name` that `update_mask` lists:
+    `display_name`, `default_model_id`, and, for a slot that no setting uses,
+    `required_provider` and `required_model_type` (AIP-134 masks, as UpdateModel).
+    Errors: INVALID_ARGUMENT for an unknown mask path or a malformed value; NOT_FOUND for an
+    unknown slot or default model; FAILED_PRECONDITION for a default that does not fit the slot
+    or is inactive (naming both), or a provider or type change of a slot in use (SLOT_IN_USE).
+    """
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ListChangesRequest, _model_config_service_pb2.ListChangesResponse]
+    """ListChanges lists the recorded changes, newest first, one page at a time, optionally only
+    those concerning a model, a slot, an account or an actor, or within a time or revision range.
+    Errors: INVALID_ARGUMENT for a negative page_size, a page_token that is malformed or was
+    issued for other filters, a malformed filter value, or an empty range.
+    """
+    RevertChange: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.RevertChangeRequest, _model_config_service_pb2.RevertChangeResponse]
+    """RevertChange records a new change that restores what a change replaced (its `before`),
+    checked by every rule of the original write. Reverting an import restores every account's
+    previous overrides in one transaction.
+    Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
+    model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
+    has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
+    the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
+    before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+    MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
     """
 
 @_typing.type_check_only
@@ -112,6 +163,11 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    Every write that changes something records a `Change` in the same transaction (see
+    ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
+    returned in the response metadata) and `x-change-reason` (printable text, at most 1000
+    characters), both kept with the change.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -148,15 +204,24 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     It returns no errors of its own.
     """
     SetModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.SetModelRequest, _model_config_service_pb2.SetModelResponse]  # type: ignore[assignment]
-    """SetModel selects a model for a slot, globally or for one account.
-    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
-    or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
-    model of the wrong provider or type, or an inactive one.
+    """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
+    account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
+    Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
+    (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
+    a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
+    NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
+    type, or an inactive one.
     """
     ClearAccountModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearAccountModelRequest, _model_config_service_pb2.ClearAccountModelResponse]  # type: ignore[assignment]
     """ClearAccountModel removes an account's override of one slot.
     Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
     slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+    """
+    ClearGlobalModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearGlobalModelRequest, _model_config_service_pb2.ClearGlobalModelResponse]  # type: ignore[assignment]
+    """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
+    then resolve to the slot's default (SOURCE_DEFAULT).
+    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
+    etag; NOT_FOUND when the slot has no global setting.
     """
     ResolveForAccount: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountRequest, _model_config_service_pb2.ResolveForAccountResponse]  # type: ignore[assignment]
     """ResolveForAccount returns the model an account uses for each slot: its override if that
@@ -169,8 +234,9 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
     """
     ImportOverrides: _aio.StreamUnaryMultiCallable[_model_config_service_pb2.ImportOverridesRequest, _model_config_service_pb2.ImportOverridesResponse]  # type: ignore[assignment]
-    """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
-    checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+    """ImportOverrides sets many account overrides in one transaction with one revision; rows equal
+    to what is stored change nothing, and an import that changes nothing keeps the revision.
+    Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
     rows by line number in its BadRequest field violations (the first ones, as many as fit).
     Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
     or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
@@ -178,8 +244,44 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     """
     GetModelUsage: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelUsageRequest, _model_config_service_pb2.GetModelUsageResponse]  # type: ignore[assignment]
     """GetModelUsage answers which settings use a model: global settings, slot defaults and
-    account overrides.
-    Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id.
+    account overrides, the accounts one page at a time.
+    Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
+    malformed or was issued for another model; NOT_FOUND for an unknown id.
+    """
+    ListSlots: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ListSlotsRequest, _model_config_service_pb2.ListSlotsResponse]  # type: ignore[assignment]
+    """ListSlots lists every slot in slot order, with its requirements and default model.
+    It returns no errors of its own.
+    """
+    CreateSlot: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateSlotRequest, _model_config_service_pb2.CreateSlotResponse]  # type: ignore[assignment]
+    """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
+    Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
+    ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+    FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
+    """
+    UpdateSlot: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateSlotRequest, _model_config_service_pb2.UpdateSlotResponse]  # type: ignore[assignment]
+    """UpdateSlot changes the fields of the slot named by `slot.name` that `update_mask` lists:
+    `display_name`, `default_model_id`, and, for a slot that no setting uses,
+    `required_provider` and `required_model_type` (AIP-134 masks, as UpdateModel).
+    Errors: INVALID_ARGUMENT for an unknown mask path or a malformed value; NOT_FOUND for an
+    unknown slot or default model; FAILED_PRECONDITION for a default that does not fit the slot
+    or is inactive (naming both), or a provider or type change of a slot in use (SLOT_IN_USE).
+    """
+    ListChanges: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ListChangesRequest, _model_config_service_pb2.ListChangesResponse]  # type: ignore[assignment]
+    """ListChanges lists the recorded changes, newest first, one page at a time, optionally only
+    those concerning a model, a slot, an account or an actor, or within a time or revision range.
+    Errors: INVALID_ARGUMENT for a negative page_size, a page_token that is malformed or was
+    issued for other filters, a malformed filter value, or an empty range.
+    """
+    RevertChange: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.RevertChangeRequest, _model_config_service_pb2.RevertChangeResponse]  # type: ignore[assignment]
+    """RevertChange records a new change that restores what a change replaced (its `before`),
+    checked by every rule of the original write. Reverting an import restores every account's
+    previous overrides in one transaction.
+    Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
+    model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
+    has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
+    the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
+    before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+    MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
     """
 
 class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -188,6 +290,11 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    Every write that changes something records a `Change` in the same transaction (see
+    ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
+    returned in the response metadata) and `x-change-reason` (printable text, at most 1000
+    characters), both kept with the change.
     """
 
     @_abc_1.abstractmethod
@@ -264,10 +371,13 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _model_config_service_pb2.SetModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.SetModelResponse, _abc.Awaitable[_model_config_service_pb2.SetModelResponse]]:
-        """SetModel selects a model for a slot, globally or for one account.
-        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot, a malformed model id
-        or name, or a malformed account id; ABORTED for a stale etag; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a
-        model of the wrong provider or type, or an inactive one.
+        """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
+        account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
+        Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
+        (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
+        a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
+        NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
+        type, or an inactive one.
         """
 
     @_abc_1.abstractmethod
@@ -279,6 +389,18 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         """ClearAccountModel removes an account's override of one slot.
         Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
         slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+        """
+
+    @_abc_1.abstractmethod
+    def ClearGlobalModel(
+        self,
+        request: _model_config_service_pb2.ClearGlobalModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ClearGlobalModelResponse, _abc.Awaitable[_model_config_service_pb2.ClearGlobalModelResponse]]:
+        """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
+        then resolve to the slot's default (SOURCE_DEFAULT).
+        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
+        etag; NOT_FOUND when the slot has no global setting.
         """
 
     @_abc_1.abstractmethod
@@ -309,8 +431,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_model_config_service_pb2.ImportOverridesRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.ImportOverridesResponse, _abc.Awaitable[_model_config_service_pb2.ImportOverridesResponse]]:
-        """ImportOverrides sets many account overrides in one transaction with one revision. Rows are
-        checked like SetModel; when any row is bad nothing is applied, and the error names the bad
+        """ImportOverrides sets many account overrides in one transaction with one revision; rows equal
+        to what is stored change nothing, and an import that changes nothing keeps the revision.
+        Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
         rows by line number in its BadRequest field violations (the first ones, as many as fit).
         Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
         or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
@@ -324,8 +447,74 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.GetModelUsageResponse, _abc.Awaitable[_model_config_service_pb2.GetModelUsageResponse]]:
         """GetModelUsage answers which settings use a model: global settings, slot defaults and
-        account overrides.
-        Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id.
+        account overrides, the accounts one page at a time.
+        Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
+        malformed or was issued for another model; NOT_FOUND for an unknown id.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSlots(
+        self,
+        request: _model_config_service_pb2.ListSlotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ListSlotsResponse, _abc.Awaitable[_model_config_service_pb2.ListSlotsResponse]]:
+        """ListSlots lists every slot in slot order, with its requirements and default model.
+        It returns no errors of its own.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSlot(
+        self,
+        request: _model_config_service_pb2.CreateSlotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.CreateSlotResponse, _abc.Awaitable[_model_config_service_pb2.CreateSlotResponse]]:
+        """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
+        Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
+        ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+        FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateSlot(
+        self,
+        request: _model_config_service_pb2.UpdateSlotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.UpdateSlotResponse, _abc.Awaitable[_model_config_service_pb2.UpdateSlotResponse]]:
+        """UpdateSlot changes the fields of the slot named by `slot.name` that `update_mask` lists:
+        `display_name`, `default_model_id`, and, for a slot that no setting uses,
+        `required_provider` and `required_model_type` (AIP-134 masks, as UpdateModel).
+        Errors: INVALID_ARGUMENT for an unknown mask path or a malformed value; NOT_FOUND for an
+        unknown slot or default model; FAILED_PRECONDITION for a default that does not fit the slot
+        or is inactive (naming both), or a provider or type change of a slot in use (SLOT_IN_USE).
+        """
+
+    @_abc_1.abstractmethod
+    def ListChanges(
+        self,
+        request: _model_config_service_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ListChangesResponse, _abc.Awaitable[_model_config_service_pb2.ListChangesResponse]]:
+        """ListChanges lists the recorded changes, newest first, one page at a time, optionally only
+        those concerning a model, a slot, an account or an actor, or within a time or revision range.
+        Errors: INVALID_ARGUMENT for a negative page_size, a page_token that is malformed or was
+        issued for other filters, a malformed filter value, or an empty range.
+        """
+
+    @_abc_1.abstractmethod
+    def RevertChange(
+        self,
+        request: _model_config_service_pb2.RevertChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.RevertChangeResponse, _abc.Awaitable[_model_config_service_pb2.RevertChangeResponse]]:
+        """RevertChange records a new change that restores what a change replaced (its `before`),
+        checked by every rule of the original write. Reverting an import restores every account's
+        previous overrides in one transaction.
+        Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
+        model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
+        has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
+        the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
+        before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+        MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
         """
 
 def add_ModelConfigServiceServicer_to_server(servicer: ModelConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -5,7 +5,9 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -70,6 +72,94 @@ SOURCE_GLOBAL: Source.ValueType  # 2
 SOURCE_DEFAULT: Source.ValueType  # 3
 """The slot's built-in default model."""
 Global___Source: _TypeAlias = Source  # noqa: Y015
+
+class _Scope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Scope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCOPE_UNSPECIFIED: _Scope.ValueType  # 0
+    """Not set. A write that leaves both the scope and the account empty is refused, so that an
+    unset account id can never change every tenant's model by accident.
+    """
+    SCOPE_GLOBAL: _Scope.ValueType  # 1
+    """The global setting of a slot, which every account without an override uses."""
+    SCOPE_ACCOUNT: _Scope.ValueType  # 2
+    """One account's override of a slot."""
+
+class Scope(_Scope, metaclass=_ScopeEnumTypeWrapper):
+    """Scope says which settings a write changes."""
+
+SCOPE_UNSPECIFIED: Scope.ValueType  # 0
+"""Not set. A write that leaves both the scope and the account empty is refused, so that an
+unset account id can never change every tenant's model by accident.
+"""
+SCOPE_GLOBAL: Scope.ValueType  # 1
+"""The global setting of a slot, which every account without an override uses."""
+SCOPE_ACCOUNT: Scope.ValueType  # 2
+"""One account's override of a slot."""
+Global___Scope: _TypeAlias = Scope  # noqa: Y015
+
+class _ChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANGE_KIND_UNSPECIFIED: _ChangeKind.ValueType  # 0
+    """Never recorded."""
+    CHANGE_KIND_SEED: _ChangeKind.ValueType  # 1
+    """The first start loaded the seed catalog and settings."""
+    CHANGE_KIND_MODEL_CREATED: _ChangeKind.ValueType  # 2
+    """A model was added to the catalog."""
+    CHANGE_KIND_MODEL_UPDATED: _ChangeKind.ValueType  # 3
+    """Fields of a model changed."""
+    CHANGE_KIND_MODEL_DELETED: _ChangeKind.ValueType  # 4
+    """A model was removed from the catalog."""
+    CHANGE_KIND_SLOT_CREATED: _ChangeKind.ValueType  # 5
+    """A slot was created."""
+    CHANGE_KIND_SLOT_UPDATED: _ChangeKind.ValueType  # 6
+    """Fields of a slot changed."""
+    CHANGE_KIND_SETTING: _ChangeKind.ValueType  # 7
+    """A global setting or one account's override was set, replaced or cleared (`scope` says
+    which; `before` and `after` hold the model ids, 0 for none).
+    """
+    CHANGE_KIND_IMPORT: _ChangeKind.ValueType  # 8
+    """Many account overrides changed in one transaction: an import, or the revert of one. The
+    rows are not listed; `import_rows` and `import_accounts` count them.
+    """
+    CHANGE_KIND_CATALOG: _ChangeKind.ValueType  # 9
+    """A catalog change recorded before the audit trail existed: what changed was not kept."""
+
+class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
+    """ChangeKind says what a recorded change did."""
+
+CHANGE_KIND_UNSPECIFIED: ChangeKind.ValueType  # 0
+"""Never recorded."""
+CHANGE_KIND_SEED: ChangeKind.ValueType  # 1
+"""The first start loaded the seed catalog and settings."""
+CHANGE_KIND_MODEL_CREATED: ChangeKind.ValueType  # 2
+"""A model was added to the catalog."""
+CHANGE_KIND_MODEL_UPDATED: ChangeKind.ValueType  # 3
+"""Fields of a model changed."""
+CHANGE_KIND_MODEL_DELETED: ChangeKind.ValueType  # 4
+"""A model was removed from the catalog."""
+CHANGE_KIND_SLOT_CREATED: ChangeKind.ValueType  # 5
+"""A slot was created."""
+CHANGE_KIND_SLOT_UPDATED: ChangeKind.ValueType  # 6
+"""Fields of a slot changed."""
+CHANGE_KIND_SETTING: ChangeKind.ValueType  # 7
+"""A global setting or one account's override was set, replaced or cleared (`scope` says
+which; `before` and `after` hold the model ids, 0 for none).
+"""
+CHANGE_KIND_IMPORT: ChangeKind.ValueType  # 8
+"""Many account overrides changed in one transaction: an import, or the revert of one. The
+rows are not listed; `import_rows` and `import_accounts` count them.
+"""
+CHANGE_KIND_CATALOG: ChangeKind.ValueType  # 9
+"""A catalog change recorded before the audit trail existed: what changed was not kept."""
+Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
 @_typing.final
 class Model(_message.Message):
@@ -156,12 +246,15 @@ class SlotSetting(_message.Message):
     REQUIRED_PROVIDER_FIELD_NUMBER: _builtins.int
     REQUIRED_MODEL_TYPE_FIELD_NUMBER: _builtins.int
     DEFAULT_MODEL_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     slot: _builtins.str
     """The slot's name, e.g. `openai_model`."""
     required_provider: _builtins.str
     """The provider every model in this slot must have."""
     required_model_type: Global___ModelType.ValueType
     """The type every model in this slot must have."""
+    display_name: _builtins.str
+    """The slot's human-readable name, e.g. `OpenAI text model`."""
     @_builtins.property
     def model(self) -> Global___Model:
         """The model selected in this scope; unset when the scope selects none."""
@@ -178,14 +271,201 @@ class SlotSetting(_message.Message):
         required_provider: _builtins.str = ...,
         required_model_type: Global___ModelType.ValueType = ...,
         default_model: Global___Model | None = ...,
+        display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["default_model", b"default_model", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_model", b"default_model", "model", b"model", "required_model_type", b"required_model_type", "required_provider", b"required_provider", "slot", b"slot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_model", b"default_model", "display_name", b"display_name", "model", b"model", "required_model_type", b"required_model_type", "required_provider", b"required_provider", "slot", b"slot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SlotSetting: _TypeAlias = SlotSetting  # noqa: Y015
+
+@_typing.final
+class Slot(_message.Message):
+    """Slot is a named place a model is chosen for, e.g. `openai_model`: what it accepts and what it
+    falls back to. Slots are data: new ones need no code change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    REQUIRED_PROVIDER_FIELD_NUMBER: _builtins.int
+    REQUIRED_MODEL_TYPE_FIELD_NUMBER: _builtins.int
+    DEFAULT_MODEL_ID_FIELD_NUMBER: _builtins.int
+    DEFAULT_MODEL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The slot's name: lower case letters, digits and `_`, e.g. `google_model`. Never changes."""
+    display_name: _builtins.str
+    """A human-readable name, e.g. `Google text model`. Defaults to `name` on create."""
+    required_provider: _builtins.str
+    """The provider every model in this slot must have, e.g. `openai`."""
+    required_model_type: Global___ModelType.ValueType
+    """The type every model in this slot must have."""
+    default_model_id: _builtins.int
+    """The id of the model resolution falls back to: an active model of the provider and type."""
+    @_builtins.property
+    def default_model(self) -> Global___Model:
+        """Output only. The default model itself."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        required_provider: _builtins.str = ...,
+        required_model_type: Global___ModelType.ValueType = ...,
+        default_model_id: _builtins.int = ...,
+        default_model: Global___Model | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default_model", b"default_model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_model", b"default_model", "default_model_id", b"default_model_id", "display_name", b"display_name", "name", b"name", "required_model_type", b"required_model_type", "required_provider", b"required_provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Slot: _TypeAlias = Slot  # noqa: Y015
+
+@_typing.final
+class ChangeValues(_message.Message):
+    """ChangeValues is one side (before or after) of a change: only what the change touched."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.int
+    """For settings: the id of the model selected in the scope; 0 when it selected none."""
+    @_builtins.property
+    def model(self) -> Global___Model:
+        """For model changes: the model's fields named by `Change.changed_fields` (every field when the
+        model was created or deleted); unset when the model did not exist on this side.
+        """
+
+    @_builtins.property
+    def slot(self) -> Global___Slot:
+        """For slot changes: the slot's fields named by `Change.changed_fields`; unset when the slot
+        did not exist on this side.
+        """
+
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.int = ...,
+        model: Global___Model | None = ...,
+        slot: Global___Slot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "model_id", b"model_id", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeValues: _TypeAlias = ChangeValues  # noqa: Y015
+
+@_typing.final
+class Change(_message.Message):
+    """Change is one committed change: who made it, when, through which call, and exactly what it
+    changed. Every write that changes something records one, in the same transaction.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    REVERTED_REVISION_FIELD_NUMBER: _builtins.int
+    IMPORT_ROWS_FIELD_NUMBER: _builtins.int
+    IMPORT_ACCOUNTS_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision the change committed; revisions count every committed change."""
+    actor: _builtins.str
+    """Who made it: the caller's address until authentication names callers; `local` for changes
+    the daemon made itself (the seed).
+    """
+    method: _builtins.str
+    """The RPC that made it, e.g. `SetModel`; empty for the seed."""
+    request_id: _builtins.str
+    """The request id: the caller's `x-request-id` metadata, or one the daemon generated and
+    returned in the response's `x-request-id` metadata.
+    """
+    reason: _builtins.str
+    """Why, in the caller's words: the `x-change-reason` metadata; empty when none was sent."""
+    kind: Global___ChangeKind.ValueType
+    """What kind of change it is."""
+    scope: Global___Scope.ValueType
+    """For settings: global or one account."""
+    slot: _builtins.str
+    """The slot a setting or slot change concerns; empty otherwise."""
+    account_id: _builtins.str
+    """The account an account-scoped setting concerns; empty otherwise."""
+    model_id: _builtins.int
+    """The model a model change concerns; 0 otherwise."""
+    reverted_revision: _builtins.int
+    """For a revert: the revision it reverted; 0 otherwise."""
+    import_rows: _builtins.int
+    """For imports: how many overrides the import changed (rows equal to what was stored do not
+    count).
+    """
+    import_accounts: _builtins.int
+    """For imports: how many accounts it changed."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the change committed (the daemon's clock, UTC)."""
+
+    @_builtins.property
+    def before(self) -> Global___ChangeValues:
+        """What was there before; unset for kinds that do not record it (imports, the seed)."""
+
+    @_builtins.property
+    def after(self) -> Global___ChangeValues:
+        """What was there after."""
+
+    @_builtins.property
+    def changed_fields(self) -> _field_mask_pb2.FieldMask:
+        """For model and slot changes: the fields that `before` and `after` hold."""
+
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        method: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        kind: Global___ChangeKind.ValueType = ...,
+        scope: Global___Scope.ValueType = ...,
+        slot: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+        before: Global___ChangeValues | None = ...,
+        after: Global___ChangeValues | None = ...,
+        changed_fields: _field_mask_pb2.FieldMask | None = ...,
+        reverted_revision: _builtins.int = ...,
+        import_rows: _builtins.int = ...,
+        import_accounts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "changed_fields", b"changed_fields", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "after", b"after", "before", b"before", "changed_fields", b"changed_fields", "import_accounts", b"import_accounts", "import_rows", b"import_rows", "kind", b"kind", "method", b"method", "model_id", b"model_id", "reason", b"reason", "request_id", b"request_id", "reverted_revision", b"reverted_revision", "revision", b"revision", "scope", b"scope", "slot", b"slot", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Change: _TypeAlias = Change  # noqa: Y015
 
 @_typing.final
 class ResolvedSlot(_message.Message):
@@ -196,6 +476,7 @@ class ResolvedSlot(_message.Message):
     SLOT_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    SKIPPED_OVERRIDE_FIELD_NUMBER: _builtins.int
     slot: _builtins.str
     """The slot's name."""
     source: Global___Source.ValueType
@@ -204,16 +485,23 @@ class ResolvedSlot(_message.Message):
     def model(self) -> Global___Model:
         """The model to use; always active."""
 
+    @_builtins.property
+    def skipped_override(self) -> Global___Model:
+        """The account's own override when resolution skipped it because its model is inactive; unset
+        otherwise. The override is kept and wins again once the model is reactivated.
+        """
+
     def __init__(
         self,
         *,
         slot: _builtins.str = ...,
         model: Global___Model | None = ...,
         source: Global___Source.ValueType = ...,
+        skipped_override: Global___Model | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "skipped_override", b"skipped_override"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "slot", b"slot", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "skipped_override", b"skipped_override", "slot", b"slot", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

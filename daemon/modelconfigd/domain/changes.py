@@ -1,0 +1,280 @@
+"""Recorded changes: what one committed write changed, who made it, and through which call.
+
+A use case describes its change with one of the constructors below and hands it to the unit of
+work's `commit`, which gives it the next revision and stores it in the same transaction as the
+change itself. `before` and `after` hold exactly what changed, as JSON-safe values: a model id
+(None for none) for settings, the changed fields for models and slots.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from .model import Model, ModelType, Slot
+from .prices import parse_price, price_text
+
+Values = Mapping[str, Any]
+
+
+class ChangeKind(enum.Enum):
+    SEED = "seed"
+    MODEL_CREATED = "model_created"
+    MODEL_UPDATED = "model_updated"
+    MODEL_DELETED = "model_deleted"
+    SLOT_CREATED = "slot_created"
+    SLOT_UPDATED = "slot_updated"
+    SETTING = "setting"
+    IMPORT = "import"
+    # A catalog change recorded by schema 1, before the audit trail: its details were not kept.
+    CATALOG = "catalog"
+
+
+class Scope(enum.Enum):
+    GLOBAL = "global"
+    ACCOUNT = "account"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a write and how: kept with the change it makes."""
+
+    actor: str = "local"
+    method: str = ""
+    request_id: str = ""
+    reason: str = ""
+
+
+LOCAL = Origin()  # the daemon itself, or a caller in the same process
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change; `revision` and `time` are set when it commits.
+
+    `models` and `slots` name everything the change concerns, so the trail can be searched by
+    them (an import's distinct models and slots, a setting's old and new model, ...).
+    """
+
+    kind: ChangeKind
+    scope: Scope | None = None
+    slot: str = ""
+    account_id: str = ""
+    model_id: int = 0
+    # None: not recorded (imports, the seed, changes from before the audit trail).
+    before: Values | None = None
+    after: Values | None = None
+    reverted_revision: int = 0
+    models: frozenset[int] = frozenset()
+    slots: frozenset[str] = frozenset()
+    origin: Origin = field(default_factory=Origin)
+    revision: int = 0
+    time: datetime | None = None
+
+    @property
+    def changes_catalog(self) -> bool:
+        """Whether a replica must reload the catalog (models, slots, global settings)."""
+        return self.kind not in (ChangeKind.SETTING, ChangeKind.IMPORT) or (
+            self.scope is Scope.GLOBAL
+        )
+
+    @property
+    def changes_accounts(self) -> bool:
+        """Whether a replica must reload the accounts changed at this revision."""
+        return self.kind is ChangeKind.IMPORT or self.scope is Scope.ACCOUNT
+
+    @property
+    def changes_global_settings(self) -> bool:
+        """Whether the global settings' etag moves: a global setting or a slot changed."""
+        return self.scope is Scope.GLOBAL or self.kind in (
+            ChangeKind.SLOT_CREATED,
+            ChangeKind.SLOT_UPDATED,
+        )
+
+    @property
+    def changed_fields(self) -> tuple[str, ...]:
+        """The fields `before` and `after` hold, in their order."""
+        return tuple(dict.fromkeys([*(self.before or {}), *(self.after or {})]))
+
+    def reverting(self, revision: int) -> Change:
+        return replace(self, reverted_revision=revision)
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def setting_changed(
+    scope: Scope, slot: str, account_id: str, before: int | None, after: int | None
+) -> Change:
+    """A global setting or an account override set (after), replaced or cleared (None)."""
+    return Change(
+        ChangeKind.SETTING,
+        scope=scope,
+        slot=slot,
+        account_id=account_id,
+        before={"model_id": before},
+        after={"model_id": after},
+        models=frozenset(m for m in (before, after) if m is not None),
+        slots=frozenset([slot]),
+    )
+
+
+def imported(rows: int, accounts: int, models: frozenset[int], slots: frozenset[str]) -> Change:
+    """Many overrides changed at once; the rows themselves are kept beside the change."""
+    return Change(
+        ChangeKind.IMPORT,
+        scope=Scope.ACCOUNT,
+        after={"rows": rows, "accounts": accounts},
+        models=models,
+        slots=slots,
+    )
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def model_values(model: Model) -> dict[str, Any]:
+    """Every writable field of a model as JSON-safe values (prices as exact text)."""
+    return {
+        "model_name": model.model_name,
+        "display_name": model.display_name,
+        "provider": model.provider,
+        "model_type": model.model_type.value,
+        "is_active": model.is_active,
+        "input_price_per_1m_tokens": price_text(model.input_price_per_1m_tokens),
+        "output_price_per_1m_tokens": price_text(model.output_price_per_1m_tokens),
+        "price_per_image": price_text(model.price_per_image),
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+        "aliases": list(model.aliases),
+    }
+
+
+def model_from_values(model_id: int, values: Values) -> Model:
+    """The inverse of model_values (for a model that existed, so every value is valid)."""
+    return Model(
+        id=model_id,
+        model_name=values["model_name"],
+        display_name=values["display_name"],
+        provider=values["provider"],
+        model_type=ModelType(values["model_type"]),
+        is_active=values["is_active"],
+        input_price_per_1m_tokens=parse_price(values["input_price_per_1m_tokens"]),
+        output_price_per_1m_tokens=parse_price(values["output_price_per_1m_tokens"]),
+        price_per_image=parse_price(values["price_per_image"]),
+        context_window=values["context_window"],
+        max_output_tokens=values["max_output_tokens"],
+        aliases=tuple(values["aliases"]),
+    )
+
+
+def _difference(old: Values, new: Values) -> tuple[dict[str, Any], dict[str, Any]]:
+    changed = [name for name in new if old.get(name) != new[name]]
+    return {n: old[n] for n in changed}, {n: new[n] for n in changed}
+
+
+def model_created(model: Model) -> Change:
+    return Change(
+        ChangeKind.MODEL_CREATED,
+        model_id=model.id,
+        before={},
+        after=model_values(model),
+        models=frozenset([model.id]),
+    )
+
+
+def model_updated(old: Model, new: Model) -> Change:
+    before, after = _difference(model_values(old), model_values(new))
+    return Change(
+        ChangeKind.MODEL_UPDATED,
+        model_id=old.id,
+        before=before,
+        after=after,
+        models=frozenset([old.id]),
+    )
+
+
+def model_deleted(model: Model) -> Change:
+    return Change(
+        ChangeKind.MODEL_DELETED,
+        model_id=model.id,
+        before=model_values(model),
+        after={},
+        models=frozenset([model.id]),
+    )
+
+
+# -- slots -------------------------------------------------------------------------------------
+
+
+def slot_values(slot: Slot) -> dict[str, Any]:
+    return {
+        "display_name": slot.display_name,
+        "required_provider": slot.required_provider,
+        "required_model_type": slot.required_model_type.value,
+        "default_model_id": slot.default_model_id,
+    }
+
+
+def slot_from_values(name: str, values: Values) -> Slot:
+    return Slot(
+        name=name,
+        display_name=values["display_name"],
+        required_provider=values["required_provider"],
+        required_model_type=ModelType(values["required_model_type"]),
+        default_model_id=values["default_model_id"],
+    )
+
+
+def slot_created(slot: Slot) -> Change:
+    return Change(
+        ChangeKind.SLOT_CREATED,
+        slot=slot.name,
+        before={},
+        after=slot_values(slot),
+        models=frozenset([slot.default_model_id]),
+        slots=frozenset([slot.name]),
+    )
+
+
+def slot_updated(old: Slot, new: Slot) -> Change:
+    before, after = _difference(slot_values(old), slot_values(new))
+    defaults = {old.default_model_id, new.default_model_id}
+    return Change(
+        ChangeKind.SLOT_UPDATED,
+        slot=old.name,
+        before=before,
+        after=after,
+        models=frozenset(defaults) if "default_model_id" in after else frozenset(),
+        slots=frozenset([old.name]),
+    )
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """What ListChanges narrows the trail to; every set criterion must hold."""
+
+    model_id: int = 0
+    slot: str = ""
+    account_id: str = ""
+    actor: str = ""
+    start_time: datetime | None = None  # inclusive
+    end_time: datetime | None = None  # exclusive
+    min_revision: int = 0
+    max_revision: int = 0  # 0: no upper bound
+
+    def key(self) -> tuple[object, ...]:
+        """The filter as a value, for binding page tokens to it."""
+        return (
+            self.model_id,
+            self.slot,
+            self.account_id,
+            self.actor,
+            self.start_time and self.start_time.isoformat(),
+            self.end_time and self.end_time.isoformat(),
+            self.min_revision,
+            self.max_revision,
+        )
