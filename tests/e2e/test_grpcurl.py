@@ -37,12 +37,17 @@ def grpcurl_binary() -> Path:
 
 @pytest.fixture
 def grpcurl(grpcurl_binary, daemon):
-    """Run grpcurl -plaintext against the daemon: `grpcurl(*args, data=None, expect=0)`."""
+    """Run grpcurl -plaintext against the daemon: `grpcurl(*args, data=None, expect=0)`;
+    `flags` go before the address."""
 
     def run(
-        *args: str, data: dict | None = None, raw: str | None = None, expect: int = 0
+        *args: str,
+        data: dict | None = None,
+        raw: str | None = None,
+        expect: int = 0,
+        flags: tuple[str, ...] = (),
     ) -> subprocess.CompletedProcess:
-        command = [str(grpcurl_binary), "-plaintext"]
+        command = [str(grpcurl_binary), "-plaintext", *flags]
         if data is not None or raw is not None:
             command += ["-d", raw if raw is not None else json.dumps(data)]
         command += [daemon.address, *args]
@@ -267,3 +272,56 @@ def test_set_model_of_a_wrong_provider_shows_code_and_reason(grpcurl, client):
     assert '"reason":"PROVIDER_MISMATCH"' in done.stderr
     assert '"@type":"type.googleapis.com/google.rpc.PreconditionFailure"' in done.stderr
     assert client.resolve_for_account("acme", ["openai_model"]).slots[0].model.id == 1
+
+
+# -- scopes, slots and the audit trail ---------------------------------------------------------
+
+
+def test_set_model_without_a_scope_or_account_is_refused(grpcurl, client):
+    done = grpcurl(f"{SERVICE}/SetModel", data={"slot": "openai_model", "model_id": "2"},
+                   expect=64 + 3)
+    assert '"reason":"SCOPE_REQUIRED"' in done.stderr
+    assert client.get_global_settings().slots[0].model.id == 1
+
+
+def test_clear_global_model(call, client):
+    got = call("ClearGlobalModel", {"slot": "openai_model"})
+    assert got["revision"] == "2" and got["etag"] == client.get_global_settings().etag
+    resolved = client.resolve_for_account("acme", ["openai_model"]).slots[0]
+    assert (resolved.model.id, resolved.source) == (1, pb.SOURCE_DEFAULT)
+
+
+def test_slots_list_create_and_update(call, client):
+    assert [s["name"] for s in call("ListSlots", {})["slots"]] == [
+        "openai_model", "dalle_model", "runware_model", "anthropic_model"]
+    created = call("CreateSlot", {"slot": {
+        "name": "text_model", "display_name": "Any text model", "required_provider": "openai",
+        "required_model_type": "MODEL_TYPE_TEXT", "default_model_id": "2"}})
+    assert created["slot"]["default_model"]["model_name"] == "gpt-3.5-turbo"
+    updated = call("UpdateSlot", {"slot": {"name": "text_model", "default_model_id": "3"},
+                                  "update_mask": {"paths": ["default_model_id"]}})
+    assert (updated["slot"]["default_model_id"], updated["revision"]) == ("3", "3")
+    assert client.resolve_for_account("acme", ["text_model"]).slots[0].model.id == 3
+
+
+def test_request_id_and_reason_are_recorded_and_the_id_echoed(grpcurl, call):
+    done = grpcurl(f"{SERVICE}/SetModel",
+                   data={"slot": "openai_model", "model_id": "2", "account_id": "acme"},
+                   flags=("-v", "-H", "x-request-id: ticket-42", "-H", "x-change-reason: cheaper"))
+    assert "x-request-id: ticket-42" in done.stdout  # grpcurl -v prints response headers
+    change = call("ListChanges", {"page_size": 1})["changes"][0]
+    assert (change["request_id"], change["reason"], change["method"]) == (
+        "ticket-42", "cheaper", "SetModel")
+    assert change["actor"] == "ipv4:127.0.0.1"
+    assert (change["before"], change["after"]) == ({}, {"model_id": "2"})
+
+
+def test_list_changes_and_revert(call, client):
+    written = client.set_model("openai_model", 2, account_id="acme")
+    listed = call("ListChanges", {"account_id": "acme"})
+    assert [c["revision"] for c in listed["changes"]] == [str(written.revision)]
+    got = call("RevertChange", {"revision": str(written.revision)})
+    assert got["change"]["reverted_revision"] == str(written.revision)
+    assert got["revision"] == str(written.revision + 1)
+    resolved = client.resolve_for_account("acme", ["openai_model"]).slots[0]
+    assert resolved.source == pb.SOURCE_GLOBAL
