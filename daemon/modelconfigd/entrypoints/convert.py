@@ -257,6 +257,6 @@ def change_to_pb(change: Change) -> pb.Change:
     if change.kind is ChangeKind.IMPORT and change.after:
         message.import_rows = change.after["rows"]
         message.import_accounts = change.after["accounts"]
-    elif change.kind is not ChangeKind.SETTING:
+    elif change.kind is not ChangeKind.SETTING and change.changed_fields:
         message.changed_fields.paths.extend(change.changed_fields)
     return message
