@@ -7,6 +7,7 @@ import pytest
 
 from modelconfig import InvalidArgument
 from modelconfig.v1 import model_config_service_pb2 as api
+from modelconfig.v1 import resources_pb2 as pb
 
 
 def test_batch_matches_single_calls_in_request_order(client):
@@ -75,6 +76,9 @@ def test_largest_batch_is_answered(client):
 def test_served_bytes_are_what_protobuf_would_serialize(daemon, method, request_message):
     """The hot path assembles responses from cached wire bytes: they must be canonical."""
     daemon.client.set_model("openai_model", 3, account_id="acme")
+    # And a skipped override, which the answer shows beside the model used instead.
+    daemon.client.set_model("anthropic_model", 5, account_id="acme")
+    daemon.client.update_model(pb.Model(id=5, is_active=False), ["is_active"])
     call = daemon.channel.unary_unary(
         f"/modelconfig.v1.ModelConfigService/{method}",
         request_serializer=lambda m: m.SerializeToString(),
@@ -84,3 +88,6 @@ def test_served_bytes_are_what_protobuf_would_serialize(daemon, method, request_
     parsed = response_class.FromString(raw)
     assert parsed.SerializeToString(deterministic=True) == raw
     assert parsed.revision > 0
+    if request_message.DESCRIPTOR.name == "ResolveForAccountRequest":
+        skipped = {s.slot: s.skipped_override.id for s in parsed.slots}
+        assert skipped.get("anthropic_model", 0) == (5 if parsed.account_id == "acme" else 0)
