@@ -6,7 +6,8 @@ bench/results/results.md, results.json and throughput.png. See bench/README.md.
 Steps, each bounded in time and all on 127.0.0.1:
 1. name the machine;
 2. for each size (default 1,000 and 1,000,000 accounts with overrides) build a SQLite database
-   through the real bulk-import path (`modelconfigctl import FILE.csv` against a daemon);
+   through the real bulk-import path (`modelconfigctl import FILE.csv` against a daemon), then
+   time importing the same file again, reverting the import and reverting that revert;
 3. start, each in its own process session, a zero-work threaded grpcio server, a zero-work
    grpc.aio server (both answering a body the size of the daemon's real response) and the
    daemon with 1 and 2 workers; time each start to SERVING;
@@ -489,11 +490,39 @@ def prepare(procs: Processes, workdir: Path, accounts: int, args) -> dict:
         if loaded != accounts:
             raise RuntimeError(f"loaded {loaded:,} overrides, expected {accounts:,}")
         log(f"loaded {accounts:,} overrides in {info['load_s']:.1f}s ({info['loader']})")
+        if info["loader"] == "modelconfigctl import":
+            info.update(undo_and_redo(daemon.target, csv_path, workdir, accounts, args))
     finally:
         procs.stop(daemon.proc)
     info["db_mb"] = sum(p.stat().st_size for p in workdir.glob(f"{db.name}*")) / 2**20
     csv_path.unlink()
     return info
+
+
+def undo_and_redo(target: str, csv_path: Path, workdir: Path, accounts: int, args) -> dict:
+    """Time importing the same file again (it changes nothing), reverting the import (every
+    override removed, in one transaction) and reverting that revert (all back)."""
+    timings: dict = {}
+    started = time.monotonic()
+    load_with_ctl(target, csv_path, workdir / f"reimport-{accounts}.log", args.import_timeout)
+    timings["reimport_s"] = time.monotonic() - started
+    with ModelConfigClient(target, timeout=args.import_timeout) as client:
+        imported = client.list_changes(page_size=1).changes[0]
+        if imported.import_rows != accounts:
+            raise RuntimeError(f"the newest change is not the import: {imported}")
+        started = time.monotonic()
+        reverted = client.revert_change(imported.revision, timeout=args.import_timeout)
+        timings["revert_s"] = time.monotonic() - started
+        started = time.monotonic()
+        client.revert_change(reverted.revision, timeout=args.import_timeout)
+        timings["redo_s"] = time.monotonic() - started
+    if count_overrides(target) != accounts:
+        raise RuntimeError("reverting the revert did not restore every override")
+    log(
+        f"same file again {timings['reimport_s']:.1f}s (no change), revert "
+        f"{timings['revert_s']:.1f}s, revert of the revert {timings['redo_s']:.1f}s"
+    )
+    return timings
 
 
 # -- load --------------------------------------------------------------------------------------
@@ -911,14 +940,18 @@ def report(results: dict) -> str:
             )
     lines += ["", "## Data preparation", ""]
     lines += [
-        "| accounts | loaded by | wall s | rows/s | database MB |",
-        "|---:|---|---:|---:|---:|",
+        "| accounts | loaded by | wall s | rows/s | database MB | same file again s "
+        "| revert s | revert of the revert s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for data in results["data"]:
         if "load_s" in data:
+            undo = [data.get(k) for k in ("reimport_s", "revert_s", "redo_s")]
             lines.append(
                 f"| {data['accounts']:,} | {data['loader']} | {data['load_s']:.1f} | "
-                f"{data['rows'] / data['load_s']:.0f} | {data['db_mb']:.0f} |"
+                f"{data['rows'] / data['load_s']:.0f} | {data['db_mb']:.0f} | "
+                + " | ".join("-" if v is None else f"{v:.1f}" for v in undo)
+                + " |"
             )
     lines += ["", "## Targets", "", "| target | threshold | figure | |", "|---|---:|---:|---|"]
     for row in results["targets"]:
@@ -1064,6 +1097,14 @@ def targets(results: dict) -> list[dict]:
                 ".0f",
                 data["load_s"] <= 1.5 * TARGETS["import_s"]
                 and data["loader"] == "modelconfigctl import",
+            )
+        if data["accounts"] >= 1_000_000 and "revert_s" in data:
+            add(
+                f"revert the import of {data['rows']:,} rows (s)",
+                "about 60",
+                data["revert_s"],
+                ".0f",
+                data["revert_s"] <= 1.5 * TARGETS["import_s"],
             )
     return rows
 
