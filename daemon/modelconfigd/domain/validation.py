@@ -6,10 +6,10 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .changes import Scope
+from .changes import Scope, model_values
 from .errors import FieldViolation, InvalidArgument
 from .model import Model, ModelType
-from .prices import PriceError, parse_price, price_text
+from .prices import PriceError, parse_price
 
 # Account ids come from other systems (integers, UUIDs, slugs): allow what those use, and nothing
 # that could smuggle whitespace or control characters into logs.
@@ -196,19 +196,7 @@ def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
 
 def model_fields(model: Model) -> dict[str, Any]:
     """The raw field values of a model: the inverse of build_model, used to apply updates."""
-    return {
-        "model_name": model.model_name,
-        "display_name": model.display_name,
-        "provider": model.provider,
-        "model_type": model.model_type,
-        "is_active": model.is_active,
-        "input_price_per_1m_tokens": price_text(model.input_price_per_1m_tokens),
-        "output_price_per_1m_tokens": price_text(model.output_price_per_1m_tokens),
-        "price_per_image": price_text(model.price_per_image),
-        "context_window": model.context_window,
-        "max_output_tokens": model.max_output_tokens,
-        "aliases": list(model.aliases),
-    }
+    return {**model_values(model), "model_type": model.model_type}
 
 
 # -- slots -------------------------------------------------------------------------------------
