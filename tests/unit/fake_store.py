@@ -71,7 +71,12 @@ def seeded() -> Data:
     data.revision = data.global_revision = 1
     data.next_model_id = max(ids.values()) + 1
     data.changes[1] = Change(
-        ChangeKind.SEED, revision=1, time=datetime.now(UTC), origin=Origin("local")
+        ChangeKind.SEED,
+        models=frozenset(data.models),
+        slots=frozenset(data.slots),
+        revision=1,
+        time=datetime.now(UTC),
+        origin=Origin("local"),
     )
     return data
 

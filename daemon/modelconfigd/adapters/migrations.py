@@ -25,6 +25,7 @@ from .database import ensure_connected, is_postgres
 from .tables import (
     AliasRow,
     ChangeRow,
+    ChangeSubjectRow,
     GlobalSettingRow,
     ModelRow,
     SchemaVersion,
@@ -148,4 +149,7 @@ def _seed(seed: dict[str, Any]) -> None:
         reason="",
         time_us=time.time_ns() // 1000,
     ).execute()
+    subjects = [f"model:{i}" for i in sorted(ids_by_name.values())]
+    subjects += [f"slot:{s['name']}" for s in seed["slots"]]
+    ChangeSubjectRow.insert_many([{"subject": s, "revision": 1} for s in subjects]).execute()
     log.info("seeded an empty database with %d models", len(ids_by_name))

@@ -84,7 +84,10 @@ def check_fits(slot: Slot, model: Model) -> None:
             metadata=meta,
         )
     if not model.is_active:
-        message = f"{_describe(model)} is inactive; activate it before selecting it"
+        message = (
+            f"{_describe(model)} is inactive, but slot {slot.name!r} accepts only active "
+            "models; activate it before selecting it"
+        )
         raise ModelInactive(
             message,
             violations=[PreconditionViolation("ACTIVE", f"models/{model.id}", message)],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -191,12 +191,14 @@ def timestamp_to_pb(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def timestamp_from_pb(message, field: str) -> datetime | None:
-    """The time a Timestamp field holds; None when unset."""
+    """The time a Timestamp field holds, rounded up to the microsecond (changes are timed to the
+    microsecond, so a bound inside one still orders them right); None when unset."""
     if not message.HasField(field):
         return None
     stamp = getattr(message, field)
     try:
-        return stamp.ToDatetime(tzinfo=UTC)
+        micros = stamp.seconds * 1_000_000 + -(-stamp.nanos // 1000)
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     except (ValueError, OverflowError) as exc:
         raise InvalidArgument.field(
             field, "is not a valid timestamp", reason="INVALID_TIMESTAMP"
