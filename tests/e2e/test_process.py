@@ -293,3 +293,14 @@ def test_helpers_fail_loudly_with_stderr_when_the_daemon_cannot_start(daemons):
         broken.wait_serving(timeout=15)
     assert broken.proc.returncode not in (0, None)
 
+
+
+# -- 7. signals ---------------------------------------------------------------------------------
+
+
+def test_a_burst_of_sigterms_still_drains_and_exits_zero(daemons, database_url):
+    daemon = daemons.start(database_url)
+    for _ in range(300):  # as one impatient operator or process manager might send them
+        daemon.terminate()
+    assert daemon.wait_exit(timeout=30) == 0, daemon.describe("no clean exit after the burst")
+    assert "draining" in daemon.stderr()

@@ -77,3 +77,48 @@ def test_sigterm_stops_every_worker_and_exits_zero(daemons, database_url):
     supervisor.proc.send_signal(signal.SIGTERM)
     assert supervisor.wait_exit(timeout=15) == 0, supervisor.describe("did not exit cleanly")
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_a_burst_of_sigterms_to_the_group_stops_every_worker_and_exits_zero(
+    daemons, database_url
+):
+    supervisor = daemons.start(database_url, env=WORKERS)
+    workers = children(supervisor.proc.pid)
+    # To the process group, as a process manager or Ctrl-C does: the workers get the burst
+    # directly, on top of what the supervisor forwards.
+    for _ in range(300):
+        os.killpg(supervisor.proc.pid, signal.SIGTERM)
+    assert supervisor.wait_exit(timeout=30) == 0, supervisor.describe("no clean exit")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_sigterm_while_workers_start_stops_every_worker_and_exits_zero(daemons, database_url):
+    supervisor = daemons.spawn(database_url, env=WORKERS)
+    pid = supervisor.proc.pid
+    # Signal as soon as the first worker exists, and keep signalling while the others start.
+    assert wait_for(lambda: supervisor.proc.poll() is not None or children(pid), timeout=30)
+    workers: set[int] = set()
+    for _ in range(200):
+        if supervisor.proc.poll() is not None:
+            break
+        workers |= children(pid)
+        supervisor.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.002)
+    assert supervisor.wait_exit(timeout=30) == 0, supervisor.describe("no clean exit")
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_the_daemon_serves_again_after_every_worker_died(daemons, database_url):
+    supervisor = daemons.start(database_url, env=WORKERS)
+    for pid in children(supervisor.proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    client = supervisor.client(timeout=2)
+
+    def answers() -> bool:
+        try:
+            return bool(client.resolve_for_account("acme").slots)
+        except Exception:  # no worker serving yet
+            return False
+
+    assert wait_for(answers, timeout=30), supervisor.describe("no replaced worker serves")
+    assert supervisor.proc.poll() is None
