@@ -12,6 +12,8 @@ import grpc
 from modelconfig import ModelConfigClient
 from modelconfig.v1 import resources_pb2 as pb
 
+from .process_helpers import free_port
+
 WORKERS = {"MODELCONFIG_WORKERS": "2"}
 
 
@@ -122,3 +124,49 @@ def test_the_daemon_serves_again_after_every_worker_died(daemons, database_url):
 
     assert wait_for(answers, timeout=30), supervisor.describe("no replaced worker serves")
     assert supervisor.proc.poll() is None
+
+
+# -- one daemon per address ---------------------------------------------------------------------
+
+
+def _refused(daemon, listen: str) -> None:
+    code = daemon.wait_exit(timeout=30)
+    assert code not in (0, -signal.SIGKILL), daemon.describe("started on a taken address")
+    assert listen in daemon.stderr(), daemon.describe("stderr does not name the taken address")
+
+
+def _first_with_an_override(daemons, url: str, listen: str, env: dict[str, str]):
+    """A daemon on `listen` whose every worker has seen an override only its database holds."""
+    first = daemons.start(url, listen=listen, env=env)
+    first.client().set_model("openai_model", "gpt-3.5-turbo", account_id="acct-first")
+    readers = clients(listen, 16)
+    assert wait_for(lambda: _serve_first_data(readers), timeout=15), first.describe("lagging")
+    return first
+
+
+def _serve_first_data(readers: list[ModelConfigClient]) -> bool:
+    return all(c.resolve_for_account("acct-first").etag != "a0" for c in readers)
+
+
+def test_a_second_supervisor_on_a_taken_address_exits_non_zero(daemons, tmp_path):
+    listen = f"127.0.0.1:{free_port()}"
+    first = _first_with_an_override(daemons, f"sqlite:///{tmp_path}/a.db", listen, WORKERS)
+    _refused(daemons.spawn(f"sqlite:///{tmp_path}/b.db", listen=listen, env=WORKERS), listen)
+    assert first.proc.poll() is None, first.describe("the first daemon died")
+    assert _serve_first_data(clients(listen, 16)), "new connections reach another database"
+
+
+def test_a_single_process_daemon_on_a_supervisors_address_exits_non_zero(daemons, tmp_path):
+    listen = f"127.0.0.1:{free_port()}"
+    first = _first_with_an_override(daemons, f"sqlite:///{tmp_path}/a.db", listen, WORKERS)
+    _refused(daemons.spawn(f"sqlite:///{tmp_path}/b.db", listen=listen), listen)
+    assert first.proc.poll() is None, first.describe("the first daemon died")
+    assert _serve_first_data(clients(listen, 16)), "new connections reach another database"
+
+
+def test_a_supervisor_on_a_single_process_daemons_address_exits_non_zero(daemons, tmp_path):
+    listen = f"127.0.0.1:{free_port()}"
+    first = _first_with_an_override(daemons, f"sqlite:///{tmp_path}/a.db", listen, {})
+    _refused(daemons.spawn(f"sqlite:///{tmp_path}/b.db", listen=listen, env=WORKERS), listen)
+    assert first.proc.poll() is None, first.describe("the first daemon died")
+    assert _serve_first_data(clients(listen, 16)), "new connections reach another database"

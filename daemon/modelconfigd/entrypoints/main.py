@@ -126,11 +126,31 @@ def _supervise(settings: config.Settings) -> int:
     reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         reserved.bind((host.strip("[]"), int(port_text)))
+        lock = _lock_port(reserved.getsockname()[1])
     except OSError as exc:
+        reserved.close()
         log.error("cannot listen on %s: %s", settings.listen, exc)
         return 1
-    with reserved:
+    with lock, reserved:
         return _Supervisor(settings, reserved).run()
+
+
+def _lock_port(port: int) -> socket.socket:
+    """Hold `port` for this supervisor and its workers alone, until they have all exited.
+
+    SO_REUSEPORT lets the workers share the port, but it would as well let a second
+    supervisor's workers join them and answer half of the calls from another database (a
+    single-process daemon binds without it, so the kernel refuses that clash). The lock is an
+    abstract Unix socket name: no file to clean up, and the kernel frees it when the last
+    process holding it (workers inherit it) exits, however it exits.
+    """
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0modelconfigd:{port}")
+    except OSError:
+        lock.close()
+        raise OSError(f"another modelconfigd with workers serves port {port}") from None
+    return lock
 
 
 class _Supervisor:
