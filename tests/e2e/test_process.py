@@ -304,3 +304,18 @@ def test_a_burst_of_sigterms_still_drains_and_exits_zero(daemons, database_url):
         daemon.terminate()
     assert daemon.wait_exit(timeout=30) == 0, daemon.describe("no clean exit after the burst")
     assert "draining" in daemon.stderr()
+
+
+# -- 8. where the database is -------------------------------------------------------------------
+
+
+def test_the_log_names_the_absolute_path_of_a_relative_sqlite_url(daemons, tmp_path):
+    daemon = daemons.start("sqlite:///var/modelconfig.db", cwd=tmp_path)
+    assert f"SQLite {tmp_path}/var/modelconfig.db" in daemon.stderr(), daemon.describe("no path")
+
+
+def test_a_sqlite_file_that_cannot_be_opened_is_named_by_its_absolute_path(daemons, tmp_path):
+    (tmp_path / "var").write_text("a file where the folder should be")
+    daemon = daemons.spawn("sqlite:///var/modelconfig.db", cwd=tmp_path)
+    assert daemon.wait_exit() == 1, daemon.describe("started, or crashed")
+    assert f"SQLite {tmp_path}/var/modelconfig.db" in daemon.stderr(), daemon.describe("no path")

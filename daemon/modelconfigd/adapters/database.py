@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse as parse_url
@@ -82,6 +82,27 @@ def open_database(url: str) -> Database:
         params = parse_url(url)
         return PostgresqlDatabase(params.pop("database"), **params)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///... or postgresql://...")
+
+
+def describe(url: str) -> str:
+    """Where the URL's database is, for the log: SQLite's absolute path (a relative one depends
+    on the working directory), PostgreSQL's database, host, port and user, never a password."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite" and url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        return "SQLite in memory" if path == ":memory:" else f"SQLite {os.path.abspath(path)}"
+    if parts.scheme in ("postgres", "postgresql"):
+        try:
+            port = parts.port or "(default port)"
+        except ValueError:  # not a number; connecting will say so
+            port = "(bad port)"
+        has_password = parts.password is not None or "password" in parse_qs(parts.query)
+        return (
+            f"PostgreSQL database {parts.path.lstrip('/') or '(default)'} on "
+            f"{parts.hostname or '(default host)'}:{port} as {parts.username or '(default user)'}"
+            + (" (password ***)" if has_password else "")
+        )
+    return f"{parts.scheme or 'unknown'} database (unsupported)"
 
 
 def is_postgres(db: Database) -> bool:

@@ -19,14 +19,14 @@ import time
 import peewee
 
 from .. import config
-from ..adapters.database import open_database
+from ..adapters.database import describe, open_database
 from ..adapters.migrations import migrate
 from ..domain.errors import StorageUnavailable
 from .app import App
 from .grpc_server import create_server
 
 log = logging.getLogger("modelconfigd")
-_OPEN_ERRORS = (ValueError, RuntimeError, StorageUnavailable, peewee.DatabaseError)
+_OPEN_ERRORS = (ValueError, RuntimeError, OSError, StorageUnavailable, peewee.DatabaseError)
 
 
 # SIGTERM and SIGINT are blocked in every thread and process (see main) and taken synchronously
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, signal.SIG_DFL)  # an inherited SIG_IGN would discard them
     # Before any thread or worker exists: both inherit the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+    # Before opening it, so that a failure to open names it too.
+    log.info("database: %s", describe(settings.database_url))
     if settings.workers == 1:
         return _serve(settings)
     return _supervise(settings)
@@ -65,7 +67,7 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
             migrated=ready_fd is not None,
         )
     except _OPEN_ERRORS as exc:
-        log.error("cannot open the database %s: %s", _redacted(settings.database_url), exc)
+        log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
         return 1
     try:
         running = create_server(
@@ -86,7 +88,6 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
     else:
         os.write(ready_fd, f"{revision}\n".encode())
         os.close(ready_fd)
-    log.info("database %s", _redacted(settings.database_url))
 
     signal.sigwait(_STOP_SIGNALS)  # returns at once if one came while starting
     log.info(
@@ -117,7 +118,7 @@ def _supervise(settings: config.Settings) -> int:
         migrate(db)  # once, here, so workers start on a current schema
         db.close()
     except _OPEN_ERRORS as exc:
-        log.error("cannot open the database %s: %s", _redacted(settings.database_url), exc)
+        log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
         return 1
     host, _, port_text = settings.listen.rpartition(":")
     # Port 0 asks for any free port: reserve one that every worker can then share. The socket
@@ -279,15 +280,6 @@ def _next_signal(timeout: float | None) -> int | None:
 def _kill(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-
-
-def _redacted(url: str) -> str:
-    """The URL without a password, for the log."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
 
 
 if __name__ == "__main__":
