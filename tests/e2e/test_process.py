@@ -259,9 +259,10 @@ def test_two_daemons_started_together_share_one_database(daemons, database_url):
         got = client_b.resolve_for_account("acct-shared", ["openai_model"])
         return got if got.slots[0].source == pb.SOURCE_ACCOUNT else None
 
-    got = _wait_for(seen_on_b, timeout=1.0)
+    # Visibility is the point, not speed: B polls every 0.5 s, and a loaded machine may be slow.
+    got = _wait_for(seen_on_b, timeout=15)
     assert got is not None, (
-        f"daemon B did not see A's write within 1 s ({time.monotonic() - acknowledged:.2f}s)")
+        f"daemon B did not see A's write ({time.monotonic() - acknowledged:.2f}s)")
     assert got.slots[0].model.model_name == "gpt-3.5-turbo"
     assert (got.revision, got.etag) == (written.revision, written.etag)
 
