@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,10 +43,57 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _address(text: str) -> str:
+    """HOST:PORT, an IPv6 host in brackets ([::1]:50051); port 0 picks a free port."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        problem = _ipv6_problem(host, rest) or _port_problem(rest[1:])
+    elif text.count(":") > 1:
+        problem = "an IPv6 address goes in brackets, e.g. [::1]:50051"
+    elif ":" not in text:
+        problem = _half_address_problem(text)
+    else:
+        host, _, port = text.partition(":")
+        problem = _port_problem(port) if host else "no host: use HOST:PORT, e.g. 127.0.0.1:50051"
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return text
+
+
+def _half_address_problem(text: str) -> str:
+    """What is wrong with an address that has no colon: a host alone, or a port alone."""
+    if not text:
+        return "empty: use HOST:PORT, e.g. 127.0.0.1:50051"
+    if text.isdigit():
+        return f"no host: use HOST:PORT, e.g. 127.0.0.1:{text}"
+    # grpc would take a host alone and serve on port 443.
+    return f"no port: use HOST:PORT, e.g. {text}:50051"
+
+
+def _ipv6_problem(host: str, rest: str) -> str | None:
+    if not rest.startswith(":"):
+        return "use [IPV6]:PORT, e.g. [::1]:50051"
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return f"{host!r} in brackets is not an IPv6 address"
+    return None
+
+
+def _port_problem(port: str) -> str | None:
+    if not port:
+        return "no port: use HOST:PORT, e.g. 127.0.0.1:50051"
+    # isascii: int() would also take "+1", " 1" and non-ASCII digits. grpc would serve a port
+    # out of range on a random port instead.
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        return f"port {port!r} is not a number from 1 to 65535 (or 0: pick a free port)"
+    return None
+
+
 # flag, Settings field, type, help. Each flag's default is its MODELCONFIG_* variable (as text,
 # so argparse checks it with the flag's type) or else the Settings default.
 _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
-    ("--listen", "listen", str, "host:port to listen on"),
+    ("--listen", "listen", _address, "host:port to listen on ([::1]:port for IPv6)"),
     ("--database-url", "database_url", str, "sqlite:///path or postgresql://..."),
     ("--workers", "workers", _at_least_one, "processes serving the port, each with its snapshot"),
     ("--threads", "threads", _at_least_one, "RPC threads per process"),

@@ -162,6 +162,7 @@ class Daemons:
         listen: str = "127.0.0.1:0",
         drain_seconds: float = 0.5,
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> DaemonProcess:
         """Popen a daemon without waiting for it (see DaemonProcess.wait_serving)."""
         name = f"d{len(self._started) + 1}"
@@ -186,6 +187,7 @@ class Daemons:
                 stderr=stderr,
                 text=True,
                 start_new_session=True,
+                cwd=cwd,
             )
         daemon = DaemonProcess(proc, stderr_path, name)
         self._started.append(daemon)

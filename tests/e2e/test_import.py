@@ -186,23 +186,37 @@ def test_ctl_refuses_malformed_files_before_sending(daemon, tmp_path, capsys, na
 def test_a_second_concurrent_import_is_aborted(client):
     from modelconfig import EtagMismatch
 
-    started, release = threading.Event(), threading.Event()
+    release = threading.Event()
     outcome: list[object] = []
 
     def slow_rows():
         yield record(2, "first", "openai_model", 2)
-        started.set()
-        release.wait(10)
+        release.wait(30)
 
     def first_import() -> None:
-        outcome.append(client.import_overrides(slow_rows(), chunk_size=1))
+        while True:
+            try:
+                outcome.append(client.import_overrides(slow_rows(), chunk_size=1))
+                return
+            except EtagMismatch:  # a probe below got in first and ran for a moment: again
+                if release.is_set():
+                    raise
+
+    def first_is_running() -> bool:
+        try:
+            client.import_overrides([record(2, "probe", "openai_model", 2)], validate_only=True)
+        except EtagMismatch as err:  # the client's type for every ABORTED
+            return err.reason == "IMPORT_IN_PROGRESS"
+        return False
 
     thread = threading.Thread(target=first_import)
     thread.start()
     try:
-        assert started.wait(10)
-        time.sleep(0.2)  # the first chunk reaches the daemon, which starts the import
-        with pytest.raises(EtagMismatch) as err:  # the client's type for every ABORTED
+        deadline = time.monotonic() + 15
+        while not first_is_running():
+            assert time.monotonic() < deadline, "the first import never showed as running"
+            time.sleep(0.02)
+        with pytest.raises(EtagMismatch) as err:
             client.import_overrides([record(2, "second", "openai_model", 2)])
         assert err.value.reason == "IMPORT_IN_PROGRESS"
     finally:

@@ -259,9 +259,10 @@ def test_two_daemons_started_together_share_one_database(daemons, database_url):
         got = client_b.resolve_for_account("acct-shared", ["openai_model"])
         return got if got.slots[0].source == pb.SOURCE_ACCOUNT else None
 
-    got = _wait_for(seen_on_b, timeout=1.0)
+    # Visibility is the point, not speed: B polls every 0.5 s, and a loaded machine may be slow.
+    got = _wait_for(seen_on_b, timeout=15)
     assert got is not None, (
-        f"daemon B did not see A's write within 1 s ({time.monotonic() - acknowledged:.2f}s)")
+        f"daemon B did not see A's write ({time.monotonic() - acknowledged:.2f}s)")
     assert got.slots[0].model.model_name == "gpt-3.5-turbo"
     assert (got.revision, got.etag) == (written.revision, written.etag)
 
@@ -293,3 +294,29 @@ def test_helpers_fail_loudly_with_stderr_when_the_daemon_cannot_start(daemons):
         broken.wait_serving(timeout=15)
     assert broken.proc.returncode not in (0, None)
 
+
+
+# -- 7. signals ---------------------------------------------------------------------------------
+
+
+def test_a_burst_of_sigterms_still_drains_and_exits_zero(daemons, database_url):
+    daemon = daemons.start(database_url)
+    for _ in range(300):  # as one impatient operator or process manager might send them
+        daemon.terminate()
+    assert daemon.wait_exit(timeout=30) == 0, daemon.describe("no clean exit after the burst")
+    assert "draining" in daemon.stderr()
+
+
+# -- 8. where the database is -------------------------------------------------------------------
+
+
+def test_the_log_names_the_absolute_path_of_a_relative_sqlite_url(daemons, tmp_path):
+    daemon = daemons.start("sqlite:///var/modelconfig.db", cwd=tmp_path)
+    assert f"SQLite {tmp_path}/var/modelconfig.db" in daemon.stderr(), daemon.describe("no path")
+
+
+def test_a_sqlite_file_that_cannot_be_opened_is_named_by_its_absolute_path(daemons, tmp_path):
+    (tmp_path / "var").write_text("a file where the folder should be")
+    daemon = daemons.spawn("sqlite:///var/modelconfig.db", cwd=tmp_path)
+    assert daemon.wait_exit() == 1, daemon.describe("started, or crashed")
+    assert f"SQLite {tmp_path}/var/modelconfig.db" in daemon.stderr(), daemon.describe("no path")

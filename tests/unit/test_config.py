@@ -34,3 +34,43 @@ def test_bad_environment_values_are_refused_like_bad_flags(monkeypatch, variable
     with pytest.raises(SystemExit) as exit_:
         config.parse([])
     assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("listen", "says"),
+    [
+        ("localhost", "no port"),  # grpc would serve on 443
+        ("56058", "no host: use HOST:PORT, e.g. 127.0.0.1:56058"),
+        ("127.0.0.1:99999", "port '99999' is not a number from 1 to 65535"),  # grpc: any port
+        ("127.0.0.1:http", "port 'http' is not a number"),
+        ("127.0.0.1:-1", "port '-1' is not a number"),
+        ("127.0.0.1:", "no port"),
+        (":50051", "no host"),
+        ("", "empty"),
+        ("::1:50051", "an IPv6 address goes in brackets, e.g. [::1]:50051"),
+        ("::1", "an IPv6 address goes in brackets"),
+        ("[::1]", "use [IPV6]:PORT"),
+        ("[::1]:70000", "port '70000' is not a number"),
+        ("[127.0.0.1]:50051", "'127.0.0.1' in brackets is not an IPv6 address"),
+    ],
+)
+@pytest.mark.parametrize("source", ["variable", "flag"])
+def test_bad_listen_addresses_are_refused_saying_what_is_wrong(
+    monkeypatch, capsys, source, listen, says
+):
+    if source == "variable":
+        monkeypatch.setenv("MODELCONFIG_LISTEN", listen)
+    argv = ["--listen", listen] if source == "flag" else []
+    with pytest.raises(SystemExit) as exit_:
+        config.parse(argv)
+    assert exit_.value.code == 2
+    assert f"{listen!r}: {says}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:50051", "[::1]:50051", "localhost:50051", "0.0.0.0:0"]
+)
+def test_good_listen_addresses_are_taken_as_given(monkeypatch, listen):
+    monkeypatch.setenv("MODELCONFIG_LISTEN", listen)
+    assert config.parse([]).listen == listen
+    assert config.parse(["--listen", listen]).listen == listen
