@@ -2,7 +2,9 @@
 
 import os
 
-from modelconfigd.adapters.database import describe
+import pytest
+
+from modelconfigd.adapters.database import describe, open_database
 
 
 def test_sqlite_is_described_by_its_absolute_path(tmp_path, monkeypatch):
@@ -23,3 +25,9 @@ def test_postgres_password_in_the_query_is_masked_too():
     assert described == (
         "PostgreSQL database modelconfig on db.internal:(default port) as app (password ***)"
     )
+
+
+def test_an_unsupported_url_is_refused_without_echoing_its_password():
+    with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'") as err:
+        open_database("mysql://admin:hunter2@db.internal/models")
+    assert "hunter2" not in str(err.value)

@@ -81,7 +81,10 @@ def open_database(url: str) -> Database:
     if scheme in ("postgres", "postgresql"):
         params = parse_url(url)
         return PostgresqlDatabase(params.pop("database"), **params)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///... or postgresql://...")
+    # The scheme only: the rest of a URL may hold a password.
+    raise ValueError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///... or postgresql://..."
+    )
 
 
 def describe(url: str) -> str:
