@@ -318,11 +318,12 @@ def _json(values: object) -> str | None:
     return None if values is None else json.dumps(values, separators=(",", ":"))
 
 
-def _time_us(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND
-
-
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.resolution  # timedelta(microseconds=1)
+
+
+def _time_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _to_change(row: ChangeRow) -> Change:
@@ -337,7 +338,7 @@ def _to_change(row: ChangeRow) -> Change:
         reverted_revision=row.reverted_revision or 0,
         origin=Origin(row.actor, row.method, row.request_id, row.reason),
         revision=row.revision,
-        time=datetime(1970, 1, 1, tzinfo=UTC) + row.time_us * _MICROSECOND,
+        time=_EPOCH + row.time_us * _MICROSECOND,
     )
 
 
