@@ -27,6 +27,24 @@ class Settings:
     # How long in-flight calls may take to finish after that.
     grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # One line per record, as text or as JSON objects for log pipelines.
+    log_format: str = "text"
+    # A TOML file of callers (token digests or certificate names) and their roles; without
+    # one, every caller may do everything, which is why the daemon then serves only loopback.
+    tokens_file: str = ""
+    # PEM files: the server's certificate and key serve TLS; a client CA also requires (and
+    # verifies) client certificates.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Serve a non-loopback address without TLS and authentication anyway.
+    insecure: bool = False
+    # host:port of the Prometheus /metrics endpoint; empty: no metrics.
+    metrics_listen: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
 
 def _positive(text: str) -> float:
@@ -90,6 +108,25 @@ def _port_problem(port: str) -> str | None:
     return None
 
 
+def _optional_address(text: str) -> str:
+    return text and _address(text)
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a yes/no value (1 or 0)")
+
+
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log format: text or json")
+    return text
+
+
 # flag, Settings field, type, help. Each flag's default is its MODELCONFIG_* variable (as text,
 # so argparse checks it with the flag's type) or else the Settings default.
 _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
@@ -111,7 +148,20 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
     ),
     ("--grace-seconds", "grace_seconds", float, "seconds in-flight calls may take after that"),
     ("--log-level", "log_level", str.upper, "DEBUG, INFO, WARNING or ERROR"),
+    ("--log-format", "log_format", _log_format, "text or json (one object per line)"),
+    ("--tokens-file", "tokens_file", str, "TOML file of callers and roles (SIGHUP reloads it)"),
+    ("--tls-cert", "tls_cert", str, "PEM certificate (chain) to serve TLS with"),
+    ("--tls-key", "tls_key", str, "PEM private key of --tls-cert"),
+    ("--tls-client-ca", "tls_client_ca", str, "PEM CA that client certificates must chain to"),
+    ("--metrics-listen", "metrics_listen", _optional_address, "host:port for /metrics"),
+    (
+        "--insecure",
+        "insecure",
+        _boolean,
+        "serve a non-loopback address without TLS and authentication",
+    ),
 )
+_FLAGS = frozenset({"insecure"})  # given alone, they mean yes
 
 
 def parse(argv: list[str] | None = None) -> Settings:
@@ -121,11 +171,25 @@ def parse(argv: list[str] | None = None) -> Settings:
     )
     for flag, field, kind, help_text in _OPTIONS:
         variable = "MODELCONFIG_" + field.upper()
+        extra = {"nargs": "?", "const": "1"} if field in _FLAGS else {}
         parser.add_argument(
             flag,
             dest=field,
             type=kind,
             default=os.environ.get(variable, str(getattr(defaults, field))),
             help=f"{help_text} ({variable}; default %(default)s)",
+            **extra,
         )
-    return Settings(**vars(parser.parse_args(argv)))
+    settings = Settings(**vars(parser.parse_args(argv)))
+    problem = _tls_problem(settings)
+    if problem:
+        parser.error(problem)
+    return settings
+
+
+def _tls_problem(settings: Settings) -> str | None:
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        return "--tls-cert and --tls-key (MODELCONFIG_TLS_CERT, MODELCONFIG_TLS_KEY) go together"
+    if settings.tls_client_ca and not settings.tls_cert:
+        return "--tls-client-ca needs --tls-cert and --tls-key: client certificates need TLS"
+    return None

@@ -434,13 +434,18 @@ class PeeweeChangeLog:
 
     def since(self, revision: int) -> list[Change]:
         query = (
-            ChangeRow.select(ChangeRow.revision, ChangeRow.kind, ChangeRow.scope)
+            ChangeRow.select(ChangeRow.revision, ChangeRow.kind, ChangeRow.scope, ChangeRow.time_us)
             .where(ChangeRow.revision > revision)
             .order_by(ChangeRow.revision)
         )
         return [
-            Change(ChangeKind(kind), scope=Scope(scope) if scope else None, revision=rev)
-            for rev, kind, scope in query.tuples()
+            Change(
+                ChangeKind(kind),
+                scope=Scope(scope) if scope else None,
+                revision=rev,
+                time=_EPOCH + time_us * _MICROSECOND,
+            )
+            for rev, kind, scope, time_us in query.tuples()
         ]
 
 

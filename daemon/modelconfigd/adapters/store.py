@@ -68,7 +68,7 @@ class PeeweeUnit:
         self._db = db
         self._origin = origin
         self._open = False
-        self._committed = False
+        self.committed: Change | None = None
         self.models = repositories.PeeweeModels(self)
         self.slots = repositories.PeeweeSlots()
         self.settings = repositories.PeeweeGlobalSettings()
@@ -100,7 +100,7 @@ class PeeweeUnit:
             try:
                 self._close()
             except (peewee.DatabaseError, peewee.InterfaceError):
-                if exc is None and not self._committed:
+                if exc is None and self.committed is None:
                     raise  # closing failed after a clean body: report it
         translated = _translated(exc)
         if translated is not None:
@@ -137,7 +137,7 @@ class PeeweeUnit:
 
     def commit(self, change: Change) -> Change:
         assert self._origin is not None, "a read unit cannot commit"
-        assert self._open and not self._committed, "one commit per unit"
+        assert self._open and self.committed is None, "one commit per unit"
         state = self._state
         recorded = replace(
             change, revision=self.next_revision, time=datetime.now(UTC), origin=self._origin
@@ -154,7 +154,7 @@ class PeeweeUnit:
             repositories.record_change(recorded)
             self._db.commit()
         self._open = False
-        self._committed = True
+        self.committed = recorded
         return recorded
 
     # -- snapshot reads ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from .access import Role
 from .model import Model, ModelType, Slot
 from .prices import parse_price, price_text
 
@@ -40,12 +41,13 @@ class Scope(enum.Enum):
 
 @dataclass(frozen=True)
 class Origin:
-    """Who asked for a write and how: kept with the change it makes."""
+    """Who asked for a write and how: kept with the change it makes (all but the role)."""
 
     actor: str = "local"
     method: str = ""
     request_id: str = ""
     reason: str = ""
+    role: Role = Role.ADMIN
 
 
 LOCAL = Origin()  # the daemon itself, or a caller in the same process
@@ -101,6 +103,26 @@ class Change:
 
     def reverting(self, revision: int) -> Change:
         return replace(self, reverted_revision=revision)
+
+    def summary(self) -> str:
+        """What the change did, in a line: `account acme openai_model: 1 -> 2`."""
+        reverts = f" (reverts {self.reverted_revision})" if self.reverted_revision else ""
+        if self.kind is ChangeKind.SETTING and self.before is not None and self.after is not None:
+            where = f"account {self.account_id}" if self.account_id else "global"
+            model = {None: "none"}
+            before = model.get(self.before["model_id"], self.before["model_id"])
+            after = model.get(self.after["model_id"], self.after["model_id"])
+            return f"{where} {self.slot}: {before} -> {after}{reverts}"
+        if self.kind is ChangeKind.IMPORT and self.after:
+            return (
+                f"{self.after['rows']} overrides of {self.after['accounts']} accounts{reverts}"
+            )
+        subject = f"model {self.model_id}" if self.model_id else f"slot {self.slot}"
+        fields = ", ".join(
+            f"{name}: {(self.before or {}).get(name)!r} -> {(self.after or {}).get(name)!r}"
+            for name in self.changed_fields
+        )
+        return f"{self.kind.value} {subject}: {fields}{reverts}"
 
 
 # -- settings ----------------------------------------------------------------------------------

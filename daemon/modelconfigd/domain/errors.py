@@ -12,6 +12,8 @@ ModelConfigError                      every condition a client can cause
 ├── Aborted                           a concurrent change got in the way; retry (ABORTED)
 │   ├── EtagMismatch                  a write precondition is stale
 │   └── ImportInProgress              another import is running
+├── Unauthenticated                   no credentials, or unknown ones (UNAUTHENTICATED)
+├── PermissionDenied                  the caller's role is too weak (PERMISSION_DENIED)
 ├── FailedPrecondition                the state forbids the change (FAILED_PRECONDITION)
 │   ├── ProviderMismatch
 │   ├── ModelTypeMismatch
@@ -157,6 +159,14 @@ class EtagMismatch(Aborted):
 
 class ImportInProgress(Aborted):
     reason = "IMPORT_IN_PROGRESS"
+
+
+class Unauthenticated(ModelConfigError):
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ModelConfigError):
+    reason = "ROLE_INSUFFICIENT"
 
 
 class FailedPrecondition(ModelConfigError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..adapters.database import open_database
 from ..adapters.migrations import migrate
 from ..adapters.store import PeeweeStore
-from ..service_layer.live_state import LiveState
+from ..service_layer.live_state import LiveState, PublishListener
 from ..service_layer.services import ModelConfigServices
 
 
@@ -19,15 +19,20 @@ class App:
 
     @classmethod
     def open(
-        cls, database_url: str, *, poll_interval: float | None = 0.5, migrated: bool = False
+        cls,
+        database_url: str,
+        *,
+        poll_interval: float | None = 0.5,
+        migrated: bool = False,
+        on_publish: PublishListener | None = None,
     ) -> App:
         """Migrate (and seed) the database unless `migrated` says it was done already, load the
-        snapshot, and start polling for changes."""
+        snapshot, and start polling for changes; `on_publish` hears of every snapshot."""
         db = open_database(database_url)
         if not migrated:
             migrate(db)
         store = PeeweeStore(db)
-        live = LiveState(store)
+        live = LiveState(store, on_publish)
         if poll_interval:
             live.start_polling(poll_interval)
         return cls(store, live, ModelConfigServices(store, live))

@@ -15,7 +15,7 @@ from modelconfig import ModelConfigClient, ModelConfigError, Unavailable
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
-from . import ctl_changes, ctl_slots, override_files
+from . import ctl_changes, ctl_slots, ctl_tokens, override_files
 from . import ctl_format as fmt
 from .ctl_format import TYPES
 
@@ -379,12 +379,33 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reason", default="", help="why: kept with every change a write makes (audit trail)"
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("MODELCONFIG_TOKEN", ""),
+        help="bearer token to authenticate with (MODELCONFIG_TOKEN)",
+    )
+    parser.add_argument(
+        "--cacert",
+        default=os.environ.get("MODELCONFIG_CACERT", ""),
+        help="PEM CA of the daemon's certificate: connect with TLS (MODELCONFIG_CACERT)",
+    )
+    parser.add_argument(
+        "--cert",
+        default=os.environ.get("MODELCONFIG_CERT", ""),
+        help="PEM client certificate, for mutual TLS (MODELCONFIG_CERT)",
+    )
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("MODELCONFIG_KEY", ""),
+        help="PEM key of --cert (MODELCONFIG_KEY)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(subparsers)
     _add_setting_commands(subparsers)
     _add_import_command(subparsers)
     ctl_slots.add_commands(subparsers)
     ctl_changes.add_commands(subparsers)
+    ctl_tokens.add_commands(subparsers)
     return parser
 
 
@@ -402,10 +423,29 @@ def _report(error: ModelConfigError, target: str) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+def _client(args: argparse.Namespace) -> ModelConfigClient:
+    def read(path: str) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return ModelConfigClient(
+        args.target,
+        token=args.token or None,
+        root_certificates=read(args.cacert),
+        certificate_chain=read(args.cert),
+        private_key=read(args.key),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "offline", None) is not None:
+        print(args.offline(args))
+        return 0
+    if bool(args.cert) != bool(args.key) or (args.cert and not args.cacert):
+        parser.error("--cert and --key go together, and with --cacert")
     try:
-        with ModelConfigClient(args.target) as client:
+        with _client(args) as client:
             response = args.run(client, args)
     except ModelConfigError as error:
         _report(error, args.target)

@@ -3,12 +3,15 @@
 With --workers N, a supervisor migrates once, then forks N processes that share the port with
 SO_REUSEPORT (forked before any gRPC object exists, as grpcio requires); each keeps its own
 snapshot and catches up with the others' writes by polling. The supervisor forwards SIGTERM and
-restarts a worker that dies.
+SIGHUP and restarts a worker that dies. SIGHUP re-reads the tokens file and the TLS files.
+
+Without TLS and authentication the daemon serves loopback only, unless told --insecure.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -22,11 +25,16 @@ from .. import config
 from ..adapters.database import describe, open_database
 from ..adapters.migrations import migrate
 from ..domain.errors import StorageUnavailable
+from . import log_format, metrics
 from .app import App
+from .auth import Guard
 from .grpc_server import create_server
+from .tls import ServerTls, TlsFileError
+from .tokens import TokensFileError, load_tokens
 
 log = logging.getLogger("modelconfigd")
 _OPEN_ERRORS = (ValueError, RuntimeError, OSError, StorageUnavailable, peewee.DatabaseError)
+_SECURITY_ERRORS = (TokensFileError, TlsFileError)
 
 
 # SIGTERM and SIGINT are blocked in every thread and process (see main) and taken synchronously
@@ -34,37 +42,121 @@ _OPEN_ERRORS = (ValueError, RuntimeError, OSError, StorageUnavailable, peewee.Da
 # delivered to a thread that cannot act on it, and never runs a handler in the middle of other
 # code (a handler's Event.set() could wait forever for the Event's lock its thread was holding).
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-_SUPERVISOR_SIGNALS = _STOP_SIGNALS | {signal.SIGCHLD}
+_SERVE_SIGNALS = _STOP_SIGNALS | {signal.SIGHUP}
+_SUPERVISOR_SIGNALS = _SERVE_SIGNALS | {signal.SIGCHLD}
 _START_TIMEOUT = 120.0  # seconds the workers may take to serve
 _RESTART_DELAY = 1.0  # no tight restart loop when a worker cannot start at all
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = config.parse(argv)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_format.configure(settings.log_level, settings.log_format, sys.stderr)
     for signum in _SUPERVISOR_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)  # an inherited SIG_IGN would discard them
     # Before any thread or worker exists: both inherit the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
     # Before opening it, so that a failure to open names it too.
     log.info("database: %s", describe(settings.database_url))
+    exposed = _exposure(settings)
+    if exposed and not settings.insecure:
+        log.error("%s", exposed)
+        return 1
+    if exposed:
+        log.warning("INSECURE (--insecure): %s", exposed.split(": ", 1)[-1])
+    try:  # fail at once on unusable files, before any worker starts
+        _security(settings)
+    except _SECURITY_ERRORS as exc:
+        log.error("%s", exc)
+        return 1
     if settings.workers == 1:
         return _serve(settings)
     return _supervise(settings)
 
 
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
+
+
+def _exposure(settings: config.Settings) -> str | None:
+    """Why serving as configured would let anyone on the network change every tenant's model."""
+    host = settings.listen.rpartition(":")[0]
+    authenticated = bool(settings.tokens_file or settings.tls_client_ca)
+    if _is_loopback(host) or (settings.tls and authenticated):
+        return None
+    missing = " and ".join(
+        what
+        for what, absent in (
+            ("TLS (MODELCONFIG_TLS_CERT, MODELCONFIG_TLS_KEY)", not settings.tls),
+            (
+                "authentication (MODELCONFIG_TOKENS_FILE, or MODELCONFIG_TLS_CLIENT_CA for "
+                "client certificates)",
+                not authenticated,
+            ),
+        )
+        if absent
+    )
+    return (
+        f"refusing to serve {settings.listen} without {missing}: anyone who can reach it could "
+        "read and change every tenant's models. Configure them, listen on loopback "
+        "(127.0.0.1), or pass --insecure (MODELCONFIG_INSECURE=1) to serve it open anyway"
+    )
+
+
+def _security(
+    settings: config.Settings, on_refused=None
+) -> tuple[Guard | None, ServerTls | None]:
+    """The caller checks and the TLS of one serving process (none: an open daemon)."""
+    tls = None
+    if settings.tls:
+        tls = ServerTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    tokens = load_tokens(settings.tokens_file) if settings.tokens_file else None
+    if tokens is None and not settings.tls_client_ca:
+        return None, tls
+    return Guard(tokens, bool(settings.tls_client_ca), on_refused), tls
+
+
+def _reload(settings: config.Settings, guard: Guard | None, tls: ServerTls | None) -> None:
+    """SIGHUP: re-read the tokens file and the TLS files; what cannot be used is kept as was."""
+    if guard is not None and settings.tokens_file:
+        try:
+            tokens = load_tokens(settings.tokens_file)
+        except TokensFileError as exc:
+            log.error("tokens file not reloaded, the previous tokens stay in force: %s", exc)
+        else:
+            guard.replace_tokens(tokens)
+            log.info("reloaded %d tokens from %s", tokens.count, settings.tokens_file)
+    if tls is not None:
+        try:
+            tls.reload()
+        except TlsFileError as exc:
+            log.error("TLS files not reloaded, the previous ones stay in force: %s", exc)
+        else:
+            log.info("reloaded the TLS files; new connections use them")
+
+
 def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then drain. Announces readiness on stdout or on `ready_fd`."""
+    counted = metrics.Metrics() if settings.metrics_listen else None
+    try:
+        guard, tls = _security(settings, counted.refused if counted else None)
+        if counted is not None and ready_fd is None:  # workers': the supervisor serves them
+            metrics.serve(settings.metrics_listen, counted)
+    except (*_SECURITY_ERRORS, OSError) as exc:
+        log.error("%s", exc)
+        return 1
     try:
         # A worker (ready_fd given) starts after its supervisor has migrated the database.
         app = App.open(
             settings.database_url,
             poll_interval=settings.poll_interval,
             migrated=ready_fd is not None,
+            on_publish=counted.published if counted else None,
         )
     except _OPEN_ERRORS as exc:
         log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
@@ -75,6 +167,9 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
             app.services,
             max_workers=settings.threads,
             reuse_port=ready_fd is not None,
+            guard=guard,
+            metrics=counted,
+            credentials=tls.credentials() if tls else None,
         )
     except OSError as exc:
         log.error("%s", exc)
@@ -89,7 +184,9 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
         os.write(ready_fd, f"{revision}\n".encode())
         os.close(ready_fd)
 
-    signal.sigwait(_STOP_SIGNALS)  # returns at once if one came while starting
+    # Returns at once if a signal came while starting.
+    while signal.sigwait(_SERVE_SIGNALS) == signal.SIGHUP:
+        _reload(settings, guard, tls)
     log.info(
         "draining: health NOT_SERVING for %.1fs, then %.1fs grace for in-flight calls",
         settings.drain_seconds,
@@ -101,6 +198,8 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
     time.sleep(settings.drain_seconds)
     running.stop(settings.grace_seconds)
     app.close()
+    if counted is not None:
+        counted.close()
     log.info("stopped")
     return 0
 
@@ -132,8 +231,19 @@ def _supervise(settings: config.Settings) -> int:
         reserved.close()
         log.error("cannot listen on %s: %s", settings.listen, exc)
         return 1
-    with lock, reserved:
-        return _Supervisor(settings, reserved).run()
+    directory = None
+    try:
+        if settings.metrics_listen:
+            directory = metrics.use_multiprocess_directory()  # before a worker imports the library
+            metrics.serve(settings.metrics_listen)
+        with lock, reserved:
+            return _Supervisor(settings, reserved).run()
+    except OSError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        if directory is not None:
+            metrics.remove_multiprocess_directory(directory)
 
 
 def _lock_port(port: int) -> socket.socket:
@@ -215,6 +325,9 @@ class _Supervisor:
     def _handle(self, signum: int | None) -> None:
         if signum in _STOP_SIGNALS:
             self._stop()
+        elif signum == signal.SIGHUP:
+            for pid in self.children:
+                _kill(pid, signal.SIGHUP)
         elif signum == signal.SIGCHLD:
             self._reap()
         self._read_announcements()
@@ -246,6 +359,8 @@ class _Supervisor:
                 return
             index = self.children.pop(pid, None)
             if index is not None:
+                if self.settings.metrics_listen:
+                    metrics.worker_exited(pid)
                 self._exited(index, pid, os.waitstatus_to_exitcode(status))
 
     def _exited(self, index: int, pid: int, code: int) -> None:

@@ -1,7 +1,7 @@
-"""Who is calling and why: the Origin a write records, from the call's peer and metadata.
+"""Who is calling and why: the Origin a write records, from the caller and the metadata.
 
-Until callers authenticate (a later issue), the actor is the caller's address without its
-port, e.g. `ipv4:127.0.0.1`; `local` for callers on a Unix socket or whose address is unknown.
+The actor is the caller's token name or certificate common name (auth.py); on an open daemon,
+which knows no names, the caller's address without its port, e.g. `ipv4:127.0.0.1`.
 """
 
 from __future__ import annotations
@@ -11,25 +11,20 @@ import uuid
 import grpc
 
 from ..domain import validation
+from ..domain.access import Principal
 from ..domain.changes import Origin
+from .auth import actor_of
 
 REQUEST_ID = "x-request-id"
 CHANGE_REASON = "x-change-reason"
 
 
-def actor_of(peer: str) -> str:
-    """`ipv4:127.0.0.1:54321` -> `ipv4:127.0.0.1`; `ipv6:[::1]:54321` -> `ipv6:[::1]`."""
-    kind, _, address = peer.partition(":")
-    if kind not in ("ipv4", "ipv6") or ":" not in address:
-        return "local"
-    return f"{kind}:{address.rpartition(':')[0]}"
-
-
-def request_origin(context: grpc.ServicerContext, method: str) -> Origin:
+def request_origin(context: grpc.ServicerContext, caller: Principal, method: str) -> Origin:
     """The write's origin; its request id (the caller's, or a new one) goes back as metadata."""
     metadata = {key: value for key, value in context.invocation_metadata() or ()}
     request_id = metadata.get(REQUEST_ID) or uuid.uuid4().hex
     reason = metadata.get(CHANGE_REASON, "")
     validation.request_metadata(request_id, reason)
     context.send_initial_metadata(((REQUEST_ID, request_id),))
-    return Origin(actor_of(context.peer() or ""), method, request_id, reason)
+    actor = caller.name or actor_of(context.peer() or "")
+    return Origin(actor, method, request_id, reason, caller.role)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
+from ..domain.access import Principal
 from ..domain.changes import ChangeFilter
 from ..domain.model import Slot
+from ..domain.state import ResolvedView
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
     change_to_pb,
@@ -41,13 +43,21 @@ def _ref(request: api.GetModelRequest | api.SetModelRequest | api.OverrideRecord
 class ModelConfigServicer:
     """One method per RPC, named as in the proto; each takes a decoded request."""
 
-    def __init__(self, services: ModelConfigServices, wire: WireCache) -> None:
+    def __init__(
+        self,
+        services: ModelConfigServices,
+        wire: WireCache,
+        on_resolved: Callable[[ResolvedView], None] | None = None,
+    ) -> None:
         self._services = services
         self._wire = wire
+        self._on_resolved = on_resolved
 
     # -- catalog -------------------------------------------------------------------------------
 
-    def ListModels(self, request: api.ListModelsRequest, context) -> api.ListModelsResponse:
+    def ListModels(
+        self, request: api.ListModelsRequest, context, caller: Principal
+    ) -> api.ListModelsResponse:
         page = self._services.list_models(
             provider=request.provider,
             model_type=model_type_from_pb(request.model_type, "model_type"),
@@ -61,28 +71,36 @@ class ModelConfigServicer:
             revision=page.revision,
         )
 
-    def GetModel(self, request: api.GetModelRequest, context) -> api.GetModelResponse:
+    def GetModel(
+        self, request: api.GetModelRequest, context, caller: Principal
+    ) -> api.GetModelResponse:
         return api.GetModelResponse(model=model_to_pb(self._services.get_model(_ref(request))))
 
-    def CreateModel(self, request: api.CreateModelRequest, context) -> api.CreateModelResponse:
-        origin = request_origin(context, "CreateModel")
+    def CreateModel(
+        self, request: api.CreateModelRequest, context, caller: Principal
+    ) -> api.CreateModelResponse:
+        origin = request_origin(context, caller, "CreateModel")
         model, revision = self._services.create_model(model_fields_from_pb(request.model), origin)
         return api.CreateModelResponse(model=model_to_pb(model), revision=revision)
 
-    def UpdateModel(self, request: api.UpdateModelRequest, context) -> api.UpdateModelResponse:
-        origin = request_origin(context, "UpdateModel")
+    def UpdateModel(
+        self, request: api.UpdateModelRequest, context, caller: Principal
+    ) -> api.UpdateModelResponse:
+        origin = request_origin(context, caller, "UpdateModel")
         fields = model_update(request.model, list(request.update_mask.paths))
         model, revision = self._services.update_model(request.model.id, fields, origin)
         return api.UpdateModelResponse(model=model_to_pb(model), revision=revision)
 
-    def DeleteModel(self, request: api.DeleteModelRequest, context) -> api.DeleteModelResponse:
-        origin = request_origin(context, "DeleteModel")
+    def DeleteModel(
+        self, request: api.DeleteModelRequest, context, caller: Principal
+    ) -> api.DeleteModelResponse:
+        origin = request_origin(context, caller, "DeleteModel")
         return api.DeleteModelResponse(
             revision=self._services.delete_model(request.model_id, origin)
         )
 
     def GetModelUsage(
-        self, request: api.GetModelUsageRequest, context
+        self, request: api.GetModelUsageRequest, context, caller: Principal
     ) -> api.GetModelUsageResponse:
         page = self._services.model_usage(request.model_id, request.page_size, request.page_token)
         usage = page.usage
@@ -97,19 +115,25 @@ class ModelConfigServicer:
 
     # -- slots ---------------------------------------------------------------------------------
 
-    def ListSlots(self, request: api.ListSlotsRequest, context) -> api.ListSlotsResponse:
+    def ListSlots(
+        self, request: api.ListSlotsRequest, context, caller: Principal
+    ) -> api.ListSlotsResponse:
         slots, revision = self._services.list_slots()
         return api.ListSlotsResponse(
             slots=[slot_to_pb(slot, default) for slot, default in slots], revision=revision
         )
 
-    def CreateSlot(self, request: api.CreateSlotRequest, context) -> api.CreateSlotResponse:
-        origin = request_origin(context, "CreateSlot")
+    def CreateSlot(
+        self, request: api.CreateSlotRequest, context, caller: Principal
+    ) -> api.CreateSlotResponse:
+        origin = request_origin(context, caller, "CreateSlot")
         slot, revision = self._services.create_slot(slot_fields_from_pb(request.slot), origin)
         return api.CreateSlotResponse(slot=self._slot_with_default(slot), revision=revision)
 
-    def UpdateSlot(self, request: api.UpdateSlotRequest, context) -> api.UpdateSlotResponse:
-        origin = request_origin(context, "UpdateSlot")
+    def UpdateSlot(
+        self, request: api.UpdateSlotRequest, context, caller: Principal
+    ) -> api.UpdateSlotResponse:
+        origin = request_origin(context, caller, "UpdateSlot")
         fields = slot_update(request.slot, list(request.update_mask.paths))
         slot, revision = self._services.update_slot(request.slot.name, fields, origin)
         return api.UpdateSlotResponse(slot=self._slot_with_default(slot), revision=revision)
@@ -120,7 +144,7 @@ class ModelConfigServicer:
     # -- settings ------------------------------------------------------------------------------
 
     def GetGlobalSettings(
-        self, request: api.GetGlobalSettingsRequest, context
+        self, request: api.GetGlobalSettingsRequest, context, caller: Principal
     ) -> api.GetGlobalSettingsResponse:
         settings = self._services.global_settings()
         return api.GetGlobalSettingsResponse(
@@ -129,9 +153,11 @@ class ModelConfigServicer:
             revision=settings.revision,
         )
 
-    def SetModel(self, request: api.SetModelRequest, context) -> api.SetModelResponse:
+    def SetModel(
+        self, request: api.SetModelRequest, context, caller: Principal
+    ) -> api.SetModelResponse:
         scope = scope_from_pb(request.scope)
-        origin = request_origin(context, "SetModel")
+        origin = request_origin(context, caller, "SetModel")
         result = self._services.set_model(
             slot_name=request.slot,
             ref=_ref(request),
@@ -146,35 +172,44 @@ class ModelConfigServicer:
         )
 
     def ClearAccountModel(
-        self, request: api.ClearAccountModelRequest, context
+        self, request: api.ClearAccountModelRequest, context, caller: Principal
     ) -> api.ClearAccountModelResponse:
-        origin = request_origin(context, "ClearAccountModel")
+        origin = request_origin(context, caller, "ClearAccountModel")
         revision, etag = self._services.clear_account_model(
             request.account_id, request.slot, request.etag, origin
         )
         return api.ClearAccountModelResponse(revision=revision, etag=etag)
 
     def ClearGlobalModel(
-        self, request: api.ClearGlobalModelRequest, context
+        self, request: api.ClearGlobalModelRequest, context, caller: Principal
     ) -> api.ClearGlobalModelResponse:
-        origin = request_origin(context, "ClearGlobalModel")
+        origin = request_origin(context, caller, "ClearGlobalModel")
         revision, etag = self._services.clear_global_model(request.slot, request.etag, origin)
         return api.ClearGlobalModelResponse(revision=revision, etag=etag)
 
-    def ResolveForAccount(self, request: api.ResolveForAccountRequest, context) -> bytes:
-        """Answers serialized bytes (a ResolveForAccountResponse) built from cached pieces."""
+    def ResolveForAccount(
+        self, request: api.ResolveForAccountRequest, context, caller: Principal
+    ) -> tuple[bytes, ResolvedView]:
+        """Answers serialized bytes (a ResolveForAccountResponse) built from cached pieces, and
+        the view they show (the handler caches both and counts the view)."""
         resolution = self._services.resolve(request.account_id, request.slots)
-        return encode_resolution(resolution, self._wire.of(resolution.state))
+        return encode_resolution(resolution, self._wire.of(resolution.state)), resolution.view
 
-    def ResolveForAccounts(self, request: api.ResolveForAccountsRequest, context) -> bytes:
+    def ResolveForAccounts(
+        self, request: api.ResolveForAccountsRequest, context, caller: Principal
+    ) -> bytes:
         """Answers serialized bytes (a ResolveForAccountsResponse) built from cached pieces."""
         batch = self._services.resolve_many(request.account_ids, request.slots)
+        if self._on_resolved is not None:
+            for _, outcome in batch.results:
+                if isinstance(outcome, ResolvedView):
+                    self._on_resolved(outcome)
         return encode_batch(batch, self._wire.of(batch.state))
 
     def ImportOverrides(
-        self, requests: Iterator[api.ImportOverridesRequest], context
+        self, requests: Iterator[api.ImportOverridesRequest], context, caller: Principal
     ) -> api.ImportOverridesResponse:
-        origin = request_origin(context, "ImportOverrides")
+        origin = request_origin(context, caller, "ImportOverrides")
         first = next(requests, None)
         chunks = itertools.chain([first] if first else [], requests)
         rows = (
@@ -192,7 +227,9 @@ class ModelConfigServicer:
 
     # -- the audit trail -----------------------------------------------------------------------
 
-    def ListChanges(self, request: api.ListChangesRequest, context) -> api.ListChangesResponse:
+    def ListChanges(
+        self, request: api.ListChangesRequest, context, caller: Principal
+    ) -> api.ListChangesResponse:
         where = ChangeFilter(
             model_id=request.model_id,
             slot=request.slot,
@@ -209,8 +246,10 @@ class ModelConfigServicer:
             next_page_token=page.next_page_token,
         )
 
-    def RevertChange(self, request: api.RevertChangeRequest, context) -> api.RevertChangeResponse:
-        origin = request_origin(context, "RevertChange")
+    def RevertChange(
+        self, request: api.RevertChangeRequest, context, caller: Principal
+    ) -> api.RevertChangeResponse:
+        origin = request_origin(context, caller, "RevertChange")
         result = self._services.revert_change(
             request.revision, request.force, request.validate_only, origin
         )

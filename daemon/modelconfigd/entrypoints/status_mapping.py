@@ -23,6 +23,8 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
     (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
     (errors.Aborted, code_pb2.ABORTED),
     (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
     (errors.StorageUnavailable, code_pb2.UNAVAILABLE),
 )
 

@@ -29,7 +29,7 @@ class SnapshotWire:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.answers: dict[bytes, bytes] = {}
+        self.answers: dict[bytes, object] = {}  # request bytes -> what the handler cached
         self._pieces: dict[Hashable, object] = {}
 
     def piece(self, key: Hashable, build: Callable[[], T]) -> T:
@@ -52,7 +52,7 @@ class WireCache:
         self._current: SnapshotWire | None = None
         self._lock = threading.Lock()
 
-    def get(self, request: bytes) -> tuple[bytes | None, SnapshotWire]:
+    def get(self, request: bytes) -> tuple[object | None, SnapshotWire]:
         """The cached answer (or None), and the wire of the current State."""
         wire = self.current()
         return wire.answers.get(request), wire
@@ -72,7 +72,7 @@ class WireCache:
         wire = self._current
         return wire if wire is not None and wire.state is state else SnapshotWire(state)
 
-    def put(self, request: bytes, answer: bytes, wire: SnapshotWire) -> None:
+    def put(self, request: bytes, answer: object, wire: SnapshotWire) -> None:
         """Remember an answer computed from `wire`'s State (only while it is the current one)."""
         if wire is not self._current or self._current_state() is not wire.state:
             return

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from ..domain.changes import ChangeKind
 from ..domain.errors import StorageUnavailable
@@ -20,18 +22,25 @@ from .unit_of_work import Store
 log = logging.getLogger(__name__)
 
 
+# Told of every State published and how far it trailed the database (seconds), e.g. for metrics.
+PublishListener = Callable[[State, float], None]
+
+
 class LiveState:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_publish: PublishListener | None = None) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._on_publish = on_publish or (lambda state, lag: None)
         with store.read() as unit:
             catalog = unit.catalog()
             accounts = Accounts(unit.accounts(list(catalog.slots)))
             revision = unit.revision
         self._state = State(revision, catalog, accounts)
+        self._current_at = time.time()  # when the State was last known to be current
         _settle()
+        self._on_publish(self._state, 0.0)
 
     @property
     def current(self) -> State:
@@ -43,7 +52,9 @@ class LiveState:
             state = self._state
             with self._store.read() as unit:
                 changes = unit.changes.since(state.revision)
+                self._current_at = now = time.time()
                 if not changes:
+                    self._on_publish(state, 0.0)
                     return state
                 reseeded = any(c.kind is ChangeKind.SEED for c in changes)
                 catalog = state.catalog
@@ -58,6 +69,8 @@ class LiveState:
                         unit.accounts(slots, changed_after=state.revision)
                     )
             self._state = State(changes[-1].revision, catalog, accounts)
+        oldest = changes[0].time
+        self._on_publish(self._state, max(0.0, now - oldest.timestamp()) if oldest else 0.0)
         if reseeded or any(c.kind is ChangeKind.IMPORT for c in changes):
             _settle()
         return self._state
@@ -71,6 +84,7 @@ class LiveState:
                     self.catch_up()
                 except StorageUnavailable as exc:
                     log.warning("cannot catch up with the database: %s", exc)
+                    self._on_publish(self._state, time.time() - self._current_at)
                 except Exception:
                     log.exception("catching up with the database failed")
 

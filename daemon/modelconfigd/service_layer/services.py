@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..domain import changes, rules, validation
+from ..domain import access, changes, rules, validation
+from ..domain.access import Role
 from ..domain.changes import LOCAL, Change, ChangeFilter, Origin, Scope
 from ..domain.errors import (
     ChangeNotFound,
@@ -144,9 +145,27 @@ class ModelConfigServices:
     def _writing(self, origin: Origin) -> Iterator[UnitOfWork]:
         """One unit of work; once it has committed, its change is published before returning."""
         with self._store.write(origin) as uow:
-            began_at = uow.revision
             yield uow
-        if uow.revision != began_at:
+        change = uow.committed
+        if change is not None:
+            log.info(
+                "%s by %s: %s (revision %d, request %s)",
+                origin.method or "write",
+                origin.actor,
+                change.summary(),
+                change.revision,
+                origin.request_id or "-",
+                extra={
+                    "actor": origin.actor,
+                    "rpc": origin.method,
+                    "kind": change.kind.value,
+                    "scope": change.scope and change.scope.value,
+                    "before": change.before,
+                    "after": change.after,
+                    "revision": change.revision,
+                    "request_id": origin.request_id,
+                },
+            )
             self._publish()
 
     def _publish(self) -> None:
@@ -337,6 +356,8 @@ class ModelConfigServices:
         origin: Origin = LOCAL,
     ) -> SetResult:
         scope = validation.write_scope(scope, account_id)
+        if scope is Scope.GLOBAL:
+            access.require(origin.role, Role.ADMIN, "SetModel of a global setting")
         ref.validated()
         with self._writing(origin) as uow:
             slot = write_steps.known_slot(uow, slot_name)

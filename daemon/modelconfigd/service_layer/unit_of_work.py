@@ -131,7 +131,8 @@ class ChangeLog(Protocol):
         """Up to `limit` changes matching `where` with revisions below `before`, newest first."""
 
     def since(self, revision: int) -> list[Change]:
-        """Every change after `revision`, oldest first (kind and scope only: for replicas)."""
+        """Every change after `revision`, oldest first (kind, scope and time only: for
+        replicas)."""
 
 
 class ReadUnit(Protocol):
@@ -170,6 +171,10 @@ class UnitOfWork(ReadUnit, Protocol):
     def commit(self, change: Change) -> Change:
         """Record `change` at the next revision, with the unit's origin and the time, and commit
         everything; returns the change as recorded."""
+
+    @property
+    def committed(self) -> Change | None:
+        """The change this unit committed, once it has."""
 
 
 class Store(Protocol):

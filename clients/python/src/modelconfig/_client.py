@@ -21,6 +21,10 @@ class ModelConfigClient:
     Every write takes `reason` (kept in the audit trail as the change's reason) and
     `request_id` (kept with it too; the daemon generates one when none is given).
 
+    `token` is sent as `authorization: Bearer <token>` with every call. TLS is used when
+    `root_certificates` (PEM of the CA that signed the daemon's certificate) is given, and
+    mutual TLS when `certificate_chain` and `private_key` (PEM) are given too.
+
     >>> with ModelConfigClient("127.0.0.1:50051") as client:
     ...     client.resolve_for_account("acme").slots[0].model.model_name
     """
@@ -31,11 +35,24 @@ class ModelConfigClient:
         *,
         channel: grpc.Channel | None = None,
         timeout: float | None = 10.0,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
     ) -> None:
         self._owns_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(target)
+        if channel is None:
+            if root_certificates or certificate_chain:
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates, private_key, certificate_chain
+                )
+                channel = grpc.secure_channel(target, credentials)
+            else:
+                channel = grpc.insecure_channel(target)
+        self._channel = channel
         self._stub = api_grpc.ModelConfigServiceStub(self._channel)
         self._timeout = timeout
+        self._auth = (("authorization", f"Bearer {token}"),) if token else ()
 
     def close(self) -> None:
         if self._owns_channel:
@@ -57,9 +74,12 @@ class ModelConfigClient:
         timeout: object = _DEFAULT,
     ):
         metadata = [
-            (key, value)
-            for key, value in (("x-change-reason", reason), ("x-request-id", request_id))
-            if value
+            *self._auth,
+            *(
+                (key, value)
+                for key, value in (("x-change-reason", reason), ("x-request-id", request_id))
+                if value
+            ),
         ]
         deadline = self._timeout if timeout is _DEFAULT else timeout
         with typed_errors():

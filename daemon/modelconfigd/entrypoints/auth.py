@@ -1,0 +1,151 @@
+"""Who is calling, and whether their role allows the RPC: bearer tokens and client certificates.
+
+Every `modelconfig.v1` RPC is checked here before its request is decoded; health and
+reflection stay open (probes need the one, grpcurl the other, and descriptors are no secret).
+Without a tokens file and without client certificates there is nothing to check against: every
+caller may do everything, which is why the daemon then serves loopback only (see main.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import grpc
+
+from ..domain.access import Principal, Role, require
+from ..domain.errors import PermissionDenied, Unauthenticated
+from .tokens import Tokens
+
+log = logging.getLogger(__name__)
+
+READER, WRITER, ADMIN = Role.READER, Role.WRITER, Role.ADMIN
+# The least role each RPC needs. SetModel also needs admin for a global setting: the use case
+# checks that, since it depends on the request's scope.
+REQUIRED_ROLES = {
+    "ListModels": READER,
+    "GetModel": READER,
+    "GetGlobalSettings": READER,
+    "ResolveForAccount": READER,
+    "ResolveForAccounts": READER,
+    "GetModelUsage": READER,
+    "ListSlots": READER,
+    "ListChanges": READER,
+    "SetModel": WRITER,
+    "ClearAccountModel": WRITER,
+    "ImportOverrides": WRITER,
+    "CreateModel": ADMIN,
+    "UpdateModel": ADMIN,
+    "DeleteModel": ADMIN,
+    "ClearGlobalModel": ADMIN,
+    "CreateSlot": ADMIN,
+    "UpdateSlot": ADMIN,
+    "RevertChange": ADMIN,
+}
+# The caller of an open daemon: named by its address when it writes (see request_origin.py).
+ANYONE = Principal("", ADMIN)
+_BEARER = "bearer "
+
+
+def actor_of(peer: str) -> str:
+    """`ipv4:127.0.0.1:54321` -> `ipv4:127.0.0.1`; `ipv6:[::1]:54321` -> `ipv6:[::1]`."""
+    kind, _, address = peer.partition(":")
+    if kind not in ("ipv4", "ipv6") or ":" not in address:
+        return "local"
+    return f"{kind}:{address.rpartition(':')[0]}"
+
+
+def _bearer_token(context: grpc.ServicerContext) -> str | None:
+    """The token of the `authorization: Bearer <token>` metadata; "" if it is not a bearer."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value[len(_BEARER) :].strip() if value.lower().startswith(_BEARER) else ""
+    return None
+
+
+def _common_name(context: grpc.ServicerContext) -> str | None:
+    names = context.auth_context().get("x509_common_name")
+    return names[0].decode() if names else None
+
+
+class Guard:
+    """Checks each call's credentials against the tokens file (reloadable) and the RPC's role."""
+
+    def __init__(
+        self,
+        tokens: Tokens | None,
+        client_certificates: bool,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._client_certificates = client_certificates
+        self._on_refused = on_refused or (lambda reason: None)
+        self._lock = threading.Lock()
+
+    @property
+    def checks(self) -> bool:
+        """Whether any call can be refused (else every caller may do everything)."""
+        return self._tokens is not None or self._client_certificates
+
+    def replace_tokens(self, tokens: Tokens) -> None:
+        with self._lock:
+            self._tokens = tokens
+
+    def check(self, context: grpc.ServicerContext, method: str) -> Principal:
+        """The caller, if their credentials are known and their role allows `method`."""
+        principal = None
+        try:
+            principal = self._identify(context)
+            require(principal.role, REQUIRED_ROLES[method], method)
+        except (Unauthenticated, PermissionDenied) as exc:
+            self._refused(context, method, exc, principal)
+            raise
+        return principal
+
+    def _identify(self, context: grpc.ServicerContext) -> Principal:
+        tokens = self._tokens
+        token = _bearer_token(context) if tokens is not None else None
+        if token:
+            principal = tokens.by_token(token) if tokens is not None else None
+            if principal is None:
+                raise Unauthenticated(
+                    "the bearer token is not one this daemon knows", reason="TOKEN_UNKNOWN"
+                )
+            return principal
+        common_name = _common_name(context) if self._client_certificates else None
+        if common_name is not None:
+            if tokens is None:
+                return Principal(common_name, ADMIN)
+            principal = tokens.by_common_name(common_name)
+            if principal is not None:
+                return principal
+        if tokens is None:
+            return ANYONE
+        raise Unauthenticated(
+            "no credentials: send `authorization: Bearer <token>` metadata"
+            + (", or a client certificate the tokens file names" if common_name else ""),
+            reason="TOKEN_MISSING",
+            metadata={"common_name": common_name} if common_name else None,
+        )
+
+    def _refused(
+        self,
+        context: grpc.ServicerContext,
+        method: str,
+        exc: Exception,
+        principal: Principal | None,
+    ) -> None:
+        reason = getattr(exc, "reason", "")
+        self._on_refused(reason)
+        peer = context.peer() or ""
+        actor = principal.name if principal is not None else "-"
+        log.warning(
+            "refused %s for %s from %s: %s: %s",
+            method,
+            actor,
+            peer,
+            reason,
+            exc,
+            extra={"rpc": method, "actor": actor, "peer": peer, "refusal": reason},
+        )

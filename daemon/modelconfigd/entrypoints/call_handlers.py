@@ -1,0 +1,151 @@
+"""The handler of each RPC: check the caller, decode, call the servicer, map errors, count.
+
+Handlers receive raw bytes and decode them here, so bytes that are not a valid request get
+INVALID_ARGUMENT with details (grpcio's own decoding would answer INTERNAL). Responses may be
+bytes already serialized by the hot path. The caller is checked before anything else, the
+request's bytes are not even read for a caller who may not make the call. With metrics off
+and no credentials to check, a handler does nothing beyond that.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2
+
+from modelconfig.v1 import model_config_service_pb2 as api
+
+from ..domain.access import Principal, Role
+from ..domain.errors import InvalidArgument, ModelConfigError, PermissionDenied, Unauthenticated
+from .auth import ANYONE, REQUIRED_ROLES, Guard
+from .metrics import Metrics
+from .status_mapping import abort, code_of
+from .wire_cache import WireCache
+
+log = logging.getLogger(__name__)
+
+# Reads whose answer is a pure function of the request bytes and the snapshot: answered from a
+# per-snapshot cache of serialized responses (see wire_cache.py). Their implementations return
+# (answer bytes, resolved view): the view is counted for metrics on every call, hit or miss.
+CACHED_METHODS = frozenset({"ResolveForAccount"})
+
+
+def _decoder(request_class, method: str):
+    def decode(request_bytes: bytes):
+        try:
+            return request_class.FromString(request_bytes)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise InvalidArgument.field(
+                "request",
+                f"the request bytes do not decode as {request_class.DESCRIPTOR.full_name}",
+                reason="MALFORMED_REQUEST",
+                method=method,
+            ) from exc
+
+    return decode
+
+
+def _serialize(response) -> bytes:
+    """Responses are messages, or bytes already serialized by the hot path."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def _code(exc: Exception) -> int:
+    return code_of(exc) if isinstance(exc, ModelConfigError) else code_pb2.INTERNAL
+
+
+def _log_refused_write(method: str, exc: Exception) -> None:
+    # Authentication refusals are logged where they happen, with the peer (auth.py).
+    if isinstance(exc, ModelConfigError) and not isinstance(
+        exc, Unauthenticated | PermissionDenied
+    ):
+        log.info(
+            "refused %s: %s: %s",
+            method,
+            exc.reason,
+            exc.message,
+            extra={"rpc": method, "refusal": exc.reason},
+        )
+
+
+def build_handler(
+    servicer,
+    method,
+    service_name: str,
+    cache: WireCache,
+    guard: Guard | None,
+    metrics: Metrics | None,
+    on_resolved: Callable | None,
+) -> grpc.RpcMethodHandler:
+    name = method.name
+    implementation = getattr(servicer, name)
+    full_name = f"/{service_name}/{name}"
+    decode = _decoder(getattr(api, method.input_type.name), full_name)
+    check = guard.check if guard is not None and guard.checks else None
+    kind = "client_stream" if method.client_streaming else "unary"
+    observed = metrics.method(service_name, name, kind) if metrics is not None else None
+    writes = REQUIRED_ROLES[name] > Role.READER
+
+    if name in CACHED_METHODS:
+
+        # The hot path: plain try/except and no helper calls beyond the checks asked for.
+        def handle_cached(request_bytes: bytes, context: grpc.ServicerContext):
+            if observed is not None:
+                started_at = time.perf_counter()
+                observed.started.inc()
+            try:
+                caller = check(context, name) if check is not None else ANYONE
+                entry, wire = cache.get(request_bytes)
+                if entry is None:
+                    entry = implementation(decode(request_bytes), context, caller)
+                    # The implementation read the snapshot itself: `put` keeps the answer only
+                    # if that snapshot is still the current one, the one `wire` belongs to.
+                    cache.put(request_bytes, entry, wire)
+            except Exception as exc:
+                if observed is not None:
+                    observed.done(started_at, _code(exc))
+                abort(context, full_name, exc)
+            if on_resolved is not None:
+                on_resolved(entry[1])
+            if observed is not None:
+                observed.done(started_at, 0)
+            return entry[0]
+
+        return grpc.unary_unary_rpc_method_handler(handle_cached)  # answers are bytes already
+
+    def run(call: Callable[[Principal], object], context: grpc.ServicerContext):
+        if observed is not None:
+            started_at = time.perf_counter()
+            observed.started.inc()
+        try:
+            answer = call(check(context, name) if check is not None else ANYONE)
+        except Exception as exc:
+            if observed is not None:
+                observed.done(started_at, _code(exc))
+            if writes:
+                _log_refused_write(name, exc)
+            abort(context, full_name, exc)
+        if observed is not None:
+            observed.done(started_at, 0)
+        return answer
+
+    if method.client_streaming:
+
+        def handle_stream(request_iterator, context: grpc.ServicerContext):
+            return run(
+                lambda caller: implementation(map(decode, request_iterator), context, caller),
+                context,
+            )
+
+        return grpc.stream_unary_rpc_method_handler(handle_stream, response_serializer=_serialize)
+
+    def handle(request_bytes: bytes, context: grpc.ServicerContext):
+        return run(
+            lambda caller: implementation(decode(request_bytes), context, caller), context
+        )
+
+    return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)

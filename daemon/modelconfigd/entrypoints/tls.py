@@ -1,0 +1,69 @@
+"""TLS for the server: its certificate and key, and for mutual TLS the CA clients must chain to.
+
+The files are read at start and again on `reload()` (SIGHUP): new connections then use the new
+ones, established ones keep theirs. A file that cannot be used is refused before it replaces
+anything, so a botched rotation leaves the daemon serving with the old certificate.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from pathlib import Path
+
+import grpc
+
+
+class TlsFileError(ValueError):
+    """A certificate, key or CA file that cannot be used; the message says which and why."""
+
+
+class ServerTls:
+    def __init__(self, cert: str, key: str, client_ca: str = "") -> None:
+        self._cert, self._key, self._client_ca = cert, key, client_ca
+        self._lock = threading.Lock()
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        self._initial = self._read()
+
+    @property
+    def client_certificates(self) -> bool:
+        return bool(self._client_ca)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._initial,
+            self._next_configuration,
+            require_client_authentication=self.client_certificates,
+        )
+
+    def reload(self) -> None:
+        """Read the files again; TlsFileError (and nothing replaced) if they cannot be used."""
+        configuration = self._read()
+        with self._lock:
+            self._pending = configuration
+
+    def _next_configuration(self) -> grpc.ServerCertificateConfiguration | None:
+        """grpc asks before each handshake; None keeps the configuration in use."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+    def _read(self) -> grpc.ServerCertificateConfiguration:
+        # ssl checks what grpc would only find at the first handshake: that the files are PEM
+        # and that the key is the certificate's.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self._cert, self._key)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsFileError(
+                f"cannot use the TLS certificate {self._cert} with the key {self._key}: {exc}"
+            ) from exc
+        client_ca = None
+        if self._client_ca:
+            try:
+                context.load_verify_locations(self._client_ca)
+                client_ca = Path(self._client_ca).read_bytes()
+            except (OSError, ssl.SSLError) as exc:
+                raise TlsFileError(f"cannot use the client CA {self._client_ca}: {exc}") from exc
+        pair = (Path(self._key).read_bytes(), Path(self._cert).read_bytes())
+        return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_ca)
