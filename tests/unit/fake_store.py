@@ -300,7 +300,7 @@ class FakeUnit:
         if self._origin is not None:
             self._store.lock.acquire()
         self.data = copy.deepcopy(self._store.data)
-        self._committed = False
+        self.committed: Change | None = None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -320,7 +320,7 @@ class FakeUnit:
         return self.data.revision + 1
 
     def commit(self, change: Change) -> Change:
-        assert self._origin is not None and not self._committed
+        assert self._origin is not None and self.committed is None
         recorded = replace(
             change, revision=self.next_revision, time=datetime.now(UTC), origin=self._origin
         )
@@ -330,7 +330,7 @@ class FakeUnit:
         self.data.changes[recorded.revision] = recorded
         self._store.data = self.data
         self._store.commits += 1
-        self._committed = True
+        self.committed = recorded
         return recorded
 
     def catalog(self) -> Catalog:
