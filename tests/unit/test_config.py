@@ -74,3 +74,27 @@ def test_good_listen_addresses_are_taken_as_given(monkeypatch, listen):
     monkeypatch.setenv("MODELCONFIG_LISTEN", listen)
     assert config.parse([]).listen == listen
     assert config.parse(["--listen", listen]).listen == listen
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tls-cert", "c.pem"], "go together"),
+        (["--tls-key", "k.pem"], "go together"),
+        (["--tls-client-ca", "ca.pem"], "client certificates need TLS"),
+        (["--log-format", "xml"], "not a log format"),
+        (["--insecure", "maybe"], "not a yes/no value"),
+    ],
+)
+def test_security_options_that_cannot_work_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        config.parse(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_insecure_is_a_flag_or_a_variable(monkeypatch):
+    assert config.parse(["--insecure"]).insecure is True
+    assert config.parse([]).insecure is False
+    monkeypatch.setenv("MODELCONFIG_INSECURE", "1")
+    assert config.parse([]).insecure is True

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from modelconfigd.domain import changes, errors
+from modelconfigd.domain.access import Role
 from modelconfigd.domain.changes import ChangeFilter, ChangeKind, Origin, Scope
 from modelconfigd.domain.model import ModelType
 from modelconfigd.service_layer.imports import ImportRow
@@ -293,3 +294,12 @@ def test_an_unknown_or_malformed_revision(services):
         services.revert_change(99, force=False, validate_only=False)
     with pytest.raises(errors.InvalidArgument):
         services.revert_change(0, force=False, validate_only=False)
+
+
+def test_a_global_setting_needs_the_admin_role_an_override_does_not(services, store):
+    writer = Origin("checkout", "SetModel", "r", "", Role.WRITER)
+    with pytest.raises(errors.PermissionDenied) as err:
+        services.set_model("openai_model", ModelRef(model_id=2), "", "", True, GLOBAL, writer)
+    assert err.value.metadata == {"role": "writer", "required_role": "admin"}
+    set_account(services, "acme", "openai_model", 2, origin=writer)
+    assert store.commits == 1 and newest(store).origin.actor == "checkout"
