@@ -33,6 +33,12 @@ class ModelConfigServiceStub:
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
 
+    A daemon that checks callers (a tokens file, client certificates) answers every RPC with
+    UNAUTHENTICATED (TOKEN_MISSING, TOKEN_UNKNOWN) for a caller without known credentials
+    (`authorization: Bearer <token>` metadata), and PERMISSION_DENIED (ROLE_INSUFFICIENT) for a
+    role too weak for the call: reads need reader, account writes and imports writer, the rest
+    (catalog, slots, global settings, reverts) admin.
+
     Every write that changes something records a `Change` in the same transaction (see
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
@@ -164,6 +170,12 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
 
+    A daemon that checks callers (a tokens file, client certificates) answers every RPC with
+    UNAUTHENTICATED (TOKEN_MISSING, TOKEN_UNKNOWN) for a caller without known credentials
+    (`authorization: Bearer <token>` metadata), and PERMISSION_DENIED (ROLE_INSUFFICIENT) for a
+    role too weak for the call: reads need reader, account writes and imports writer, the rest
+    (catalog, slots, global settings, reverts) admin.
+
     Every write that changes something records a `Change` in the same transaction (see
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
@@ -290,6 +302,12 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     Every error carries `google.rpc` details: always an `ErrorInfo` (domain `modelconfig`, an
     UPPER_SNAKE reason, the offending values in its metadata), plus `BadRequest` field violations
     for malformed requests or `PreconditionFailure` violations for a state that forbids the change.
+
+    A daemon that checks callers (a tokens file, client certificates) answers every RPC with
+    UNAUTHENTICATED (TOKEN_MISSING, TOKEN_UNKNOWN) for a caller without known credentials
+    (`authorization: Bearer <token>` metadata), and PERMISSION_DENIED (ROLE_INSUFFICIENT) for a
+    role too weak for the call: reads need reader, account writes and imports writer, the rest
+    (catalog, slots, global settings, reverts) admin.
 
     Every write that changes something records a `Change` in the same transaction (see
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and

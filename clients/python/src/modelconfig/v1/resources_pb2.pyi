@@ -393,8 +393,9 @@ class Change(_message.Message):
     revision: _builtins.int
     """The revision the change committed; revisions count every committed change."""
     actor: _builtins.str
-    """Who made it: the caller's address until authentication names callers; `local` for changes
-    the daemon made itself (the seed).
+    """Who made it: the caller's token name or client certificate common name; on a daemon that
+    checks no credentials, the caller's address (`ipv4:127.0.0.1`); `local` for changes the
+    daemon made itself (the seed); empty for changes recorded before the audit trail.
     """
     method: _builtins.str
     """The RPC that made it, e.g. `SetModel`; empty for the seed."""
