@@ -29,7 +29,7 @@ from . import log_format, metrics
 from .app import App
 from .auth import Guard
 from .grpc_server import create_server
-from .tls import ServerTls, TlsFileError
+from .tls import ServerTls, TlsFileError, read_tls_files
 from .tokens import TokensFileError, load_tokens
 
 log = logging.getLogger("modelconfigd")
@@ -63,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if exposed:
         log.warning("INSECURE (--insecure): %s", exposed.split(": ", 1)[-1])
-    try:  # fail at once on unusable files, before any worker starts
-        _security(settings)
+    try:  # fail at once on unusable files, before any worker starts (and with no grpc object)
+        if settings.tls:
+            read_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        if settings.tokens_file:
+            load_tokens(settings.tokens_file)
     except _SECURITY_ERRORS as exc:
         log.error("%s", exc)
         return 1

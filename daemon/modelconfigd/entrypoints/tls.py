@@ -18,6 +18,27 @@ class TlsFileError(ValueError):
     """A certificate, key or CA file that cannot be used; the message says which and why."""
 
 
+def read_tls_files(cert: str, key: str, client_ca: str = "") -> tuple[bytes, bytes, bytes | None]:
+    """The PEM bytes of the certificate, the key and the client CA, once `ssl` has checked what
+    grpc would only find at the first handshake: that they are PEM and the key is the
+    certificate's. No grpc object is made: a supervisor checks them before it forks."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFileError(
+            f"cannot use the TLS certificate {cert} with the key {key}: {exc}"
+        ) from exc
+    ca_pem = None
+    if client_ca:
+        try:
+            context.load_verify_locations(client_ca)
+            ca_pem = Path(client_ca).read_bytes()
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsFileError(f"cannot use the client CA {client_ca}: {exc}") from exc
+    return Path(cert).read_bytes(), Path(key).read_bytes(), ca_pem
+
+
 class ServerTls:
     def __init__(self, cert: str, key: str, client_ca: str = "") -> None:
         self._cert, self._key, self._client_ca = cert, key, client_ca
@@ -49,21 +70,5 @@ class ServerTls:
         return pending
 
     def _read(self) -> grpc.ServerCertificateConfiguration:
-        # ssl checks what grpc would only find at the first handshake: that the files are PEM
-        # and that the key is the certificate's.
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(self._cert, self._key)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsFileError(
-                f"cannot use the TLS certificate {self._cert} with the key {self._key}: {exc}"
-            ) from exc
-        client_ca = None
-        if self._client_ca:
-            try:
-                context.load_verify_locations(self._client_ca)
-                client_ca = Path(self._client_ca).read_bytes()
-            except (OSError, ssl.SSLError) as exc:
-                raise TlsFileError(f"cannot use the client CA {self._client_ca}: {exc}") from exc
-        pair = (Path(self._key).read_bytes(), Path(self._cert).read_bytes())
-        return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_ca)
+        cert, key, client_ca = read_tls_files(self._cert, self._key, self._client_ca)
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca)
