@@ -99,7 +99,7 @@ class Guard:
             principal = self._identify(context)
             require(principal.role, REQUIRED_ROLES[method], method)
         except (Unauthenticated, PermissionDenied) as exc:
-            self._refused(context, method, exc, principal)
+            self.refused(context, method, exc, principal)
             raise
         return principal
 
@@ -129,13 +129,15 @@ class Guard:
             metadata={"common_name": common_name} if common_name else None,
         )
 
-    def _refused(
+    def refused(
         self,
         context: grpc.ServicerContext,
         method: str,
         exc: Exception,
         principal: Principal | None,
     ) -> None:
+        """Count and log a refusal: this guard's, or a use case's (a global SetModel needs
+        admin, which only the request's scope tells)."""
         reason = getattr(exc, "reason", "")
         self._on_refused(reason)
         peer = context.peer() or ""

@@ -21,7 +21,7 @@ from modelconfig.v1 import model_config_service_pb2 as api
 
 from ..domain.access import Principal, Role
 from ..domain.errors import InvalidArgument, ModelConfigError, PermissionDenied, Unauthenticated
-from .auth import ANYONE, REQUIRED_ROLES, Guard
+from .auth import ANYONE, REQUIRED_ROLES, Guard, actor_of
 from .metrics import Metrics
 from .status_mapping import abort, code_of
 from .wire_cache import WireCache
@@ -58,18 +58,23 @@ def _code(exc: Exception) -> int:
     return code_of(exc) if isinstance(exc, ModelConfigError) else code_pb2.INTERNAL
 
 
-def _log_refused_write(method: str, exc: Exception) -> None:
-    # Authentication refusals are logged where they happen, with the peer (auth.py).
-    if isinstance(exc, ModelConfigError) and not isinstance(
-        exc, Unauthenticated | PermissionDenied
-    ):
-        log.info(
-            "refused %s: %s: %s",
-            method,
-            exc.reason,
-            exc.message,
-            extra={"rpc": method, "refusal": exc.reason},
-        )
+def _log_refused(
+    method: str, context: grpc.ServicerContext, caller: Principal, exc: Exception
+) -> None:
+    """A write the use case refused: who tried what from where, and why."""
+    if not isinstance(exc, ModelConfigError):
+        return  # INTERNAL: abort logs it with its traceback
+    peer = context.peer() or ""
+    actor = caller.name or actor_of(peer)
+    log.info(
+        "refused %s for %s from %s: %s: %s",
+        method,
+        actor,
+        peer,
+        exc.reason,
+        exc.message,
+        extra={"rpc": method, "actor": actor, "peer": peer, "refusal": exc.reason},
+    )
 
 
 def build_handler(
@@ -121,13 +126,18 @@ def build_handler(
         if observed is not None:
             started_at = time.perf_counter()
             observed.started.inc()
+        caller = ANYONE
         try:
-            answer = call(check(context, name) if check is not None else ANYONE)
+            if check is not None:
+                caller = check(context, name)  # a refusal here is logged and counted there
+            answer = call(caller)
         except Exception as exc:
             if observed is not None:
                 observed.done(started_at, _code(exc))
-            if writes:
-                _log_refused_write(name, exc)
+            if isinstance(exc, PermissionDenied) and guard is not None and caller is not ANYONE:
+                guard.refused(context, name, exc, caller)
+            elif writes and not isinstance(exc, Unauthenticated | PermissionDenied):
+                _log_refused(name, context, caller, exc)
             abort(context, full_name, exc)
         if observed is not None:
             observed.done(started_at, 0)
