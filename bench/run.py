@@ -9,11 +9,15 @@ Steps, each bounded in time and all on 127.0.0.1:
    through the real bulk-import path (`modelconfigctl import FILE.csv` against a daemon), then
    time importing the same file again, reverting the import and reverting that revert;
 3. start, each in its own process session, a zero-work threaded grpcio server, a zero-work
-   grpc.aio server (both answering a body the size of the daemon's real response) and the
-   daemon with 1 and 2 workers; time each start to SERVING;
-4. drive them alternately with h2load, several rounds; then the batch call; then SetModel calls
-   timed while resolve load runs;
-5. report req/s, ratio to the zero-work limit, p50/p99, RSS, start-up and the targets.
+   grpc.aio server (both answering a body the size of the daemon's real response), the
+   daemon with 1 and 2 workers, and the same daemon again with a tokens file and metrics on;
+   time each start to SERVING;
+4. drive them alternately with h2load, several rounds (each daemon next to its twin with
+   tokens and metrics on); then the batch call; then SetModel calls timed while resolve load
+   runs; then check that the twins' metrics counted the calls and that they refuse a call
+   without a token;
+5. report req/s, ratio to the zero-work limit, the ratio tokens and metrics on / off, p50/p99,
+   RSS, start-up and the targets.
 
 Every process started here is killed (its whole process group) on the way out, failure or not.
 """
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +53,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelconfig import ModelConfigClient
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import model_config_service_pb2_grpc as api_grpc
+from modelconfigd.entrypoints.tokens import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -73,7 +79,9 @@ TARGETS = {
     "batch_x": 10.0,
     "setmodel_s": 1.0,
     "import_s": 60.0,
+    "secured_ratio": 0.95,
 }
+SECURED = "tokens+metrics"  # the suffix naming a daemon with a tokens file and metrics on
 
 
 def account(i: int) -> str:
@@ -276,8 +284,8 @@ def machine() -> dict:
 
 @dataclass
 class Server:
-    name: str  # "zero threaded", "zero aio", "daemon w1", ...
-    kind: str  # "zero" or "daemon"
+    name: str  # "zero threaded", "zero aio", "daemon w1", "daemon w1 tokens+metrics", ...
+    kind: str  # "zero", "daemon", or "secured" (a daemon with a tokens file and metrics on)
     port: int
     proc: subprocess.Popen
     log_path: Path
@@ -285,6 +293,10 @@ class Server:
     workers: int = 1
     memory: dict = field(default_factory=dict)
     cpu_by_pid: dict[int, float] = field(default_factory=dict)
+    token: str = ""  # sent as `authorization: Bearer` when set
+    metrics_port: int = 0
+    # ResolveForAccount calls this benchmark made that succeeded: what the metrics must count.
+    resolved_ok: int = 0
 
     @property
     def target(self) -> str:
@@ -328,15 +340,26 @@ def daemon_has_workers_option() -> bool:
 
 
 def start_daemon(
-    procs: Processes, db: Path, workdir: Path, name: str, workers: int, timeout: float
+    procs: Processes,
+    db: Path,
+    workdir: Path,
+    name: str,
+    workers: int,
+    timeout: float,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     port = free_port()
-    log_path = workdir / f"{name.replace(' ', '-')}.log"
+    log_path = workdir / f"{name.replace(' ', '-').replace('+', '-')}.log"
     env = {
         "MODELCONFIG_LISTEN": f"{HOST}:{port}",
         "MODELCONFIG_DATABASE_URL": f"sqlite:///{db}",
         "MODELCONFIG_DRAIN_SECONDS": "0.1",
         "MODELCONFIG_GRACE_SECONDS": "2",
+        # Off unless asked for: an operator's environment must not turn them on for the
+        # daemons that the ones with tokens and metrics are compared with.
+        "MODELCONFIG_TOKENS_FILE": "",
+        "MODELCONFIG_METRICS_LISTEN": "",
+        **(extra_env or {}),
     }
     args = [str(VENV_BIN / "modelconfigd")]
     if workers > 1:
@@ -347,6 +370,44 @@ def start_daemon(
     wait_serving(port, proc, log_path, timeout)
     startup = time.monotonic() - started
     return Server(name, "daemon", port, proc, log_path, startup, workers)
+
+
+def write_tokens_file(path: Path) -> str:
+    """A tokens file as an operator would write it (a reader for the services that resolve, an
+    admin for the operator); returns the reader's token, the one h2load sends."""
+    reader, reader_digest = new_token()
+    _, admin_digest = new_token()
+    path.write_text(
+        "[[tokens]]\n"
+        'name = "bench-reader"\nrole = "reader"\n'
+        f'sha256 = "{reader_digest}"\n\n'
+        "[[tokens]]\n"
+        'name = "bench-admin"\nrole = "admin"\n'
+        f'sha256 = "{admin_digest}"\n'
+    )
+    return reader
+
+
+def start_secured(
+    procs: Processes,
+    db: Path,
+    workdir: Path,
+    workers: int,
+    tokens: Path,
+    token: str,
+    timeout: float,
+) -> Server:
+    """The daemon as `start_daemon` starts it, plus a tokens file and metrics on a free port:
+    every call then needs the reader's token, and is counted."""
+    metrics_port = free_port()
+    env = {
+        "MODELCONFIG_TOKENS_FILE": str(tokens),
+        "MODELCONFIG_METRICS_LISTEN": f"{HOST}:{metrics_port}",
+    }
+    name = f"daemon w{workers} {SECURED}"
+    server = start_daemon(procs, db, workdir, name, workers, timeout, env)
+    server.kind, server.token, server.metrics_port = "secured", token, metrics_port
+    return server
 
 
 def start_zero(
@@ -363,10 +424,19 @@ def start_zero(
     return Server(name, "zero", port, proc, log_path, time.monotonic() - started)
 
 
-def raw_call(target: str, path: str, request: bytes, timeout: float = 30) -> bytes:
+def raw_call(target: str, path: str, request: bytes, timeout: float = 30, token: str = "") -> bytes:
     """One call with identity serializers: the response bytes exactly as on the wire."""
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
     with grpc.insecure_channel(target) as channel:
-        return channel.unary_unary(path)(request, timeout=timeout)
+        return channel.unary_unary(path)(request, timeout=timeout, metadata=metadata)
+
+
+def call_server(server: Server, path: str, request: bytes) -> bytes:
+    """raw_call with the server's token, counted as the server's metrics should count it."""
+    response = raw_call(server.target, path, request, token=server.token)
+    if path == SINGLE_PATH:
+        server.resolved_ok += 1
+    return response
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -570,6 +640,7 @@ def h2load(
         "-d", str(body),
         "-H", "content-type: application/grpc",
         "-H", "te: trailers",
+        *(["-H", f"authorization: Bearer {server.token}"] if server.token else []),
         f"--log-file={log_file}",
         f"http://{server.target}{path}",
     ]  # fmt: skip
@@ -592,6 +663,8 @@ def h2load(
         return result
     elapsed = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
     _, _, _, succeeded, failed, errored, timed_out = map(int, counts.groups())
+    if path == SINGLE_PATH:
+        server.resolved_ok += succeeded
     frame = 5 + response_len
     expected = requests * frame
     data_bytes = int(data.group(1))
@@ -685,6 +758,9 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
         daemons = [s for s in servers if s.kind == "daemon"]
         if not daemons:
             raise RuntimeError("no daemon started")
+        secured = start_twins(procs, db, size_dir, daemons, result["notes"], args)
+        for twin in secured:  # right after its twin: the two run back to back in each round
+            servers.insert(servers.index(twin_of(twin, daemons)) + 1, twin)
 
         single_request = api.ResolveForAccountRequest(account_id=account(BENCH_ACCOUNT))
         single_bytes = single_request.SerializeToString()
@@ -706,6 +782,9 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
         bad = [r.account_id for r in batch_response.results if r.HasField("error")]
         if len(batch_response.results) != args.batch_size or bad:
             raise RuntimeError(f"batch answer has {len(batch_response.results)} results: {bad}")
+        for twin in secured:  # the same database: the same answer, to the byte
+            if call_server(twin, SINGLE_PATH, single_bytes) != response:
+                raise RuntimeError(f"{twin.name} answers differently from {daemons[0].name}")
         response_file = size_dir / "response.bin"
         response_file.write_bytes(response)
         result["response_bytes"] = len(response)
@@ -718,7 +797,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
 
         for mode in ("threaded", "aio"):
             zero = start_zero(procs, mode, response_file, size_dir, args.zero_threads)
-            servers.insert(len(servers) - len(daemons), zero)
+            servers.insert(len(servers) - len(daemons) - len(secured), zero)
         zeros = [s for s in servers if s.kind == "zero"]
 
         def run_single(server: Server, requests: int, tag: str) -> dict:
@@ -726,7 +805,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
             length = (
                 len(response)
                 if server.kind == "zero"
-                else len(raw_call(server.target, SINGLE_PATH, single_bytes))
+                else len(call_server(server, SINGLE_PATH, single_bytes))
             )
             return h2load(
                 server, SINGLE_PATH, single_body, requests, length, size_dir / f"{tag}.tsv", args
@@ -740,7 +819,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
             server.cpu_by_pid.clear()
         runs: dict[str, list[dict]] = {s.name: [] for s in servers}
         for rnd in range(args.rounds):
-            for server in servers:
+            for server in round_order(servers, rnd):
                 run = run_single(server, args.requests, f"r{rnd}")
                 runs[server.name].append(run)
                 log(
@@ -754,6 +833,8 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
             calls = summary["calls"] or 1
             summary["cpu_us_per_call"] = sum(server.cpu_by_pid.values()) / calls * 1e6
             result["servers"][server.name] = summary
+        for twin in secured:
+            result["servers"][twin.name].update(compare_twin(result["servers"], twin, daemons))
 
         for rnd in range(args.rounds):
             for daemon in daemons:
@@ -790,6 +871,14 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
                 f"({w['during_load']}/{len(w['calls'])} during load)"
             )
 
+        for twin in secured:  # after every call made to it, so the counts can be compared
+            checks = check_secured(twin, single_bytes)
+            result["servers"][twin.name]["checks"] = checks
+            log(
+                f"  {twin.name}: metrics counted {checks['metrics_ok']} of "
+                f"{checks['calls_ok']} calls; without a token: {checks['no_token']}"
+                f"{'' if checks['ok'] else '  CHECK FAILED: ' + '; '.join(checks['problems'])}"
+            )
         for server in servers:
             server.memory = memory_mb(server.proc.pid)
             result["servers"][server.name].update(server.memory)
@@ -803,6 +892,126 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
         for server in servers:
             procs.stop(server.proc)
     return result
+
+
+def twin_of(twin: Server, daemons: list[Server]) -> Server:
+    """The daemon with tokens and metrics off that `twin` is compared with."""
+    return next(d for d in daemons if d.workers == twin.workers)
+
+
+def start_twins(
+    procs: Processes, db: Path, workdir: Path, daemons: list[Server], notes: list[str], args
+) -> list[Server]:
+    """For each worker count asked for, the daemon again on the same database with a tokens
+    file and metrics on: the twin of the daemon with both off already started."""
+    twins: list[Server] = []
+    wanted = [w for w in args.tokens_metrics_workers if w in {d.workers for d in daemons}]
+    for w in sorted(set(args.tokens_metrics_workers) - set(wanted)):
+        notes.append(f"daemon w{w} {SECURED} not measured: no daemon w{w} to compare it with")
+    if not wanted:
+        return twins
+    tokens = workdir / "tokens.toml"
+    token = write_tokens_file(tokens)
+    for w in wanted:
+        log(f"  starting daemon w{w} {SECURED}")
+        twin = start_secured(procs, db, workdir, w, tokens, token, args.serving_timeout)
+        log(f"  daemon w{w} {SECURED} SERVING after {twin.startup_s:.2f}s")
+        twins.append(twin)
+    return twins
+
+
+def round_order(servers: list[Server], rnd: int) -> list[Server]:
+    """The servers in the order of round `rnd`: each twin with tokens and metrics on goes
+    right after its daemon in even rounds and right before it in odd ones, so running first
+    (after a zero-work server, or on a CPU that has just idled) favours neither of them."""
+    order = list(servers)
+    if rnd % 2:
+        for i, server in enumerate(order):
+            if server.kind == "secured" and i > 0:
+                order[i - 1], order[i] = server, order[i - 1]
+    return order
+
+
+def compare_twin(summaries: dict[str, dict], twin: Server, daemons: list[Server]) -> dict:
+    """The twin's req/s and CPU per call against its daemon's, overall and round by round
+    (the two ran back to back in every round, so each round's ratio sees the same noise)."""
+    on, off_name = summaries[twin.name], twin_of(twin, daemons).name
+    off = summaries[off_name]
+    rounds = [a / b for a, b in zip(on["req_s_rounds"], off["req_s_rounds"], strict=False) if b]
+    return {
+        "compared_with": off_name,
+        "vs_off": on["req_s"] / off["req_s"] if off["req_s"] else 0.0,
+        "vs_off_rounds": rounds,
+        "vs_off_round_median": statistics.median(rounds) if rounds else 0.0,
+        "cpu_us_extra": on["cpu_us_per_call"] - off["cpu_us_per_call"],
+    }
+
+
+_HANDLED = "grpc_server_handled_total"
+
+
+def scrape_handled(port: int) -> dict[str, float]:
+    """grpc_server_handled_total for ResolveForAccount by grpc_code, and the auth failures by
+    reason, from the /metrics endpoint (all workers' together with --workers N)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == _HANDLED and labels.get("grpc_method") == "ResolveForAccount":
+                out[labels["grpc_code"]] = out.get(labels["grpc_code"], 0) + sample.value
+            if sample.name == "modelconfig_auth_failures_total":
+                key = f"auth_failures {labels.get('reason')}"
+                out[key] = out.get(key, 0) + sample.value
+    return out
+
+
+def check_secured(twin: Server, request: bytes) -> dict:
+    """That tokens and metrics were really on: a call without a token is refused with
+    UNAUTHENTICATED, and the metrics endpoint counted every call made with one."""
+    problems = []
+    try:
+        raw_call(twin.target, SINGLE_PATH, request)
+        no_token = "answered"
+        problems.append("a call without a token was answered: the tokens file is not in force")
+    except grpc.RpcError as exc:
+        no_token = exc.code().name
+        if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+            problems.append(f"a call without a token failed with {no_token}, not UNAUTHENTICATED")
+    # Workers add their calls to the shared metrics once a second: scrape until they show.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            counted = scrape_handled(twin.metrics_port)
+        except (OSError, ValueError) as exc:
+            counted = {}
+            problems.append(
+                f"the metrics endpoint on port {twin.metrics_port} did not answer: {exc}"
+            )
+            break
+        settled = counted.get("OK", 0) == twin.resolved_ok and counted.get("Unauthenticated")
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    ok_calls = counted.get("OK", 0)
+    if ok_calls != twin.resolved_ok:
+        problems.append(
+            f'{_HANDLED}{{grpc_method="ResolveForAccount",grpc_code="OK"}} is {ok_calls:.0f}, '
+            f"but {twin.resolved_ok} calls succeeded"
+        )
+    if counted and counted.get("Unauthenticated", 0) < 1:
+        problems.append("the refused call is not counted as Unauthenticated")
+    return {
+        "no_token": no_token,
+        "calls_ok": twin.resolved_ok,
+        "metrics_ok": int(ok_calls),
+        "metrics": counted,
+        "problems": problems,
+        "ok": not problems,
+    }
 
 
 def writes_under_load(daemon: Server, body: Path, request: bytes, workdir: Path, args) -> dict:
@@ -854,6 +1063,49 @@ def writes_under_load(daemon: Server, body: Path, request: bytes, workdir: Path,
 
 def _mark(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def secured_section(results: dict) -> list[str]:
+    """The daemon with a tokens file and metrics on against the same daemon with both off."""
+    rows = [
+        (size["accounts"], name, s)
+        for size in results["sizes"]
+        for name, s in size.get("servers", {}).items()
+        if "compared_with" in s
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"## Tokens and metrics on / off (issue 7: >= {TARGETS['secured_ratio']:.2f})",
+        "",
+        "The same daemon on the same database, once with neither and once with a tokens file "
+        "(h2load sends a reader's `authorization: Bearer` token) and Prometheus metrics on a "
+        "port of its own; the two run back to back in every round, alternating which goes "
+        "first. After the rounds, a call without a token must be refused and "
+        '`grpc_server_handled_total{grpc_method="ResolveForAccount",grpc_code="OK"}` must '
+        "equal the calls that succeeded.",
+        "",
+        "| accounts | on / off | off req/s | on req/s | on / off (median round) "
+        "| off CPU µs/call | on CPU µs/call | + µs/call | p50 ms off / on | metrics counted "
+        "| no token |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for accounts, name, s in rows:
+        off = next(x for x in results["sizes"] if x["accounts"] == accounts)["servers"][
+            s["compared_with"]
+        ]
+        checks = s.get("checks", {})
+        counted = f"{checks.get('metrics_ok', 0):,} / {checks.get('calls_ok', 0):,}"
+        lines.append(
+            f"| {accounts:,} | {name} / {s['compared_with']} | {off['req_s']:.0f} | "
+            f"{s['req_s']:.0f} | **{s['vs_off']:.2f}** ({s['vs_off_round_median']:.2f}) | "
+            f"{off['cpu_us_per_call']:.0f} | {s['cpu_us_per_call']:.0f} | "
+            f"{s['cpu_us_extra']:+.0f} | {off['p50_ms']:.2f} / {s['p50_ms']:.2f} | "
+            f"{counted}{'' if checks.get('ok') else ' **CHECK FAILED**'} | "
+            f"{checks.get('no_token', '-')} |"
+        )
+    return lines
 
 
 def report(results: dict) -> str:
@@ -910,6 +1162,7 @@ def report(results: dict) -> str:
                 f"{s.get('rss_mb', 0):.0f} ({s.get('pss_mb', 0):.0f}) | "
                 f"{s.get('processes', 0)} | {'yes' if s['ok'] else 'NO'} ({s['calls']:,}) |"
             )
+    lines += secured_section(results)
     lines += ["", "## ResolveForAccounts (batch)", ""]
     lines += [
         "| accounts | server | batch req/s | accounts/s | vs single-call req/s | p50 ms | p99 ms "
@@ -994,6 +1247,16 @@ def report(results: dict) -> str:
                     "call); RSS sums every process, so pages shared after fork count once "
                     "per process: Pss splits them."
                 )
+            if "vs_off_rounds" in s:
+                notes.append(
+                    f"{name} at {size['accounts']:,}: on / off ({s['compared_with']}) round by "
+                    f"round: {', '.join(f'{x:.2f}' for x in s['vs_off_rounds'])}."
+                )
+            if s.get("checks", {}).get("problems"):
+                notes.append(
+                    f"{name} at {size['accounts']:,}: **tokens and metrics NOT shown to be on, "
+                    f"the comparison does not hold**: {'; '.join(s['checks']['problems'])}"
+                )
             if s["problems"]:
                 notes.append(f"{name} at {size['accounts']:,}: FAILED CALLS: {s['problems'][:3]}")
         for name, b in size.get("batch", {}).items():
@@ -1040,6 +1303,16 @@ def targets(results: dict) -> list[dict]:
                     s["vs_limit"],
                     ".2f",
                     s["vs_limit"] >= TARGETS["limit_ratio"],
+                )
+    for size in sorted(by_size):
+        for name, s in by_size[size].get("servers", {}).items():
+            if "compared_with" in s:
+                add(
+                    f"{name} / {s['compared_with']} (tokens and metrics off) at {size:,}",
+                    f">= {TARGETS['secured_ratio']:.2f}",
+                    s["vs_off"],
+                    ".2f",
+                    s["vs_off"] >= TARGETS["secured_ratio"] and s.get("checks", {}).get("ok"),
                 )
     if small != large:
         for name in ("daemon w1", "daemon w2"):
@@ -1155,6 +1428,17 @@ def chart(results: dict, path: Path) -> None:
         if any(y == y for y in ys):
             left.plot(xs, ys, marker="o", color=color, label=f"{name} ResolveForAccount")
             label_points(left, ys, color, dy)
+        ys = figures(f"{name} {SECURED}", "req_s")
+        if any(y == y for y in ys):
+            left.plot(
+                xs,
+                ys,
+                marker="o",
+                markerfacecolor="none",
+                linestyle="--",
+                color=color,
+                label=f"{name} with tokens and metrics on",
+            )
     margin = (xs[0] / 4, xs[-1] * 4)
     left.set(
         xscale="log",
@@ -1232,6 +1516,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=_ints,
         default=[1, 2],
         help="daemon worker counts to measure (default 1,2)",
+    )
+    parser.add_argument(
+        "--tokens-metrics-workers",
+        type=_ints,
+        default=[1, 2],
+        help="of those, the worker counts also measured with a tokens file and metrics on, "
+        "against the same daemon with both off (default 1,2; '' for none)",
     )
     # Five shorter rounds rather than three long ones: the same 60,000 calls per server, and a
     # median that one disturbed round (a noisy neighbour on a shared host) does not move.
@@ -1326,7 +1617,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = targets(results)
     for size in results["sizes"]:
         for s in size.get("servers", {}).values():
-            failed |= not s["ok"]
+            failed |= not s["ok"] or not s.get("checks", {}).get("ok", True)
         for b in size.get("batch", {}).values():
             failed |= not b["ok"]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -56,12 +56,16 @@ def actor_of(peer: str) -> str:
     return f"{kind}:{address.rpartition(':')[0]}"
 
 
-def _bearer_token(context: grpc.ServicerContext) -> str | None:
-    """The token of the `authorization: Bearer <token>` metadata; "" if it is not a bearer."""
+def _authorization(context: grpc.ServicerContext) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
-            return value[len(_BEARER) :].strip() if value.lower().startswith(_BEARER) else ""
+            return value
     return None
+
+
+def _bearer_token(header: str) -> str:
+    """The token of an `authorization: Bearer <token>` header; "" if it is not a bearer."""
+    return header[len(_BEARER) :].strip() if header.lower().startswith(_BEARER) else ""
 
 
 def _common_name(context: grpc.ServicerContext) -> str | None:
@@ -94,6 +98,17 @@ class Guard:
 
     def check(self, context: grpc.ServicerContext, method: str) -> Principal:
         """The caller, if their credentials are known and their role allows `method`."""
+        tokens = self._tokens
+        if tokens is not None:  # the hot path: a token already verified, a role that suffices
+            for key, value in context.invocation_metadata() or ():
+                if key == "authorization":
+                    principal = tokens.known.get(value)
+                    if principal is not None and principal.role >= REQUIRED_ROLES[method]:
+                        return principal
+                    break
+        return self._check(context, method)
+
+    def _check(self, context: grpc.ServicerContext, method: str) -> Principal:
         principal = None
         try:
             principal = self._identify(context)
@@ -105,13 +120,15 @@ class Guard:
 
     def _identify(self, context: grpc.ServicerContext) -> Principal:
         tokens = self._tokens
-        token = _bearer_token(context) if tokens is not None else None
-        if token:
-            principal = tokens.by_token(token) if tokens is not None else None
+        header = _authorization(context) if tokens is not None else None
+        token = _bearer_token(header) if header is not None else ""
+        if tokens is not None and header is not None and token:
+            principal = tokens.by_token(token)
             if principal is None:
                 raise Unauthenticated(
                     "the bearer token is not one this daemon knows", reason="TOKEN_UNKNOWN"
                 )
+            tokens.remember(header, principal)
             return principal
         common_name = _common_name(context) if self._client_certificates else None
         if common_name is not None:

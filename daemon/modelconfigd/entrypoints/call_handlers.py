@@ -10,8 +10,8 @@ and no credentials to check, a handler does nothing beyond that.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from time import perf_counter
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Reads whose answer is a pure function of the request bytes and the snapshot: answered from a
 # per-snapshot cache of serialized responses (see wire_cache.py). Their implementations return
 # (answer bytes, resolved view): the view is counted for metrics on every call, hit or miss.
+# (ResolveForAccounts counts its views itself: see the servicer.)
 CACHED_METHODS = frozenset({"ResolveForAccount"})
 
 
@@ -84,7 +85,6 @@ def build_handler(
     cache: WireCache,
     guard: Guard | None,
     metrics: Metrics | None,
-    on_resolved: Callable | None,
 ) -> grpc.RpcMethodHandler:
     name = method.name
     implementation = getattr(servicer, name)
@@ -100,8 +100,7 @@ def build_handler(
         # The hot path: plain try/except and no helper calls beyond the checks asked for.
         def handle_cached(request_bytes: bytes, context: grpc.ServicerContext):
             if observed is not None:
-                started_at = time.perf_counter()
-                observed.started.inc()
+                started_at = perf_counter()
             try:
                 caller = check(context, name) if check is not None else ANYONE
                 entry, wire = cache.get(request_bytes)
@@ -112,20 +111,18 @@ def build_handler(
                     cache.put(request_bytes, entry, wire)
             except Exception as exc:
                 if observed is not None:
+                    observed.start()  # counted as started when it ends, as resolved_ok does
                     observed.done(started_at, _code(exc))
                 abort(context, full_name, exc)
-            if on_resolved is not None:
-                on_resolved(entry[1])
             if observed is not None:
-                observed.done(started_at, 0)
+                observed.resolved_ok(started_at, entry[1])
             return entry[0]
 
         return grpc.unary_unary_rpc_method_handler(handle_cached)  # answers are bytes already
 
     def run(call: Callable[[Principal], object], context: grpc.ServicerContext):
         if observed is not None:
-            started_at = time.perf_counter()
-            observed.started.inc()
+            started_at = observed.start()
         caller = ANYONE
         try:
             if check is not None:

@@ -74,7 +74,7 @@ def create_server(
     on_resolved = metrics.resolved if metrics is not None else None
     servicer = ModelConfigServicer(services, cache, on_resolved)
     handlers = {
-        m.name: build_handler(servicer, m, SERVICE_NAME, cache, guard, metrics, on_resolved)
+        m.name: build_handler(servicer, m, SERVICE_NAME, cache, guard, metrics)
         for m in SERVICE.methods
     }
     # Registered (not generic) handlers: the core matches the method path itself, sparing a

@@ -58,11 +58,23 @@ def new_token() -> tuple[str, str]:
 class Tokens:
     """The callers of one tokens file, immutable; reloading builds a new one."""
 
+    # Bounds `known`: only headers whose token was verified enter it, so it holds a few per token.
+    MAX_KNOWN = 1024
+
     def __init__(self, callers: Iterable[Caller]) -> None:
         callers = list(callers)
         self._by_digest = {c.digest: c for c in callers if c.digest is not None}
         self._by_common_name = {c.common_name: c for c in callers if c.common_name}
         self.count = len(callers)
+        # `authorization` header values already verified -> their caller: a repeated call is
+        # one dictionary look-up instead of a SHA-256 and a comparison (the hot path). A header
+        # is compared with the ones here only when their (randomly keyed) hashes collide, which
+        # tells nothing about any token. Reloading the file makes a new, empty one.
+        self.known: dict[str, Principal] = {}
+
+    def remember(self, header: str, principal: Principal) -> None:
+        if len(self.known) < self.MAX_KNOWN:
+            self.known[header] = principal
 
     def by_token(self, token: str) -> Principal | None:
         digest = digest_of(token)
