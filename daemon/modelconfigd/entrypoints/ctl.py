@@ -379,26 +379,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reason", default="", help="why: kept with every change a write makes (audit trail)"
     )
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("MODELCONFIG_TOKEN", ""),
-        help="bearer token to authenticate with (MODELCONFIG_TOKEN)",
-    )
-    parser.add_argument(
-        "--cacert",
-        default=os.environ.get("MODELCONFIG_CACERT", ""),
-        help="PEM CA of the daemon's certificate: connect with TLS (MODELCONFIG_CACERT)",
-    )
-    parser.add_argument(
-        "--cert",
-        default=os.environ.get("MODELCONFIG_CERT", ""),
-        help="PEM client certificate, for mutual TLS (MODELCONFIG_CERT)",
-    )
-    parser.add_argument(
-        "--key",
-        default=os.environ.get("MODELCONFIG_KEY", ""),
-        help="PEM key of --cert (MODELCONFIG_KEY)",
-    )
+    for flag, variable, help_text in (
+        ("--token", "MODELCONFIG_TOKEN", "bearer token to authenticate with"),
+        ("--cacert", "MODELCONFIG_CACERT", "PEM CA of the daemon's certificate: connect with TLS"),
+        ("--cert", "MODELCONFIG_CERT", "PEM client certificate, for mutual TLS"),
+        ("--key", "MODELCONFIG_KEY", "PEM key of --cert"),
+    ):
+        parser.add_argument(
+            flag, default=os.environ.get(variable, ""), help=f"{help_text} ({variable})"
+        )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(subparsers)
     _add_setting_commands(subparsers)
