@@ -10,14 +10,15 @@ Steps, each bounded in time and all on 127.0.0.1:
    time importing the same file again, reverting the import and reverting that revert;
 3. start, each in its own process session, a zero-work threaded grpcio server, a zero-work
    grpc.aio server (both answering a body the size of the daemon's real response), the
-   daemon with 1 and 2 workers, and the same daemon again with a tokens file and metrics on;
+   daemon with 1 and 2 workers, the same daemon again with a tokens file and metrics on, and
+   with 1 worker once more serving TLS with a certificate generated at the start of the run;
    time each start to SERVING;
-4. drive them alternately with h2load, several rounds (each daemon next to its twin with
-   tokens and metrics on); then the batch call; then SetModel calls timed while resolve load
-   runs; then check that the twins' metrics counted the calls and that they refuse a call
-   without a token;
-5. report req/s, ratio to the zero-work limit, the ratio tokens and metrics on / off, p50/p99,
-   RSS, start-up and the targets.
+4. drive them alternately with h2load, several rounds (each daemon next to its twins with
+   tokens and metrics on and with TLS); then the batch call; then SetModel calls timed while
+   resolve load runs; then check that the twins' metrics counted the calls and that they
+   refuse a call without a token, and that the TLS twin refuses a plaintext call;
+5. report req/s, ratio to the zero-work limit, the ratios tokens and metrics on / off and
+   TLS / plaintext, p50/p99, RSS, start-up and the targets.
 
 Every process started here is killed (its whole process group) on the way out, failure or not.
 """
@@ -27,7 +28,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import datetime
 import importlib.metadata
+import ipaddress
+import itertools
 import json
 import os
 import platform
@@ -48,6 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from modelconfig import ModelConfigClient
@@ -82,6 +90,7 @@ TARGETS = {
     "secured_ratio": 0.95,
 }
 SECURED = "tokens+metrics"  # the suffix naming a daemon with a tokens file and metrics on
+TLS = "tls"  # the suffix naming a daemon serving TLS
 
 
 def account(i: int) -> str:
@@ -285,7 +294,9 @@ def machine() -> dict:
 @dataclass
 class Server:
     name: str  # "zero threaded", "zero aio", "daemon w1", "daemon w1 tokens+metrics", ...
-    kind: str  # "zero", "daemon", or "secured" (a daemon with a tokens file and metrics on)
+    # "zero", "daemon", "secured" (a daemon with a tokens file and metrics on) or "tls" (a
+    # daemon serving TLS)
+    kind: str
     port: int
     proc: subprocess.Popen
     log_path: Path
@@ -294,6 +305,7 @@ class Server:
     memory: dict = field(default_factory=dict)
     cpu_by_pid: dict[int, float] = field(default_factory=dict)
     token: str = ""  # sent as `authorization: Bearer` when set
+    ca_pem: bytes = b""  # when set, the server speaks TLS with a certificate this CA issued
     metrics_port: int = 0
     # ResolveForAccount calls this benchmark made that succeeded: what the metrics must count.
     resolved_ok: int = 0
@@ -302,6 +314,10 @@ class Server:
     def target(self) -> str:
         return f"{HOST}:{self.port}"
 
+    @property
+    def url_scheme(self) -> str:
+        return "https" if self.ca_pem else "http"
+
 
 def log_tail(path: Path, lines: int = 15) -> str:
     with contextlib.suppress(OSError):
@@ -309,9 +325,18 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return ""
 
 
-def wait_serving(port: int, proc: subprocess.Popen, log_path: Path, timeout: float) -> float:
+def channel(target: str, ca_pem: bytes = b"") -> grpc.Channel:
+    """A plaintext channel, or with `ca_pem` a TLS one that verifies the server against it."""
+    if not ca_pem:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=ca_pem))
+
+
+def wait_serving(
+    port: int, proc: subprocess.Popen, log_path: Path, timeout: float, ca_pem: bytes = b""
+) -> float:
     """Seconds until health answers SERVING; a fresh channel per probe, so no reconnect
-    back-off of a long-lived channel adds to the measurement."""
+    back-off of a long-lived channel adds to the measurement. With `ca_pem`, over TLS."""
     started = time.monotonic()
     deadline = started + timeout
     while time.monotonic() < deadline:
@@ -319,9 +344,9 @@ def wait_serving(port: int, proc: subprocess.Popen, log_path: Path, timeout: flo
             raise RuntimeError(
                 f"server on port {port} exited with {proc.returncode}:\n{log_tail(log_path)}"
             )
-        with grpc.insecure_channel(f"{HOST}:{port}") as channel:
+        with channel(f"{HOST}:{port}", ca_pem) as probe:
             try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
+                reply = health_pb2_grpc.HealthStub(probe).Check(
                     health_pb2.HealthCheckRequest(), timeout=0.5
                 )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -347,6 +372,7 @@ def start_daemon(
     workers: int,
     timeout: float,
     extra_env: dict[str, str] | None = None,
+    ca_pem: bytes = b"",
 ) -> Server:
     port = free_port()
     log_path = workdir / f"{name.replace(' ', '-').replace('+', '-')}.log"
@@ -359,6 +385,9 @@ def start_daemon(
         # daemons that the ones with tokens and metrics are compared with.
         "MODELCONFIG_TOKENS_FILE": "",
         "MODELCONFIG_METRICS_LISTEN": "",
+        "MODELCONFIG_TLS_CERT": "",
+        "MODELCONFIG_TLS_KEY": "",
+        "MODELCONFIG_TLS_CLIENT_CA": "",
         **(extra_env or {}),
     }
     args = [str(VENV_BIN / "modelconfigd")]
@@ -367,9 +396,9 @@ def start_daemon(
         args += ["--workers", str(workers)]
     started = time.monotonic()
     proc = procs.start(args, log_path, env)
-    wait_serving(port, proc, log_path, timeout)
+    wait_serving(port, proc, log_path, timeout, ca_pem)
     startup = time.monotonic() - started
-    return Server(name, "daemon", port, proc, log_path, startup, workers)
+    return Server(name, "daemon", port, proc, log_path, startup, workers, ca_pem=ca_pem)
 
 
 def write_tokens_file(path: Path) -> str:
@@ -410,6 +439,83 @@ def start_secured(
     return server
 
 
+@dataclass
+class Pki:
+    """A throwaway CA and a server certificate it issued, as PEM files."""
+
+    ca_pem: bytes
+    cert: Path
+    key: Path
+
+
+def make_pki(directory: Path) -> Pki:
+    """A CA and a server certificate for 127.0.0.1 (IP SAN) and localhost (DNS SAN), EC P-256
+    keys, valid a day either side of now: what the TLS twin serves and its clients verify."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey, ca: bool):
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - day)
+            .not_valid_after(now + day)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        builder("modelconfig bench CA", "modelconfig bench CA", ca_key, True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    san: list[x509.GeneralName] = [
+        x509.IPAddress(ipaddress.ip_address(HOST)),
+        x509.DNSName("localhost"),
+    ]
+    cert = (
+        builder("localhost", "modelconfig bench CA", key, False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    pki = Pki(ca_cert.public_bytes(pem), directory / "server.pem", directory / "server.key")
+    pki.cert.write_bytes(cert.public_bytes(pem))
+    pki.key.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    pki.key.chmod(0o600)
+    return pki
+
+
+def start_tls(
+    procs: Processes, db: Path, workdir: Path, workers: int, pki: Pki, timeout: float
+) -> Server:
+    """The daemon as `start_daemon` starts it (no tokens, no metrics), serving TLS with the
+    generated certificate; SERVING is probed over TLS, verified against the generated CA."""
+    env = {"MODELCONFIG_TLS_CERT": str(pki.cert), "MODELCONFIG_TLS_KEY": str(pki.key)}
+    name = f"daemon w{workers} {TLS}"
+    server = start_daemon(procs, db, workdir, name, workers, timeout, env, pki.ca_pem)
+    server.kind = "tls"
+    return server
+
+
 def start_zero(
     procs: Processes, mode: str, body: Path, workdir: Path, threads: int, timeout: float = 30
 ) -> Server:
@@ -424,16 +530,24 @@ def start_zero(
     return Server(name, "zero", port, proc, log_path, time.monotonic() - started)
 
 
-def raw_call(target: str, path: str, request: bytes, timeout: float = 30, token: str = "") -> bytes:
-    """One call with identity serializers: the response bytes exactly as on the wire."""
+def raw_call(
+    target: str,
+    path: str,
+    request: bytes,
+    timeout: float = 30,
+    token: str = "",
+    ca_pem: bytes = b"",
+) -> bytes:
+    """One call with identity serializers: the response bytes exactly as on the wire; over
+    TLS, verified against `ca_pem`, when given."""
     metadata = (("authorization", f"Bearer {token}"),) if token else None
-    with grpc.insecure_channel(target) as channel:
-        return channel.unary_unary(path)(request, timeout=timeout, metadata=metadata)
+    with channel(target, ca_pem) as chan:
+        return chan.unary_unary(path)(request, timeout=timeout, metadata=metadata)
 
 
 def call_server(server: Server, path: str, request: bytes) -> bytes:
-    """raw_call with the server's token, counted as the server's metrics should count it."""
-    response = raw_call(server.target, path, request, token=server.token)
+    """raw_call with the server's token and TLS, counted as its metrics should count it."""
+    response = raw_call(server.target, path, request, token=server.token, ca_pem=server.ca_pem)
     if path == SINGLE_PATH:
         server.resolved_ok += 1
     return response
@@ -609,6 +723,8 @@ _REQUESTS = re.compile(
 )
 _STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
 _DATA = re.compile(r"\((\d+)\) data")
+_TLS_LINES = re.compile(r"TLS Protocol: (\S+)\s+Cipher: (\S+)(?:\s+Server Temp Key: (\S+))?")
+_PROTOCOL = re.compile(r"Application protocol: (\S+)")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -630,7 +746,8 @@ def h2load(
 ) -> dict:
     """One h2load run; `ok` only if every request got a 2xx and the DATA bytes add up to
     one full response frame per request (h2load does not read grpc-status: a failed call
-    answers trailers only, with no DATA)."""
+    answers trailers only, with no DATA). A server with a CA is driven over https (h2load
+    negotiates h2 by ALPN and does not verify the certificate)."""
     command = [
         "h2load",
         "-n", str(requests),
@@ -642,7 +759,7 @@ def h2load(
         "-H", "te: trailers",
         *(["-H", f"authorization: Bearer {server.token}"] if server.token else []),
         f"--log-file={log_file}",
-        f"http://{server.target}{path}",
+        f"{server.url_scheme}://{server.target}{path}",
     ]  # fmt: skip
     timeout = 60 + requests / 200
     before = cpu_seconds(server.proc.pid)
@@ -661,6 +778,12 @@ def h2load(
     if not (proc and proc.returncode == 0 and finished and counts and status and data):
         result["problems"].append("h2load failed: " + out.strip()[-500:])
         return result
+    tls, protocol = _TLS_LINES.search(out), _PROTOCOL.search(out)
+    result["protocol"] = protocol.group(1) if protocol else "?"
+    if tls:
+        result["tls"] = ", ".join(g for g in tls.groups() if g)
+    if server.ca_pem and not (tls and result["protocol"] == "h2"):
+        result["problems"].append(f"not h2 over TLS: protocol {result['protocol']}, tls {tls}")
     elapsed = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
     _, _, _, succeeded, failed, errored, timed_out = map(int, counts.groups())
     if path == SINGLE_PATH:
@@ -712,6 +835,7 @@ def summarize(runs: list[dict]) -> dict:
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "ok": bool(runs) and all(r["ok"] for r in runs),
+        "tls": sorted({r["tls"] for r in runs if "tls" in r}),
         "problems": [p for r in runs for p in r["problems"]],
         "calls": sum(r.get("succeeded", 0) for r in runs),
     }
@@ -737,7 +861,9 @@ def timed_writes(target: str, account_id: str, count: int, gap: float, alive) ->
 # -- one size ----------------------------------------------------------------------------------
 
 
-def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bool) -> dict:
+def bench_size(
+    procs: Processes, workdir: Path, data: dict, args, workers_ok: bool, pki: Pki | None
+) -> dict:
     accounts = data["accounts"]
     db = Path(data["db"])
     size_dir = workdir / f"run-{accounts}"
@@ -761,6 +887,10 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
         secured = start_twins(procs, db, size_dir, daemons, result["notes"], args)
         for twin in secured:  # right after its twin: the two run back to back in each round
             servers.insert(servers.index(twin_of(twin, daemons)) + 1, twin)
+        tls_twins = start_tls_twins(procs, db, size_dir, daemons, pki, result["notes"], args)
+        for twin in tls_twins:  # right before its daemon, so each twin has it as a neighbour
+            servers.insert(servers.index(twin_of(twin, daemons)), twin)
+        twins = secured + tls_twins
 
         single_request = api.ResolveForAccountRequest(account_id=account(BENCH_ACCOUNT))
         single_bytes = single_request.SerializeToString()
@@ -782,7 +912,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
         bad = [r.account_id for r in batch_response.results if r.HasField("error")]
         if len(batch_response.results) != args.batch_size or bad:
             raise RuntimeError(f"batch answer has {len(batch_response.results)} results: {bad}")
-        for twin in secured:  # the same database: the same answer, to the byte
+        for twin in twins:  # the same database: the same answer, to the byte
             if call_server(twin, SINGLE_PATH, single_bytes) != response:
                 raise RuntimeError(f"{twin.name} answers differently from {daemons[0].name}")
         response_file = size_dir / "response.bin"
@@ -797,7 +927,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
 
         for mode in ("threaded", "aio"):
             zero = start_zero(procs, mode, response_file, size_dir, args.zero_threads)
-            servers.insert(len(servers) - len(daemons) - len(secured), zero)
+            servers.insert(sum(1 for s in servers if s.kind == "zero"), zero)
         zeros = [s for s in servers if s.kind == "zero"]
 
         def run_single(server: Server, requests: int, tag: str) -> dict:
@@ -833,7 +963,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
             calls = summary["calls"] or 1
             summary["cpu_us_per_call"] = sum(server.cpu_by_pid.values()) / calls * 1e6
             result["servers"][server.name] = summary
-        for twin in secured:
+        for twin in twins:
             result["servers"][twin.name].update(compare_twin(result["servers"], twin, daemons))
 
         for rnd in range(args.rounds):
@@ -879,6 +1009,14 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
                 f"{checks['calls_ok']} calls; without a token: {checks['no_token']}"
                 f"{'' if checks['ok'] else '  CHECK FAILED: ' + '; '.join(checks['problems'])}"
             )
+        for twin in tls_twins:
+            checks = check_tls(twin, single_bytes, result["servers"][twin.name])
+            result["servers"][twin.name]["checks"] = checks
+            log(
+                f"  {twin.name}: {', '.join(checks['negotiated']) or 'no TLS seen'}; "
+                f"a plaintext call: {checks['plaintext']}"
+                f"{'' if checks['ok'] else '  CHECK FAILED: ' + '; '.join(checks['problems'])}"
+            )
         for server in servers:
             server.memory = memory_mb(server.proc.pid)
             result["servers"][server.name].update(server.memory)
@@ -895,7 +1033,7 @@ def bench_size(procs: Processes, workdir: Path, data: dict, args, workers_ok: bo
 
 
 def twin_of(twin: Server, daemons: list[Server]) -> Server:
-    """The daemon with tokens and metrics off that `twin` is compared with."""
+    """The daemon (no tokens, no metrics, no TLS) that `twin` is compared with."""
     return next(d for d in daemons if d.workers == twin.workers)
 
 
@@ -920,15 +1058,42 @@ def start_twins(
     return twins
 
 
+def start_tls_twins(
+    procs: Processes,
+    db: Path,
+    workdir: Path,
+    daemons: list[Server],
+    pki: Pki | None,
+    notes: list[str],
+    args,
+) -> list[Server]:
+    """For each worker count asked for, the daemon again on the same database serving TLS with
+    the generated certificate: the twin of the plaintext daemon already started."""
+    twins: list[Server] = []
+    wanted = [w for w in args.tls_workers if w in {d.workers for d in daemons}]
+    for w in sorted(set(args.tls_workers) - set(wanted)):
+        notes.append(f"daemon w{w} {TLS} not measured: no daemon w{w} to compare it with")
+    if not wanted or pki is None:
+        return twins
+    for w in wanted:
+        log(f"  starting daemon w{w} {TLS}")
+        twin = start_tls(procs, db, workdir, w, pki, args.serving_timeout)
+        log(f"  daemon w{w} {TLS} SERVING (over TLS) after {twin.startup_s:.2f}s")
+        twins.append(twin)
+    return twins
+
+
 def round_order(servers: list[Server], rnd: int) -> list[Server]:
-    """The servers in the order of round `rnd`: each twin with tokens and metrics on goes
-    right after its daemon in even rounds and right before it in odd ones, so running first
-    (after a zero-work server, or on a CPU that has just idled) favours neither of them."""
-    order = list(servers)
-    if rnd % 2:
-        for i, server in enumerate(order):
-            if server.kind == "secured" and i > 0:
-                order[i - 1], order[i] = server, order[i - 1]
+    """The servers in the order of round `rnd`. A daemon and its twins stand together: the TLS
+    twin right before it and the one with tokens and metrics right after it in even rounds,
+    the group reversed in odd ones; so each twin runs next to its daemon in every round, and
+    running first (after a zero-work server, or on a CPU that has just idled) favours neither."""
+    order: list[Server] = []
+    for _, group in itertools.groupby(
+        servers, key=lambda s: s.name if s.kind == "zero" else f"w{s.workers}"
+    ):
+        members = list(group)
+        order += reversed(members) if rnd % 2 else members
     return order
 
 
@@ -939,6 +1104,7 @@ def compare_twin(summaries: dict[str, dict], twin: Server, daemons: list[Server]
     off = summaries[off_name]
     rounds = [a / b for a, b in zip(on["req_s_rounds"], off["req_s_rounds"], strict=False) if b]
     return {
+        "twin": twin.kind,  # "secured" or "tls"
         "compared_with": off_name,
         "vs_off": on["req_s"] / off["req_s"] if off["req_s"] else 0.0,
         "vs_off_rounds": rounds,
@@ -1014,6 +1180,27 @@ def check_secured(twin: Server, request: bytes) -> dict:
     }
 
 
+def check_tls(twin: Server, request: bytes, summary: dict) -> dict:
+    """That TLS was really on: every h2load run to it negotiated h2 over TLS (h2load says which
+    protocol and cipher), and a plaintext call is not answered."""
+    problems = []
+    negotiated = summary.get("tls", [])
+    if not negotiated:
+        problems.append("h2load reported no TLS session")
+    try:
+        raw_call(twin.target, SINGLE_PATH, request, timeout=5)
+        plaintext = "answered"
+        problems.append("a plaintext call was answered: the daemon does not serve TLS")
+    except grpc.RpcError as exc:
+        plaintext = f"refused ({exc.code().name})"
+    return {
+        "negotiated": negotiated,
+        "plaintext": plaintext,
+        "problems": problems,
+        "ok": not problems,
+    }
+
+
 def writes_under_load(daemon: Server, body: Path, request: bytes, workdir: Path, args) -> dict:
     """h2load resolve load on the daemon while a Python client times SetModel calls."""
     writer = f"bench-writer-w{daemon.workers}"
@@ -1071,7 +1258,7 @@ def secured_section(results: dict) -> list[str]:
         (size["accounts"], name, s)
         for size in results["sizes"]
         for name, s in size.get("servers", {}).items()
-        if "compared_with" in s
+        if s.get("twin") == "secured"
     ]
     if not rows:
         return []
@@ -1104,6 +1291,50 @@ def secured_section(results: dict) -> list[str]:
             f"{s['cpu_us_extra']:+.0f} | {off['p50_ms']:.2f} / {s['p50_ms']:.2f} | "
             f"{counted}{'' if checks.get('ok') else ' **CHECK FAILED**'} | "
             f"{checks.get('no_token', '-')} |"
+        )
+    return lines
+
+
+def tls_section(results: dict) -> list[str]:
+    """The daemon serving TLS against the same daemon in plaintext: what TLS costs, no target."""
+    rows = [
+        (size["accounts"], name, s)
+        for size in results["sizes"]
+        for name, s in size.get("servers", {}).items()
+        if s.get("twin") == "tls"
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## TLS / plaintext (what TLS costs; no target)",
+        "",
+        "The same daemon on the same database (no tokens, no metrics), once in plaintext and "
+        "once serving TLS (`MODELCONFIG_TLS_CERT`, `MODELCONFIG_TLS_KEY`) with an EC P-256 "
+        "server certificate for 127.0.0.1 that a throwaway CA, generated at the start of the "
+        "run, issued; h2load drives it over `https://` (h2 by ALPN), with the same checks of "
+        "every call. The two run back to back in every round, alternating which goes first. "
+        "The cost is grpcio's and BoringSSL's (record encryption of every frame), not the "
+        "daemon's; h2load's 8 connections each make one handshake per run.",
+        "",
+        "| accounts | TLS / plaintext | plaintext req/s | TLS req/s "
+        "| TLS / plaintext (median round) | plaintext CPU µs/call | TLS CPU µs/call "
+        "| + µs/call | p50 ms plaintext / TLS | negotiated | plaintext call |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for accounts, name, s in rows:
+        off = next(x for x in results["sizes"] if x["accounts"] == accounts)["servers"][
+            s["compared_with"]
+        ]
+        checks = s.get("checks", {})
+        negotiated = "; ".join(checks.get("negotiated", [])) or "-"
+        lines.append(
+            f"| {accounts:,} | {name} / {s['compared_with']} | {off['req_s']:.0f} | "
+            f"{s['req_s']:.0f} | **{s['vs_off']:.2f}** ({s['vs_off_round_median']:.2f}) | "
+            f"{off['cpu_us_per_call']:.0f} | {s['cpu_us_per_call']:.0f} | "
+            f"**{s['cpu_us_extra']:+.0f}** | {off['p50_ms']:.2f} / {s['p50_ms']:.2f} | "
+            f"{negotiated}{'' if checks.get('ok') else ' **CHECK FAILED**'} | "
+            f"{checks.get('plaintext', '-')} |"
         )
     return lines
 
@@ -1163,6 +1394,7 @@ def report(results: dict) -> str:
                 f"{s.get('processes', 0)} | {'yes' if s['ok'] else 'NO'} ({s['calls']:,}) |"
             )
     lines += secured_section(results)
+    lines += tls_section(results)
     lines += ["", "## ResolveForAccounts (batch)", ""]
     lines += [
         "| accounts | server | batch req/s | accounts/s | vs single-call req/s | p50 ms | p99 ms "
@@ -1248,13 +1480,15 @@ def report(results: dict) -> str:
                     "per process: Pss splits them."
                 )
             if "vs_off_rounds" in s:
+                which = "TLS / plaintext" if s.get("twin") == "tls" else "on / off"
                 notes.append(
-                    f"{name} at {size['accounts']:,}: on / off ({s['compared_with']}) round by "
+                    f"{name} at {size['accounts']:,}: {which} ({s['compared_with']}) round by "
                     f"round: {', '.join(f'{x:.2f}' for x in s['vs_off_rounds'])}."
                 )
             if s.get("checks", {}).get("problems"):
+                what = "TLS" if s.get("twin") == "tls" else "tokens and metrics"
                 notes.append(
-                    f"{name} at {size['accounts']:,}: **tokens and metrics NOT shown to be on, "
+                    f"{name} at {size['accounts']:,}: **{what} NOT shown to be on, "
                     f"the comparison does not hold**: {'; '.join(s['checks']['problems'])}"
                 )
             if s["problems"]:
@@ -1306,7 +1540,7 @@ def targets(results: dict) -> list[dict]:
                 )
     for size in sorted(by_size):
         for name, s in by_size[size].get("servers", {}).items():
-            if "compared_with" in s:
+            if s.get("twin") == "secured":
                 add(
                     f"{name} / {s['compared_with']} (tokens and metrics off) at {size:,}",
                     f">= {TARGETS['secured_ratio']:.2f}",
@@ -1439,6 +1673,17 @@ def chart(results: dict, path: Path) -> None:
                 color=color,
                 label=f"{name} with tokens and metrics on",
             )
+        ys = figures(f"{name} {TLS}", "req_s")
+        if any(y == y for y in ys):
+            left.plot(
+                xs,
+                ys,
+                marker="D",
+                markerfacecolor="none",
+                linestyle=":",
+                color=color,
+                label=f"{name} serving TLS",
+            )
     margin = (xs[0] / 4, xs[-1] * 4)
     left.set(
         xscale="log",
@@ -1524,6 +1769,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="of those, the worker counts also measured with a tokens file and metrics on, "
         "against the same daemon with both off (default 1,2; '' for none)",
     )
+    parser.add_argument(
+        "--tls-workers",
+        type=_ints,
+        default=[1],
+        help="of those, the worker counts also measured serving TLS with a generated "
+        "certificate, against the same daemon in plaintext (default 1; '' for none)",
+    )
     # Five shorter rounds rather than three long ones: the same 60,000 calls per server, and a
     # median that one disturbed round (a noisy neighbour on a shared host) does not move.
     parser.add_argument("--rounds", type=int, default=5)
@@ -1579,6 +1831,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"work directory {workdir}")
     failed = False
     try:
+        pki = make_pki(workdir / "tls") if args.tls_workers else None
         workers_ok = daemon_has_workers_option()
         if not workers_ok and any(w > 1 for w in args.workers):
             results["notes"].append(
@@ -1596,7 +1849,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results["data"].append(data)
             try:
-                results["sizes"].append(bench_size(procs, workdir, data, args, workers_ok))
+                results["sizes"].append(bench_size(procs, workdir, data, args, workers_ok, pki))
             except Exception as exc:
                 failed = True
                 note = f"{accounts:,} accounts: benchmark failed: {type(exc).__name__}: {exc}"
