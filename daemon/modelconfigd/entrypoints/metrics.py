@@ -83,6 +83,38 @@ def serve(listen: str, metrics: Metrics | None = None) -> None:
         raise OSError(f"cannot serve metrics on {listen}: {exc.strerror}") from exc
 
 
+class _ThreadTally:
+    """One RPC thread's hot-path calls, written by that thread alone. Its numbers only grow (a
+    flush takes the difference from the last one); its dictionary of views is swapped out by a
+    flush and counted by the next, when no call can still be writing to it."""
+
+    __slots__ = ("buckets", "calls", "flushed", "retired", "seconds", "views")
+
+    def __init__(self, size: int) -> None:
+        self.calls = 0
+        self.buckets = [0] * size
+        self.seconds = 0.0
+        self.views: dict[ResolvedView, int] = {}
+        self.retired: dict[ResolvedView, int] = {}
+        self.flushed: tuple[int, float, list[int]] = (0, 0.0, [0] * size)
+
+    def take(self) -> tuple[int, float, list[int]]:
+        """The calls, seconds and bucket counts since the last take (flush thread only)."""
+        now = (self.calls, self.seconds, list(self.buckets))
+        (calls, seconds, buckets), self.flushed = self.flushed, now
+        return (
+            now[0] - calls,
+            now[1] - seconds,
+            [a - b for a, b in zip(now[2], buckets, strict=True)],
+        )
+
+    def take_views(self) -> dict[ResolvedView, int]:
+        """The views swapped out by the previous take (flush thread only)."""
+        ready, self.retired = self.retired, self.views
+        self.views = {}
+        return ready
+
+
 class MethodMetrics:
     """One RPC's calls, tallied in plain numbers under one lock and added to its Prometheus
     counters and histogram by `flush` (once a second, and before each scrape of one process).
@@ -96,6 +128,8 @@ class MethodMetrics:
         "_children",
         "_handled",
         "_labels",
+        "_local",
+        "_threads",
         "buckets",
         "handled",
         "lock",
@@ -115,6 +149,8 @@ class MethodMetrics:
         self.buckets = [0] * len(self._bounds)
         self.seconds = 0.0
         self.resolved: dict[ResolvedView, int] = {}  # view -> accounts that resolved to it
+        self._local = threading.local()
+        self._threads: list[_ThreadTally] = []
 
     def start(self) -> float:
         with self.lock:
@@ -130,17 +166,26 @@ class MethodMetrics:
             self.seconds += elapsed
 
     def resolved_ok(self, started_at: float, view: ResolvedView) -> None:
-        """The hot path's whole tally in one locked step: a call that started and ended OK,
-        resolving one account to `view`. (Counted as started when it ends: it takes
-        microseconds.)"""
+        """The hot path's tally: a call that ended OK, resolving one account to `view`.
+
+        Lock-free: each RPC thread counts in a tally of its own (counted as started when it
+        ends: it takes microseconds)."""
         elapsed = time.perf_counter() - started_at
-        index = bisect.bisect_left(self._bounds, elapsed)
+        try:
+            tally = self._local.tally
+        except AttributeError:
+            tally = self._thread_tally()
+        tally.calls += 1
+        tally.buckets[bisect.bisect_left(self._bounds, elapsed)] += 1
+        tally.seconds += elapsed
+        views = tally.views
+        views[view] = views.get(view, 0) + 1
+
+    def _thread_tally(self) -> _ThreadTally:
+        tally = self._local.tally = _ThreadTally(len(self._bounds))
         with self.lock:
-            self.started += 1
-            self.handled[0] = self.handled.get(0, 0) + 1
-            self.buckets[index] += 1
-            self.seconds += elapsed
-            self.resolved[view] = self.resolved.get(view, 0) + 1
+            self._threads.append(tally)
+        return tally
 
     def flush(self) -> dict[ResolvedView, int]:
         """Add the tallies to the Prometheus metrics; returns the views resolved meanwhile."""
@@ -154,6 +199,15 @@ class MethodMetrics:
             )
             self.started, self.handled, self.seconds, self.resolved = 0, {}, 0.0, {}
             self.buckets = [0] * len(self._bounds)
+            threads = list(self._threads)
+        for tally in threads:
+            calls, more_seconds, more_buckets = tally.take()
+            started += calls
+            handled[0] = handled.get(0, 0) + calls
+            seconds += more_seconds
+            buckets = [a + b for a, b in zip(buckets, more_buckets, strict=True)]
+            for view, count in tally.take_views().items():
+                resolved[view] = resolved.get(view, 0) + count
         started_counter, histogram = self._children
         if started:
             started_counter.inc(started)
@@ -181,6 +235,7 @@ class Metrics:
         self._tally: dict[ResolvedView, int] = {}
         self._tally_lock = threading.Lock()
         self._methods: list[MethodMetrics] = []
+        self._flush_lock = threading.Lock()
         # Registered first, so collected first: a scrape of this process flushes the tallies.
         registry.register(_FlushFirst(self))
         grpc_labels = ["grpc_type", "grpc_service", "grpc_method"]
@@ -255,6 +310,11 @@ class Metrics:
             self._tally[view] = self._tally.get(view, 0) + 1
 
     def flush(self) -> None:
+        # One flush at a time: the scrape's and the timer's would both take the same tallies.
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         tallies = [method.flush() for method in self._methods]
         with self._tally_lock:
             tallies.append(self._tally)
