@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from peewee import JOIN, Database
 
-from ..domain.changes import Change, ChangeFilter, ChangeKind, Origin, Scope
+from ..domain.changes import Change, ChangeFilter, ChangeKind, Origin, Scope, model_values
 from ..domain.model import Model, ModelType, Slot
-from ..domain.prices import price_text
 from ..domain.rules import Usage
+from ..domain.validation import PRICE_FIELDS
 from ..service_layer.unit_of_work import Applied, OverrideHistoryRow, OverrideRow
 from . import bulk
 from .tables import (
@@ -63,21 +63,12 @@ def to_model(row: ModelRow, aliases: Iterable[str]) -> Model:
 
 
 def _model_columns(model: Model) -> dict[str, object]:
-    def text(price: Decimal | None) -> str | None:
-        return None if price is None else price_text(price)
-
-    return {
-        "model_name": model.model_name,
-        "display_name": model.display_name,
-        "provider": model.provider,
-        "model_type": model.model_type.value,
-        "is_active": model.is_active,
-        "input_price_per_1m_tokens": text(model.input_price_per_1m_tokens),
-        "output_price_per_1m_tokens": text(model.output_price_per_1m_tokens),
-        "price_per_image": text(model.price_per_image),
-        "context_window": model.context_window,
-        "max_output_tokens": model.max_output_tokens,
-    }
+    """The model table's columns: the recorded values without aliases, NULL for no price."""
+    columns: dict[str, object] = model_values(model)
+    del columns["aliases"]  # a table of their own
+    for field in PRICE_FIELDS:
+        columns[field] = columns[field] or None
+    return columns
 
 
 def aliases_of(model_ids: Iterable[int] | None = None) -> dict[int, list[str]]:
