@@ -57,20 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
     # Before opening it, so that a failure to open names it too.
     log.info("database: %s", describe(settings.database_url))
-    exposed = _exposure(settings)
-    if exposed and not settings.insecure:
-        log.error("%s", exposed)
+    missing = _unprotected(settings)
+    if missing and not settings.insecure:
+        log.error(
+            "refusing to serve %s without %s: anyone who can reach it could read and change "
+            "every tenant's models. Configure them, listen on loopback (127.0.0.1), or pass "
+            "--insecure (MODELCONFIG_INSECURE=1) to serve it open anyway",
+            settings.listen,
+            missing,
+        )
         return 1
-    if exposed:
-        log.warning("INSECURE (--insecure): %s", exposed.split(": ", 1)[-1])
-    try:  # fail at once on unusable files, before any worker starts (and with no grpc object)
-        if settings.tls:
-            read_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-        if settings.tokens_file:
-            load_tokens(settings.tokens_file)
-    except _SECURITY_ERRORS as exc:
-        log.error("%s", exc)
-        return 1
+    if missing:
+        log.warning(
+            "INSECURE (--insecure): serving %s without %s: anyone who can reach it can read "
+            "and change every tenant's models",
+            settings.listen,
+            missing,
+        )
     if settings.workers == 1:
         return _serve(settings)
     return _supervise(settings)
@@ -86,13 +89,13 @@ def _is_loopback(host: str) -> bool:
         return False  # a name that may resolve anywhere
 
 
-def _exposure(settings: config.Settings) -> str | None:
-    """Why serving as configured would let anyone on the network change every tenant's model."""
+def _unprotected(settings: config.Settings) -> str | None:
+    """What a non-loopback address lacks to be safe to serve (TLS, authentication), if any."""
     host = settings.listen.rpartition(":")[0]
     authenticated = bool(settings.tokens_file or settings.tls_client_ca)
     if _is_loopback(host) or (settings.tls and authenticated):
         return None
-    missing = " and ".join(
+    return " and ".join(
         what
         for what, absent in (
             ("TLS (MODELCONFIG_TLS_CERT, MODELCONFIG_TLS_KEY)", not settings.tls),
@@ -103,11 +106,6 @@ def _exposure(settings: config.Settings) -> str | None:
             ),
         )
         if absent
-    )
-    return (
-        f"refusing to serve {settings.listen} without {missing}: anyone who can reach it could "
-        "read and change every tenant's models. Configure them, listen on loopback "
-        "(127.0.0.1), or pass --insecure (MODELCONFIG_INSECURE=1) to serve it open anyway"
     )
 
 
@@ -215,6 +213,14 @@ def _announce(listen: str, port: int, revision: int, workers: int = 1) -> None:
 
 
 def _supervise(settings: config.Settings) -> int:
+    try:  # each worker loads them: find unusable files before forking (with no grpc object)
+        if settings.tls:
+            read_tls_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        if settings.tokens_file:
+            load_tokens(settings.tokens_file)
+    except _SECURITY_ERRORS as exc:
+        log.error("%s", exc)
+        return 1
     try:
         db = open_database(settings.database_url)
         migrate(db)  # once, here, so workers start on a current schema
