@@ -9,7 +9,6 @@ caller may do everything, which is why the daemon then serves loopback only (see
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 import grpc
@@ -85,7 +84,6 @@ class Guard:
         self._tokens = tokens
         self._client_certificates = client_certificates
         self._on_refused = on_refused or (lambda reason: None)
-        self._lock = threading.Lock()
 
     @property
     def checks(self) -> bool:
@@ -93,8 +91,7 @@ class Guard:
         return self._tokens is not None or self._client_certificates
 
     def replace_tokens(self, tokens: Tokens) -> None:
-        with self._lock:
-            self._tokens = tokens
+        self._tokens = tokens  # one reference: calls see the old tokens or the new, whole
 
     def check(self, context: grpc.ServicerContext, method: str) -> Principal:
         """The caller, if their credentials are known and their role allows `method`."""
