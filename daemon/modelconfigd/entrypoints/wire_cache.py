@@ -54,7 +54,9 @@ class WireCache:
 
     def get(self, request: bytes) -> tuple[object | None, SnapshotWire]:
         """The cached answer (or None), and the wire of the current State."""
-        wire = self.current()
+        wire = self._current
+        if wire is None or wire.state is not self._current_state():  # the hot path: rarely
+            wire = self.current()
         return wire.answers.get(request), wire
 
     def current(self) -> SnapshotWire:
