@@ -31,6 +31,7 @@ REQUIRED_ROLES = {
     "GetModelUsage": READER,
     "ListSlots": READER,
     "ListChanges": READER,
+    "WatchChanges": READER,
     "SetModel": WRITER,
     "ClearAccountModel": WRITER,
     "ImportOverrides": WRITER,
@@ -95,15 +96,25 @@ class Guard:
 
     def check(self, context: grpc.ServicerContext, method: str) -> Principal:
         """The caller, if their credentials are known and their role allows `method`."""
-        tokens = self._tokens
-        if tokens is not None:  # the hot path: a token already verified, a role that suffices
-            for key, value in context.invocation_metadata() or ():
-                if key == "authorization":
-                    principal = tokens.known.get(value)
-                    if principal is not None and principal.role >= REQUIRED_ROLES[method]:
-                        return principal
-                    break
-        return self._check(context, method)
+        return self.checker(method)(context)
+
+    def checker(self, method: str) -> Callable[[grpc.ServicerContext], Principal]:
+        """`check` for one method, its required role looked up once (the hot path's)."""
+        required = REQUIRED_ROLES[method]
+        slow = self._check
+
+        def check(context: grpc.ServicerContext) -> Principal:
+            tokens = self._tokens
+            if tokens is not None:  # the hot path: a token already verified, a role that fits
+                for key, value in context.invocation_metadata() or ():
+                    if key == "authorization":
+                        principal = tokens.known.get(value)
+                        if principal is not None and principal.role >= required:
+                            return principal
+                        break
+            return slow(context, method)
+
+        return check
 
     def _check(self, context: grpc.ServicerContext, method: str) -> Principal:
         principal = None
