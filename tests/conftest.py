@@ -23,6 +23,7 @@ from modelconfig import ModelConfigClient
 from modelconfig.v1 import model_config_service_pb2_grpc as api_grpc
 from modelconfigd.entrypoints.app import App
 from modelconfigd.entrypoints.grpc_server import RunningServer, create_server
+from modelconfigd.service_layer.change_feed import DEFAULT_KEEP, KeepPolicy
 
 POSTGRES_URL = os.environ.get(
     "MODELCONFIG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -100,9 +101,11 @@ class Daemon:
         self.app.close()
 
 
-def start_daemon(url: str) -> Daemon:
-    app = App.open(url, poll_interval=0.05)
-    running = create_server("127.0.0.1:0", app.services, max_workers=4)
+def start_daemon(url: str, *, keep: KeepPolicy = DEFAULT_KEEP, max_streams: int = 200) -> Daemon:
+    app = App.open(url, poll_interval=0.05, keep=keep)
+    running = create_server(
+        "127.0.0.1:0", app.services, app.feed, max_workers=4, max_streams=max_streams
+    )
     running.server.start()
     running.set_serving()
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")

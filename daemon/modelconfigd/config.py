@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .adapters.database import DEFAULT_URL
+from .service_layer.change_feed import KeepPolicy
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Settings:
     insecure: bool = False
     # host:port of the Prometheus /metrics endpoint; empty: no metrics.
     metrics_listen: str = ""
+    # Which changes WatchChanges can replay: a number of revisions, or a duration (30s, 15m,
+    # 12h, 7d). Older start revisions are answered REVISION_COMPACTED.
+    changes_keep: str = "100000"
 
     @property
     def tls(self) -> bool:
@@ -121,6 +125,28 @@ def _boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a yes/no value (1 or 0)")
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def keep_policy(text: str) -> KeepPolicy:
+    """`100000` (revisions) or a duration with a unit: `30s`, `15m`, `12h`, `7d`."""
+    text = text.strip()
+    unit = _DURATION_UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit else text
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number of revisions (100000) nor a duration (30s, 15m, 12h, 7d)"
+        )
+    if unit:
+        return KeepPolicy(seconds=float(int(number) * unit))
+    return KeepPolicy(revisions=int(number))
+
+
+def _keep(text: str) -> str:
+    keep_policy(text)
+    return text.strip()
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a log format: text or json")
@@ -154,6 +180,12 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
     ("--tls-key", "tls_key", str, "PEM private key of --tls-cert"),
     ("--tls-client-ca", "tls_client_ca", str, "PEM CA that client certificates must chain to"),
     ("--metrics-listen", "metrics_listen", _optional_address, "host:port for /metrics"),
+    (
+        "--changes-keep",
+        "changes_keep",
+        _keep,
+        "changes WatchChanges can replay: revisions (100000) or a duration (7d)",
+    ),
     (
         "--insecure",
         "insecure",

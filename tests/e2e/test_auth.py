@@ -69,7 +69,8 @@ def call(
     token: str | None = None,
     authorization: str | None = None,
 ) -> grpc.RpcError | None:
-    """Call one RPC with an empty request (a single empty chunk for a stream); its error."""
+    """Call one RPC with an empty request (a single empty chunk for a client stream; for a
+    server stream, its first response is read and the rest cancelled); its error."""
     metadata = []
     if token is not None:
         metadata.append(("authorization", f"Bearer {token}"))
@@ -79,6 +80,10 @@ def call(
     try:
         if METHODS[method].client_streaming:
             channel.stream_unary(path)(iter([b""]), metadata=metadata, timeout=10)
+        elif METHODS[method].server_streaming:
+            responses = channel.unary_stream(path)(b"", metadata=metadata, timeout=10)
+            next(responses)
+            responses.cancel()
         else:
             channel.unary_unary(path)(b"", metadata=metadata, timeout=10)
     except grpc.RpcError as error:
@@ -126,7 +131,7 @@ def start_guarded(url: str, tokens_path: Path) -> Guarded:
     app = App.open(url, poll_interval=0.05, on_publish=metrics.published)
     guard = Guard(load_tokens(str(tokens_path)), False, metrics.refused)
     running = create_server(
-        "127.0.0.1:0", app.services, max_workers=4, guard=guard, metrics=metrics
+        "127.0.0.1:0", app.services, app.feed, max_workers=4, guard=guard, metrics=metrics
     )
     running.server.start()
     running.set_serving()

@@ -22,7 +22,7 @@ RPCS = {
     "ListModels", "GetModel", "CreateModel", "UpdateModel", "DeleteModel",
     "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
     "ResolveForAccounts", "ImportOverrides", "ClearGlobalModel", "ListSlots", "CreateSlot",
-    "UpdateSlot", "ListChanges", "RevertChange",
+    "UpdateSlot", "ListChanges", "RevertChange", "WatchChanges",
 }
 # grpcurl exits with 64 + the gRPC status code when a call fails.
 FAILED_PRECONDITION_EXIT = 64 + 9
@@ -325,3 +325,17 @@ def test_list_changes_and_revert(call, client):
     assert got["revision"] == str(written.revision + 1)
     resolved = client.resolve_for_account("acme", ["openai_model"]).slots[0]
     assert resolved.source == pb.SOURCE_GLOBAL
+
+
+def test_an_operator_can_watch_the_changes_with_grpcurl(grpcurl, client):
+    client.set_model("openai_model", "gpt-4o-mini", account_id="acme", reason="watched")
+    # grpcurl exits with 64 + DEADLINE_EXCEEDED when -max-time ends the stream.
+    out = grpcurl(
+        f"{SERVICE}/WatchChanges",
+        data={"startRevision": 1},
+        flags=("-max-time", "2"),
+        expect=64 + 4,
+    ).stdout
+    first = json.loads(out[: out.index("\n}\n") + 2])
+    assert [c["reason"] for c in first["changes"]] == ["watched"]
+    assert first["catalog"]["global_etag"] == client.get_global_settings().etag

@@ -215,6 +215,12 @@ class FakeOverrides:
         rows = sorted(h for h in self._unit.data.history if h[0] == revision)
         return iter(OverrideHistoryRow(*h[1:]) for h in rows)
 
+    def history_page(
+        self, revision: int, after: tuple[str, str] | None, limit: int
+    ) -> list[OverrideHistoryRow]:
+        rows = self.history(revision)
+        return [r for r in rows if after is None or (r.account_id, r.slot) > after][:limit]
+
     def changed_after(self, revision: int) -> int | None:
         touched = {(a, s) for r, a, s, *_ in self._unit.data.history if r == revision}
         later = [r for r, a, s, *_ in self._unit.data.history if r > revision and (a, s) in touched]
@@ -278,6 +284,13 @@ class FakeChangeLog:
             and (not where.max_revision or c.revision <= where.max_revision)
         ]
         return found[:limit]
+
+    def between(self, after: int, upto: int, limit: int) -> list[Change]:
+        return [c for c in self.since(after) if c.revision <= upto][:limit]
+
+    def first_at(self, moment: datetime) -> int | None:
+        later = [c.revision for c in self._unit.data.changes.values() if c.time >= moment]
+        return min(later, default=None)
 
     def since(self, revision: int) -> list[Change]:
         return sorted(

@@ -98,3 +98,21 @@ def test_insecure_is_a_flag_or_a_variable(monkeypatch):
     assert config.parse([]).insecure is False
     monkeypatch.setenv("MODELCONFIG_INSECURE", "1")
     assert config.parse([]).insecure is True
+
+
+@pytest.mark.parametrize(
+    ("text", "revisions", "seconds"),
+    [("100000", 100000, 0.0), ("1", 1, 0.0), ("30s", 0, 30.0), ("15m", 0, 900.0),
+     ("12h", 0, 43200.0), ("7d", 0, 604800.0), (" 7D ", 0, 604800.0)],
+)
+def test_changes_keep_is_revisions_or_a_duration(text, revisions, seconds):
+    policy = config.keep_policy(text)
+    assert (policy.revisions, policy.seconds) == (revisions, seconds)
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5", "7w", "1.5d", "d", "ten", "0s"])
+def test_a_changes_keep_that_is_neither_is_refused(monkeypatch, text, capsys):
+    monkeypatch.setenv("MODELCONFIG_CHANGES_KEEP", text)
+    with pytest.raises(SystemExit):
+        config.parse([])
+    assert "neither a number of revisions" in capsys.readouterr().err

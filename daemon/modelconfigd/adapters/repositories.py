@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from peewee import JOIN, Database
+from peewee import JOIN, Database, Tuple, fn
 
 from ..domain.changes import Change, ChangeFilter, ChangeKind, Origin, Scope, model_values
 from ..domain.model import Model, ModelType, Slot
@@ -274,6 +274,22 @@ class PeeweeOverrides:
         for row in self._db.execute(query):
             yield OverrideHistoryRow(*row)
 
+    def history_page(
+        self, revision: int, after: tuple[str, str] | None, limit: int
+    ) -> list[OverrideHistoryRow]:
+        columns = (OverrideChangeRow.account, OverrideChangeRow.slot)
+        query = (
+            OverrideChangeRow.select(
+                *columns, OverrideChangeRow.before_model_id, OverrideChangeRow.after_model_id
+            )
+            .where(OverrideChangeRow.revision == revision)
+            .order_by(*columns)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(Tuple(*columns) > Tuple(*after))
+        return [OverrideHistoryRow(*row) for row in query.tuples()]
+
     def changed_after(self, revision: int) -> int | None:
         return bulk.overrides_changed_after(self._db, revision)
 
@@ -422,6 +438,22 @@ class PeeweeChangeLog:
         if where.max_revision:
             query = query.where(ChangeRow.revision <= where.max_revision)
         return [_to_change(row) for row in query]
+
+    def between(self, after: int, upto: int, limit: int) -> list[Change]:
+        query = (
+            ChangeRow.select()
+            .where((ChangeRow.revision > after) & (ChangeRow.revision <= upto))
+            .order_by(ChangeRow.revision)
+            .limit(limit)
+        )
+        return [_to_change(row) for row in query]
+
+    def first_at(self, moment: datetime) -> int | None:
+        return (
+            ChangeRow.select(fn.MIN(ChangeRow.revision))
+            .where(ChangeRow.time_us >= _time_us(moment))
+            .scalar()
+        )
 
     def since(self, revision: int) -> list[Change]:
         query = (

@@ -22,7 +22,12 @@ ModelConfigError                      every condition a client can cause
 │   ├── SlotInUse
 │   ├── ChangedSince                  a revert would undo a later change
 │   └── NotRevertible
-└── StorageUnavailable                the database cannot be reached (UNAVAILABLE)
+├── OutOfRange                        a revision outside what can be served (OUT_OF_RANGE)
+│   ├── RevisionCompacted             older than the changes kept for replay
+│   └── RevisionAhead                 newer than this daemon's, for too long
+├── TooManyWatchers                   every WatchChanges slot is taken (RESOURCE_EXHAUSTED)
+├── StorageUnavailable                the database cannot be reached (UNAVAILABLE)
+└── Draining                          the daemon is shutting down; go elsewhere (UNAVAILABLE)
 """
 
 from __future__ import annotations
@@ -213,3 +218,23 @@ class NotRevertible(FailedPrecondition):
 
 class StorageUnavailable(ModelConfigError):
     reason = "STORAGE_UNAVAILABLE"
+
+
+class OutOfRange(ModelConfigError):
+    reason = "OUT_OF_RANGE"
+
+
+class RevisionCompacted(OutOfRange):
+    reason = "REVISION_COMPACTED"
+
+
+class RevisionAhead(OutOfRange):
+    reason = "REVISION_AHEAD"
+
+
+class Draining(ModelConfigError):
+    reason = "DRAINING"
+
+
+class TooManyWatchers(ModelConfigError):
+    reason = "TOO_MANY_WATCHERS"

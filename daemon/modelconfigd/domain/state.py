@@ -10,7 +10,7 @@ dictionary of recent changes, so a write costs O(1) instead of copying every acc
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .model import Model, Slot, Source
@@ -108,6 +108,12 @@ class Accounts:
 
     def __len__(self) -> int:
         return len(self._base) + sum(1 for a in self._recent if a not in self._base)
+
+    def items(self) -> Iterator[tuple[str, AccountRecord]]:
+        """Every account with its record, each once."""
+        recent = self._recent
+        yield from recent.items()
+        yield from ((a, r) for a, r in self._base.items() if a not in recent)
 
     def updated(self, changes: Mapping[str, AccountRecord]) -> Accounts:
         if not changes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..adapters.database import open_database
 from ..adapters.migrations import migrate
 from ..adapters.store import PeeweeStore
+from ..service_layer.change_feed import DEFAULT_KEEP, ChangeFeed, KeepPolicy
 from ..service_layer.live_state import LiveState, PublishListener
 from ..service_layer.services import ModelConfigServices
 
@@ -16,6 +17,7 @@ class App:
     store: PeeweeStore
     live: LiveState
     services: ModelConfigServices
+    feed: ChangeFeed
 
     @classmethod
     def open(
@@ -25,9 +27,11 @@ class App:
         poll_interval: float | None = 0.5,
         migrated: bool = False,
         on_publish: PublishListener | None = None,
+        keep: KeepPolicy = DEFAULT_KEEP,
     ) -> App:
         """Migrate (and seed) the database unless `migrated` says it was done already, load the
-        snapshot, and start polling for changes; `on_publish` hears of every snapshot."""
+        snapshot, and start polling for changes; `on_publish` hears of every snapshot, and the
+        change feed replays what `keep` says."""
         db = open_database(database_url)
         if not migrated:
             migrate(db)
@@ -35,8 +39,11 @@ class App:
         live = LiveState(store, on_publish)
         if poll_interval:
             live.start_polling(poll_interval)
-        return cls(store, live, ModelConfigServices(store, live))
+        feed = ChangeFeed(store, live, keep)
+        feed.start()
+        return cls(store, live, ModelConfigServices(store, live), feed)
 
     def close(self) -> None:
+        self.feed.close()
         self.live.stop()
         self.store.close()

@@ -10,7 +10,9 @@ and no credentials to check, a handler does nothing beyond that.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent import futures
 from time import perf_counter
 
 import grpc
@@ -20,7 +22,13 @@ from google.rpc import code_pb2
 from modelconfig.v1 import model_config_service_pb2 as api
 
 from ..domain.access import Principal, Role
-from ..domain.errors import InvalidArgument, ModelConfigError, PermissionDenied, Unauthenticated
+from ..domain.errors import (
+    InvalidArgument,
+    ModelConfigError,
+    PermissionDenied,
+    TooManyWatchers,
+    Unauthenticated,
+)
 from .auth import ANYONE, REQUIRED_ROLES, Guard, actor_of
 from .metrics import Metrics
 from .status_mapping import abort, code_of
@@ -78,6 +86,36 @@ def _log_refused(
     )
 
 
+class StreamSlots:
+    """Server streams run on a pool of their own (they last: on the RPC threads they would
+    starve every other call), at most `limit` at once; one more is refused, not queued."""
+
+    # Threads beyond the limit, so that a stream over it runs at once, to be refused.
+    SPARE = 8
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pool = futures.ThreadPoolExecutor(
+            max_workers=limit + self.SPARE, thread_name_prefix="stream"
+        )
+        self._lock = threading.Lock()
+        self._taken = 0
+
+    def take(self) -> None:
+        with self._lock:
+            if self._taken >= self.limit:
+                raise TooManyWatchers(
+                    f"this daemon already serves {self.limit} streams; try another replica "
+                    "or later",
+                    metadata={"limit": self.limit},
+                )
+            self._taken += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._taken -= 1
+
+
 def build_handler(
     servicer,
     method,
@@ -85,24 +123,24 @@ def build_handler(
     cache: WireCache,
     guard: Guard | None,
     metrics: Metrics | None,
+    streams: StreamSlots,
 ) -> grpc.RpcMethodHandler:
     name = method.name
     implementation = getattr(servicer, name)
     full_name = f"/{service_name}/{name}"
     decode = _decoder(getattr(api, method.input_type.name), full_name)
-    check = guard.check if guard is not None and guard.checks else None
+    check = guard.checker(name) if guard is not None and guard.checks else None
     kind = "client_stream" if method.client_streaming else "unary"
     observed = metrics.method(service_name, name, kind) if metrics is not None else None
     writes = REQUIRED_ROLES[name] > Role.READER
 
     if name in CACHED_METHODS:
-
         # The hot path: plain try/except and no helper calls beyond the checks asked for.
         def handle_cached(request_bytes: bytes, context: grpc.ServicerContext):
             if observed is not None:
                 started_at = perf_counter()
             try:
-                caller = check(context, name) if check is not None else ANYONE
+                caller = check(context) if check is not None else ANYONE
                 entry, wire = cache.get(request_bytes)
                 if entry is None:
                     entry = implementation(decode(request_bytes), context, caller)
@@ -126,7 +164,7 @@ def build_handler(
         caller = ANYONE
         try:
             if check is not None:
-                caller = check(context, name)  # a refusal here is logged and counted there
+                caller = check(context)  # a refusal here is logged and counted there
             answer = call(caller)
         except Exception as exc:
             if observed is not None:
@@ -140,6 +178,37 @@ def build_handler(
             observed.done(started_at, 0)
         return answer
 
+    if method.server_streaming:
+
+        def handle_server_stream(request_bytes: bytes, context: grpc.ServicerContext):
+            if observed is not None:
+                started_at = observed.start()
+            caller = ANYONE
+            taken = False
+            try:
+                if check is not None:
+                    caller = check(context)
+                streams.take()
+                taken = True
+                yield from implementation(decode(request_bytes), context, caller)
+            except Exception as exc:
+                if observed is not None:
+                    observed.done(started_at, _code(exc))
+                if isinstance(exc, PermissionDenied) and guard is not None and caller is not ANYONE:
+                    guard.refused(context, name, exc, caller)
+                abort(context, full_name, exc)
+            finally:
+                if taken:
+                    streams.give_back()
+            if observed is not None:
+                observed.done(started_at, 0)
+
+        # grpcio runs a handler on this pool rather than the server's when it is set.
+        handle_server_stream.experimental_thread_pool = streams.pool  # type: ignore[attr-defined]
+        return grpc.unary_stream_rpc_method_handler(
+            handle_server_stream, response_serializer=_serialize
+        )
+
     if method.client_streaming:
 
         def handle_stream(request_iterator, context: grpc.ServicerContext):
@@ -151,8 +220,6 @@ def build_handler(
         return grpc.stream_unary_rpc_method_handler(handle_stream, response_serializer=_serialize)
 
     def handle(request_bytes: bytes, context: grpc.ServicerContext):
-        return run(
-            lambda caller: implementation(decode(request_bytes), context, caller), context
-        )
+        return run(lambda caller: implementation(decode(request_bytes), context, caller), context)
 
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
 from ..domain.changes import Change, ChangeKind, Scope
@@ -16,7 +17,8 @@ from ..domain.model import Model, ModelType, Slot, Source
 from ..domain.prices import price_text
 from ..domain.state import Resolved
 from ..domain.validation import MODEL_FIELDS, SLOT_FIELDS
-from ..service_layer.services import SlotView
+from ..service_layer.change_feed import FeedPart
+from ..service_layer.views import SlotView
 
 MODEL_TYPE_TO_PB = {ModelType.TEXT: pb.MODEL_TYPE_TEXT, ModelType.IMAGE: pb.MODEL_TYPE_IMAGE}
 MODEL_TYPE_FROM_PB = {v: k for k, v in MODEL_TYPE_TO_PB.items()}
@@ -262,3 +264,29 @@ def change_to_pb(change: Change) -> pb.Change:
     elif change.kind is not ChangeKind.SETTING and change.changed_fields:
         message.changed_fields.paths.extend(change.changed_fields)
     return message
+
+
+def feed_part_to_pb(part: FeedPart) -> api.WatchChangesResponse:
+    response = api.WatchChangesResponse(
+        changes=[change_to_pb(c) for c in part.changes],
+        revision=part.revision,
+        overrides=[
+            pb.OverrideChange(
+                revision=o.revision,
+                account_id=o.account_id,
+                slot=o.slot,
+                model_id=o.model_id or 0,
+            )
+            for o in part.overrides
+        ],
+        more=part.more,
+    )
+    if part.catalog is not None:
+        response.catalog.CopyFrom(
+            pb.Catalog(
+                models=[model_to_pb(m) for m in part.catalog.models],
+                slots=[slot_setting_to_pb(view) for view in part.catalog.settings.slots],
+                global_etag=part.catalog.settings.etag,
+            )
+        )
+    return response

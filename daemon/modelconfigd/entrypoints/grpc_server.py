@@ -15,9 +15,10 @@ from grpc_reflection.v1alpha import reflection
 
 from modelconfig.v1 import model_config_service_pb2 as api
 
+from ..service_layer.change_feed import ChangeFeed
 from ..service_layer.services import ModelConfigServices
 from .auth import Guard
-from .call_handlers import build_handler
+from .call_handlers import StreamSlots, build_handler
 from .metrics import Metrics
 from .reflection_pool import MemberAwarePool
 from .servicer import ModelConfigServicer
@@ -33,6 +34,7 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     executor: futures.ThreadPoolExecutor
+    streams: StreamSlots
 
     def set_serving(self) -> None:
         for name in ("", SERVICE_NAME):
@@ -45,13 +47,16 @@ class RunningServer:
     def stop(self, grace: float | None) -> None:
         self.server.stop(grace).wait()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.streams.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def create_server(
     address: str,
     services: ModelConfigServices,
+    feed: ChangeFeed,
     *,
     max_workers: int = 8,
+    max_streams: int = 200,
     max_concurrent_rpcs: int | None = 1000,
     reuse_port: bool = False,
     guard: Guard | None = None,
@@ -61,7 +66,8 @@ def create_server(
     """A started-not-yet server bound to `address` (port 0 picks one); see RunningServer.port.
 
     `guard` checks callers (none: everyone may do everything), `metrics` counts calls, and
-    `credentials` serve TLS."""
+    `credentials` serve TLS. Server streams (WatchChanges) run on threads of their own, at most
+    `max_streams` at once, so that watchers never take the RPC threads."""
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
@@ -72,9 +78,10 @@ def create_server(
     )
     cache = WireCache(lambda: services.state)
     on_resolved = metrics.resolved if metrics is not None else None
-    servicer = ModelConfigServicer(services, cache, on_resolved)
+    servicer = ModelConfigServicer(services, cache, feed, on_resolved)
+    streams = StreamSlots(max_streams)
     handlers = {
-        m.name: build_handler(servicer, m, SERVICE_NAME, cache, guard, metrics)
+        m.name: build_handler(servicer, m, SERVICE_NAME, cache, guard, metrics, streams)
         for m in SERVICE.methods
     }
     # Registered (not generic) handlers: the core matches the method path itself, sparing a
@@ -94,5 +101,6 @@ def create_server(
             port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpcio reports a failed bind this way
         executor.shutdown(wait=False)
+        streams.pool.shutdown(wait=False)
         raise OSError(f"cannot listen on {address}: is another process using it?") from exc
-    return RunningServer(server, port, health_servicer, executor)
+    return RunningServer(server, port, health_servicer, executor, streams)

@@ -109,9 +109,7 @@ def _unprotected(settings: config.Settings) -> str | None:
     )
 
 
-def _security(
-    settings: config.Settings, on_refused=None
-) -> tuple[Guard | None, ServerTls | None]:
+def _security(settings: config.Settings, on_refused=None) -> tuple[Guard | None, ServerTls | None]:
     """The caller checks and the TLS of one serving process (none: an open daemon)."""
     tls = None
     if settings.tls:
@@ -158,6 +156,7 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
             poll_interval=settings.poll_interval,
             migrated=ready_fd is not None,
             on_publish=counted.published if counted else None,
+            keep=config.keep_policy(settings.changes_keep),
         )
     except _OPEN_ERRORS as exc:
         log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
@@ -166,6 +165,7 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
         running = create_server(
             settings.listen,
             app.services,
+            app.feed,
             max_workers=settings.threads,
             reuse_port=ready_fd is not None,
             guard=guard,
@@ -197,6 +197,7 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
     # Further signals stay pending, unheeded: a process manager that signals every process of
     # the group, or a supervisor forwarding a burst, still gets the whole (bounded) drain.
     time.sleep(settings.drain_seconds)
+    app.feed.close()  # watchers are told at once (UNAVAILABLE) and reconnect elsewhere
     running.stop(settings.grace_seconds)
     app.close()
     if counted is not None:

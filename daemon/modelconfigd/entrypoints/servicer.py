@@ -12,9 +12,11 @@ from ..domain.access import Principal
 from ..domain.changes import ChangeFilter
 from ..domain.model import Slot
 from ..domain.state import ResolvedView
+from ..service_layer.change_feed import ChangeFeed
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
     change_to_pb,
+    feed_part_to_pb,
     model_fields_from_pb,
     model_to_pb,
     model_type_from_pb,
@@ -47,10 +49,12 @@ class ModelConfigServicer:
         self,
         services: ModelConfigServices,
         wire: WireCache,
+        feed: ChangeFeed,
         on_resolved: Callable[[ResolvedView], None] | None = None,
     ) -> None:
         self._services = services
         self._wire = wire
+        self._feed = feed
         self._on_resolved = on_resolved
 
     # -- catalog -------------------------------------------------------------------------------
@@ -257,3 +261,13 @@ class ModelConfigServicer:
         if result.change is not None:
             response.change.CopyFrom(change_to_pb(result.change))
         return response
+
+    # -- the change feed -----------------------------------------------------------------------
+
+    def WatchChanges(
+        self, request: api.WatchChangesRequest, context, caller: Principal
+    ) -> Iterator[api.WatchChangesResponse]:
+        context.add_callback(self._feed.wake)  # a caller gone away stops its watch at once
+        parts = self._feed.watch(request.start_revision, context.is_active, request.all_overrides)
+        for part in parts:
+            yield feed_part_to_pb(part)

@@ -32,7 +32,7 @@ class LiveState:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._on_publish = on_publish or (lambda state, lag: None)
+        self._listeners: list[PublishListener] = [on_publish] if on_publish else []
         with store.read() as unit:
             catalog = unit.catalog()
             accounts = Accounts(unit.accounts(list(catalog.slots)))
@@ -41,6 +41,14 @@ class LiveState:
         self._current_at = time.time()  # when the State was last known to be current
         _settle()
         self._on_publish(self._state, 0.0)
+
+    def add_listener(self, listener: PublishListener) -> None:
+        """Tell `listener` of every State published from now on."""
+        self._listeners.append(listener)
+
+    def _on_publish(self, state: State, lag: float) -> None:
+        for listener in self._listeners:
+            listener(state, lag)
 
     @property
     def current(self) -> State:
@@ -65,9 +73,7 @@ class LiveState:
                 if reseeded:
                     accounts = Accounts(unit.accounts(slots))
                 elif any(c.changes_accounts for c in changes):
-                    accounts = accounts.updated(
-                        unit.accounts(slots, changed_after=state.revision)
-                    )
+                    accounts = accounts.updated(unit.accounts(slots, changed_after=state.revision))
             self._state = State(changes[-1].revision, catalog, accounts)
         oldest = changes[0].time
         self._on_publish(self._state, max(0.0, now - oldest.timestamp()) if oldest else 0.0)

@@ -29,11 +29,12 @@ from ..domain.errors import (
     SlotNotFound,
 )
 from ..domain.model import Model, ModelType, Slot
-from ..domain.state import Resolved, ResolvedView, State, global_etag
+from ..domain.state import Resolved, ResolvedView, State
 from . import imports, pagination, reverts, write_steps
 from .imports import ImportRow
 from .live_state import LiveState
 from .unit_of_work import Store, UnitOfWork
+from .views import GlobalSettings, SlotView, global_settings_of
 from .write_steps import ModelRef
 
 __all__ = ["ImportRow", "ModelConfigServices", "ModelRef"]
@@ -47,22 +48,6 @@ MAX_BATCH = 1000
 class ModelPage:
     models: list[Model]
     next_page_token: str
-    revision: int
-
-
-@dataclass(frozen=True)
-class SlotView:
-    """A slot with the model one scope selects (None: none) and its default."""
-
-    slot: Slot
-    model: Model | None
-    default_model: Model
-
-
-@dataclass(frozen=True)
-class GlobalSettings:
-    slots: list[SlotView]
-    etag: str
     revision: int
 
 
@@ -212,13 +197,7 @@ class ModelConfigServices:
         return imports.find(self.state.catalog, ref.validated())
 
     def global_settings(self) -> GlobalSettings:
-        state = self.state
-        catalog = state.catalog
-        views = [
-            SlotView(slot, catalog.global_model(slot.name), catalog.models[slot.default_model_id])
-            for slot in catalog.slots.values()
-        ]
-        return GlobalSettings(views, global_etag(catalog.global_revision), state.revision)
+        return global_settings_of(self.state)
 
     def list_slots(self) -> tuple[list[tuple[Slot, Model]], int]:
         state = self.state
@@ -271,7 +250,9 @@ class ModelConfigServices:
             revision = unit.revision
         token = pagination.encode(accounts[size - 1], (model_id,)) if len(accounts) > size else ""
         page = rules.Usage(
-            usage.global_slots, usage.default_slots, usage.account_override_count,
+            usage.global_slots,
+            usage.default_slots,
+            usage.account_override_count,
             tuple(accounts[:size]),
         )
         return UsagePage(page, token, revision)
@@ -288,9 +269,7 @@ class ModelConfigServices:
 
     # -- catalog writes ------------------------------------------------------------------------
 
-    def create_model(
-        self, fields: Mapping[str, Any], origin: Origin = LOCAL
-    ) -> tuple[Model, int]:
+    def create_model(self, fields: Mapping[str, Any], origin: Origin = LOCAL) -> tuple[Model, int]:
         draft = validation.build_model(0, fields)
         with self._writing(origin) as uow:
             model, change = write_steps.add_model(uow, draft)
@@ -365,8 +344,10 @@ class ModelConfigServices:
             model = write_steps.find_model(uow, ref)
             rules.check_fits(slot, model)
             view = SlotView(slot, model, write_steps.existing_model(uow, slot.default_model_id))
-            change = None if validate_only else write_steps.write_setting(
-                uow, scope, slot, account_id, model
+            change = (
+                None
+                if validate_only
+                else write_steps.write_setting(uow, scope, slot, account_id, model)
             )
             if change is None:
                 return SetResult(view, uow.revision, current_etag)
@@ -508,6 +489,4 @@ def _check_filter(where: ChangeFilter) -> None:
             reason="EMPTY_RANGE",
         )
     if where.start_time and where.end_time and where.start_time >= where.end_time:
-        raise InvalidArgument.field(
-            "end_time", "is not after start_time", reason="EMPTY_RANGE"
-        )
+        raise InvalidArgument.field("end_time", "is not after start_time", reason="EMPTY_RANGE")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from ..domain.changes import Change, ChangeFilter, ChangeKind, Origin, Scope
@@ -103,6 +104,12 @@ class OverrideRepository(Protocol):
     def history(self, revision: int) -> Iterator[OverrideHistoryRow]:
         """The overrides the change at `revision` wrote."""
 
+    def history_page(
+        self, revision: int, after: tuple[str, str] | None, limit: int
+    ) -> list[OverrideHistoryRow]:
+        """Up to `limit` of the overrides the change at `revision` wrote, in (account, slot)
+        order, after the (account, slot) pair `after`."""
+
     def changed_after(self, revision: int) -> int | None:
         """The latest revision after `revision` that wrote any override `revision` wrote."""
 
@@ -129,6 +136,12 @@ class ChangeLog(Protocol):
 
     def page(self, where: ChangeFilter, before: int, limit: int) -> list[Change]:
         """Up to `limit` changes matching `where` with revisions below `before`, newest first."""
+
+    def between(self, after: int, upto: int, limit: int) -> list[Change]:
+        """Up to `limit` whole changes after `after` and at most `upto`, oldest first."""
+
+    def first_at(self, moment: datetime) -> int | None:
+        """The first revision committed at or after `moment`, if any."""
 
     def since(self, revision: int) -> list[Change]:
         """Every change after `revision`, oldest first (kind, scope and time only: for

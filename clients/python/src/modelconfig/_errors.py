@@ -8,6 +8,7 @@ ModelConfigError                 any failed call; .code, .reason, .metadata, .de
 ├── FailedPrecondition           FAILED_PRECONDITION: the state forbids the change (.violations)
 ├── Unauthenticated              UNAUTHENTICATED
 ├── PermissionDenied             PERMISSION_DENIED
+├── OutOfRange                   OUT_OF_RANGE: a watch's revision is compacted or ahead
 └── Unavailable                  UNAVAILABLE or DEADLINE_EXCEEDED: try again later
 """
 
@@ -91,6 +92,10 @@ class PermissionDenied(ModelConfigError):
     pass
 
 
+class OutOfRange(ModelConfigError):
+    pass
+
+
 class Unavailable(ModelConfigError):
     pass
 
@@ -103,6 +108,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ModelConfigError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
 }

@@ -1216,3 +1216,85 @@ class RevertChangeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevertChangeResponse: _TypeAlias = RevertChangeResponse  # noqa: Y015
+
+@_typing.final
+class WatchChangesRequest(_message.Message):
+    """WatchChangesRequest says where the stream starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_REVISION_FIELD_NUMBER: _builtins.int
+    ALL_OVERRIDES_FIELD_NUMBER: _builtins.int
+    start_revision: _builtins.int
+    """Replay every change after this revision, then follow new ones; 0 follows from now."""
+    all_overrides: _builtins.bool
+    """With start_revision 0: begin with every account's overrides as of the current revision
+    (in `overrides`, in parts, the last with the catalog), for a client that keeps them all.
+    """
+    def __init__(
+        self,
+        *,
+        start_revision: _builtins.int = ...,
+        all_overrides: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_overrides", b"all_overrides", "start_revision", b"start_revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchChangesRequest: _TypeAlias = WatchChangesRequest  # noqa: Y015
+
+@_typing.final
+class WatchChangesResponse(_message.Message):
+    """WatchChangesResponse is one part of the stream: changes in commit order, or a heartbeat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    OVERRIDES_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    CATALOG_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The daemon's revision once this part (and, with `more`, the parts after it) is applied; on
+    a heartbeat, the current revision.
+    """
+    more: _builtins.bool
+    """True when the next part continues this one (more of an import's overrides, or more of a
+    replay): the state is whole at `revision` only after a part with `more` false.
+    """
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Change]:
+        """The changes of this part, in commit order; each revision's change comes whole, once."""
+
+    @_builtins.property
+    def overrides(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.OverrideChange]:
+        """The overrides that the imports (and their reverts) among the changes wrote, one entry per
+        account and slot, at most 10,000 per part: a large import comes as several parts, its
+        change in the first. Single settings are described by their change alone.
+        """
+
+    @_builtins.property
+    def catalog(self) -> _resources_pb2.Catalog:
+        """Everything resolution needs besides the accounts' overrides, as of `revision`: set on the
+        first response and on the last part of any revision whose changes touched the catalog, the
+        slots or the global settings; unset otherwise.
+        """
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[_resources_pb2.Change] | None = ...,
+        revision: _builtins.int = ...,
+        overrides: _abc.Iterable[_resources_pb2.OverrideChange] | None = ...,
+        more: _builtins.bool = ...,
+        catalog: _resources_pb2.Catalog | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["catalog", b"catalog"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalog", b"catalog", "changes", b"changes", "more", b"more", "overrides", b"overrides", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchChangesResponse: _TypeAlias = WatchChangesResponse  # noqa: Y015

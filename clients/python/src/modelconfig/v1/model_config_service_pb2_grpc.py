@@ -140,6 +140,11 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeResponse.FromString,
                 _registered_method=True)
+        self.WatchChanges = channel.unary_stream(
+                '/modelconfig.v1.ModelConfigService/WatchChanges',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesResponse.FromString,
+                _registered_method=True)
 
 
 class ModelConfigServiceServicer:
@@ -345,6 +350,24 @@ class ModelConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchChanges(self, request, context):
+        """WatchChanges streams the committed changes in revision order: first every change after
+        `start_revision` still kept for replay, then each new one as it commits. The first response
+        comes at once (possibly without changes); while nothing changes, a response without changes
+        (a heartbeat carrying the current revision) comes at least every 5 seconds, so a client can
+        tell that it is current. A response may be one part of several (`more`): apply its
+        `revision` only once a response with `more` false has arrived.
+        Errors: INVALID_ARGUMENT for a negative start_revision; OUT_OF_RANGE when start_revision is
+        older than the changes kept for replay (REVISION_COMPACTED, metadata `oldest_revision`: read
+        everything again and watch from the revision read), or ahead of this daemon for longer than
+        it waits to catch up (REVISION_AHEAD, metadata `revision` and `start_revision`);
+        UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
+        one, from the last revision applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -437,6 +460,11 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     servicer.RevertChange,
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeResponse.SerializeToString,
+            ),
+            'WatchChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchChanges,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -941,6 +969,33 @@ class ModelConfigService:
             '/modelconfig.v1.ModelConfigService/RevertChange',
             modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeRequest.SerializeToString,
             modelconfig_dot_v1_dot_model__config__service__pb2.RevertChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/WatchChanges',
+            modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

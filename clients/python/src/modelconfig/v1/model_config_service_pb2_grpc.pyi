@@ -161,6 +161,20 @@ class ModelConfigServiceStub:
     before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
     MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
     """
+    WatchChanges: _grpc.UnaryStreamMultiCallable[_model_config_service_pb2.WatchChangesRequest, _model_config_service_pb2.WatchChangesResponse]
+    """WatchChanges streams the committed changes in revision order: first every change after
+    `start_revision` still kept for replay, then each new one as it commits. The first response
+    comes at once (possibly without changes); while nothing changes, a response without changes
+    (a heartbeat carrying the current revision) comes at least every 5 seconds, so a client can
+    tell that it is current. A response may be one part of several (`more`): apply its
+    `revision` only once a response with `more` false has arrived.
+    Errors: INVALID_ARGUMENT for a negative start_revision; OUT_OF_RANGE when start_revision is
+    older than the changes kept for replay (REVISION_COMPACTED, metadata `oldest_revision`: read
+    everything again and watch from the revision read), or ahead of this daemon for longer than
+    it waits to catch up (REVISION_AHEAD, metadata `revision` and `start_revision`);
+    UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
+    one, from the last revision applied.
+    """
 
 @_typing.type_check_only
 class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
@@ -294,6 +308,20 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
     before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
     MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
+    """
+    WatchChanges: _aio.UnaryStreamMultiCallable[_model_config_service_pb2.WatchChangesRequest, _model_config_service_pb2.WatchChangesResponse]  # type: ignore[assignment]
+    """WatchChanges streams the committed changes in revision order: first every change after
+    `start_revision` still kept for replay, then each new one as it commits. The first response
+    comes at once (possibly without changes); while nothing changes, a response without changes
+    (a heartbeat carrying the current revision) comes at least every 5 seconds, so a client can
+    tell that it is current. A response may be one part of several (`more`): apply its
+    `revision` only once a response with `more` false has arrived.
+    Errors: INVALID_ARGUMENT for a negative start_revision; OUT_OF_RANGE when start_revision is
+    older than the changes kept for replay (REVISION_COMPACTED, metadata `oldest_revision`: read
+    everything again and watch from the revision read), or ahead of this daemon for longer than
+    it waits to catch up (REVISION_AHEAD, metadata `revision` and `start_revision`);
+    UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
+    one, from the last revision applied.
     """
 
 class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -533,6 +561,26 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
         before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
         MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchChanges(
+        self,
+        request: _model_config_service_pb2.WatchChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_model_config_service_pb2.WatchChangesResponse], _abc.AsyncIterator[_model_config_service_pb2.WatchChangesResponse]]:
+        """WatchChanges streams the committed changes in revision order: first every change after
+        `start_revision` still kept for replay, then each new one as it commits. The first response
+        comes at once (possibly without changes); while nothing changes, a response without changes
+        (a heartbeat carrying the current revision) comes at least every 5 seconds, so a client can
+        tell that it is current. A response may be one part of several (`more`): apply its
+        `revision` only once a response with `more` false has arrived.
+        Errors: INVALID_ARGUMENT for a negative start_revision; OUT_OF_RANGE when start_revision is
+        older than the changes kept for replay (REVISION_COMPACTED, metadata `oldest_revision`: read
+        everything again and watch from the revision read), or ahead of this daemon for longer than
+        it waits to catch up (REVISION_AHEAD, metadata `revision` and `start_revision`);
+        UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
+        one, from the last revision applied.
         """
 
 def add_ModelConfigServiceServicer_to_server(servicer: ModelConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

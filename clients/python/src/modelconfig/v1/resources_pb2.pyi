@@ -507,3 +507,77 @@ class ResolvedSlot(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolvedSlot: _TypeAlias = ResolvedSlot  # noqa: Y015
+
+@_typing.final
+class OverrideChange(_message.Message):
+    """OverrideChange is one account override written by an import or by the revert of one, or,
+    when a watch asked for all overrides, one account's override as the watch began.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision of the change that wrote it. When a watch began with all overrides: the
+    revision that last changed the account's overrides (its etag is `a` and this number).
+    """
+    account_id: _builtins.str
+    """The account."""
+    slot: _builtins.str
+    """The slot; empty (and model_id 0) only when a watch began with all overrides, for an
+    account whose overrides were all cleared, so that its revision is known.
+    """
+    model_id: _builtins.int
+    """The model the account now overrides the slot with; 0 when the override was cleared."""
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        account_id: _builtins.str = ...,
+        slot: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "model_id", b"model_id", "revision", b"revision", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverrideChange: _TypeAlias = OverrideChange  # noqa: Y015
+
+@_typing.final
+class Catalog(_message.Message):
+    """Catalog is everything resolution needs besides the accounts' overrides."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    GLOBAL_ETAG_FIELD_NUMBER: _builtins.int
+    global_etag: _builtins.str
+    """The etag of the global settings, as GetGlobalSettings returns it."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]:
+        """Every model, inactive ones too (an account's skipped override names one), in id order."""
+
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___SlotSetting]:
+        """Every slot in slot order, with its global setting (`model`, unset for none) and default."""
+
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[Global___Model] | None = ...,
+        slots: _abc.Iterable[Global___SlotSetting] | None = ...,
+        global_etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["global_etag", b"global_etag", "models", b"models", "slots", b"slots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Catalog: _TypeAlias = Catalog  # noqa: Y015

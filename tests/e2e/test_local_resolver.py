@@ -1,0 +1,184 @@
+"""LocalResolver against a live daemon on SQLite and PostgreSQL: the same answers as
+ResolveForAccount at the same revision across a write storm, in both account modes; refusals
+like the daemon's; reconnection after a restart, stale marking, resync after compaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from modelconfig import InvalidArgument, LocalResolver, Unauthenticated
+from modelconfig.v1 import model_config_service_pb2 as api
+from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.domain.access import Role
+
+from .process_helpers import free_port
+from .secure_helpers import wait_for
+from .test_auth import start_guarded, token_of, tokens_file
+
+ACCOUNTS = ["acme", "globex", "initech", "umbrella", "never-seen"]
+SLOT_SETS = [(), ("openai_model",), ("dalle_model", "openai_model"), ("runware_model",) * 2]
+
+
+@pytest.fixture(params=["all", "on_demand"])
+def resolver(request, daemon):
+    with LocalResolver(daemon.address, accounts=request.param, start_timeout=10) as local:
+        yield local
+
+
+def assert_same_answers(client, local: LocalResolver) -> None:
+    """Every account and slot set, as the daemon answers it now and as the resolver does at
+    the daemon's revision."""
+    revision = client.get_global_settings().revision
+    assert local.wait_for_revision(revision, timeout=10), "the resolver did not catch up"
+    for account in ACCOUNTS:
+        for slots in SLOT_SETS:
+            remote = client.resolve_for_account(account, slots=list(slots))
+            assert remote.revision == revision, "a write came in between: the test is wrong"
+            assert local.resolve(account, slots) == remote, (account, slots)
+
+
+def storm(client) -> Iterator[object]:
+    """Writes of every kind that changes a resolution, each followed by a comparison."""
+    yield client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
+    yield client.set_model("dalle_model", "dall-e-3", account_id="globex")
+    yield client.set_model("openai_model", "gpt-3.5-turbo", scope=pb.SCOPE_GLOBAL)
+    yield client.set_model("openai_model", "gpt-4-turbo-2024-04-09", account_id="acme")
+    deactivated = client.get_model("gpt-4-turbo-2024-04-09")
+    deactivated.is_active = False
+    yield client.update_model(deactivated, ["is_active"])  # acme's override is now skipped
+    yield client.clear_account_model("acme", "openai_model")
+    yield client.import_overrides(
+        [
+            api.OverrideRecord(account_id=account, slot="openai_model", model_name="gpt-4o-mini")
+            for account in ("initech", "umbrella", "globex")
+        ]
+    )
+    imported = client.list_changes(page_size=1).changes[0].revision
+    deactivated.is_active = True
+    yield client.update_model(deactivated, ["is_active"])
+    yield client.revert_change(imported)
+    yield client.clear_global_model("openai_model")
+
+
+def test_the_resolver_answers_what_the_daemon_answers_across_a_write_storm(client, resolver):
+    assert_same_answers(client, resolver)
+    for _ in storm(client):
+        assert_same_answers(client, resolver)
+
+
+def test_a_write_is_visible_after_wait_for_revision(client, resolver):
+    revision = client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme").revision
+    assert resolver.wait_for_revision(revision, timeout=10)
+    assert resolver.resolve("acme", ("openai_model",)).slots[0].model.model_name == "gpt-3.5-turbo"
+    assert resolver.revision >= revision
+    assert resolver.staleness == 0.0 and resolver.status == "ready"
+
+
+@pytest.mark.parametrize(
+    ("account", "slots", "reason"),
+    [
+        ("", (), "ACCOUNT_ID_REQUIRED"),
+        ("bad id", (), "INVALID_ACCOUNT_ID"),
+        ("acme", ("no_such_slot",), "UNKNOWN_SLOT"),
+    ],
+)
+def test_bad_requests_are_refused_as_the_daemon_refuses_them(
+    client, resolver, account, slots, reason
+):
+    with pytest.raises(InvalidArgument) as remote:
+        client.resolve_for_account(account, slots=list(slots))
+    with pytest.raises(InvalidArgument) as local:
+        resolver.resolve(account, slots)
+    assert local.value.reason == remote.value.reason == reason
+    assert local.value.metadata == remote.value.metadata
+    assert local.value.message == remote.value.message
+
+
+def test_on_demand_holds_at_most_its_bound(daemon):
+    with LocalResolver(daemon.address, accounts="on_demand", max_accounts=2) as local:
+        for account in ("a1", "a2", "a3", "a1"):
+            local.resolve(account)
+        assert local.accounts_held == 2
+
+
+def test_on_change_names_the_slots_whose_resolution_may_have_changed(client, daemon):
+    seen: list[tuple[int, set[str]]] = []
+    with LocalResolver(daemon.address, on_change=lambda r, s: seen.append((r, s))) as local:
+        revision = client.set_model("dalle_model", "dall-e-3", account_id="acme").revision
+        assert local.wait_for_revision(revision, timeout=10)
+        assert wait_for(lambda: seen and seen[-1][0] == revision)
+        assert seen[-1] == (revision, {"dalle_model"})
+
+
+def test_an_unknown_token_is_fatal_at_start(tmp_path):
+    guarded = start_guarded(f"sqlite:///{tmp_path}/db.sqlite", tokens_file(tmp_path / "t.toml"))
+    try:
+        with pytest.raises(Unauthenticated):
+            LocalResolver(guarded.address, token="not-a-token", start_timeout=10)
+        reader = LocalResolver(guarded.address, token=token_of(Role.READER), start_timeout=10)
+        assert reader.resolve("acme").account_id == "acme"
+        reader.close()
+    finally:
+        guarded.stop()
+
+
+def test_it_keeps_answering_while_the_daemon_is_away_and_resumes_after_a_restart(daemons, tmp_path):
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    listen = f"127.0.0.1:{free_port()}"
+    first = daemons.start(url, listen=listen)
+    local = LocalResolver(listen, backoff_start=0.05, backoff_cap=0.2, grace=1.0)
+    try:
+        with first.client() as client:
+            client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
+            before = client.resolve_for_account("acme")
+        assert local.wait_for_revision(before.revision, timeout=10)
+        first.terminate()
+        first.wait_exit()
+        assert wait_for(lambda: local.status == "stale", timeout=10)
+        assert local.resolve("acme") == before, "it answers from what it has"
+        assert wait_for(lambda: local.status == "error", timeout=10), "after the grace period"
+        assert local.staleness > 1.0
+        second = daemons.start(url, listen=listen)
+        with second.client() as client:
+            revision = client.set_model("openai_model", "gpt-4o-mini", account_id="acme").revision
+            after = client.resolve_for_account("acme")
+        assert local.wait_for_revision(revision, timeout=15)
+        assert local.resolve("acme") == after
+        assert local.status == "ready"
+    finally:
+        local.close()
+
+
+def test_a_compacted_revision_makes_it_reload_everything(daemons, tmp_path, caplog):
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    listen = f"127.0.0.1:{free_port()}"
+    keep = {"MODELCONFIG_CHANGES_KEEP": "2"}
+    first = daemons.start(url, listen=listen, env=keep)
+    local = LocalResolver(listen, backoff_start=0.05, backoff_cap=0.2, grace=1.0)
+    try:
+        first.terminate()
+        first.wait_exit()
+        # Writes the resolver misses, more than the next daemon keeps for replay.
+        other = daemons.start(url, env=keep)
+        with other.client() as client:
+            for model in ["gpt-3.5-turbo", "gpt-4o-mini"] * 3:
+                client.set_model("openai_model", model, account_id="acme")
+        other.terminate()
+        other.wait_exit()
+        second = daemons.start(url, listen=listen, env=keep)
+        with second.client() as client:
+            expected = client.resolve_for_account("acme")
+        with caplog.at_level("WARNING", logger="modelconfig._local"):
+            assert local.wait_for_revision(expected.revision, timeout=15)
+        assert local.resolve("acme") == expected
+        assert "was compacted: reloading everything" in caplog.text
+    finally:
+        local.close()
+
+
+def test_close_joins_its_thread(daemon):
+    local = LocalResolver(daemon.address)
+    local.close()
+    assert not local._thread.is_alive()
