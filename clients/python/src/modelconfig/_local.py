@@ -254,6 +254,20 @@ class LocalResolver:
             return answer
         return self._resolve(state, key)
 
+    def resolve_global(self, slot: str) -> pb.ResolvedSlot:
+        """The slot as an account without overrides of it resolves it: the global setting, or
+        the slot's default (UNKNOWN_SLOT for a slot that does not exist)."""
+        state = self._state
+        assert state is not None
+        if slot not in state.catalog.slots:
+            raise _invalid(
+                "slot",
+                f"unknown slot {slot!r}; known slots: {', '.join(state.catalog.slots)}",
+                "UNKNOWN_SLOT",
+                {"slot": slot},
+            )
+        return state.catalog.resolve_slot(slot, None)
+
     @property
     def revision(self) -> int:
         state = self._state
