@@ -60,6 +60,9 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
         time.sleep(0.01)
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def open_database(url: str) -> Database:
     """A (not yet connected) Peewee database for the URL; SQLite's parent folder is created."""
     scheme = urlsplit(url).scheme
@@ -80,6 +83,8 @@ def open_database(url: str) -> Database:
         )
     if scheme in ("postgres", "postgresql"):
         params = parse_url(url)
+        # An unreachable server fails a call within seconds instead of the OS's minutes.
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
         return PostgresqlDatabase(params.pop("database"), **params)
     # The scheme only: the rest of a URL may hold a password.
     raise ValueError(

@@ -26,7 +26,8 @@ from ..domain.errors import (
 )
 from ..domain.state import AccountRecord, Catalog
 from . import repositories
-from .database import ensure_connected, read_begin_args
+from .database import ensure_connected, is_postgres, read_begin_args
+from .notifications import notify_on_commit
 from .tables import GlobalSettingRow, ModelRow, SlotRow, StateRow, database
 
 
@@ -152,6 +153,8 @@ class PeeweeUnit:
                 next_model_id=state.next_model_id,
             ).where(StateRow.id == 1).execute()
             repositories.record_change(recorded)
+            if is_postgres(self._db):
+                notify_on_commit(self._db, recorded.revision)
             self._db.commit()
         self._open = False
         self.committed = recorded

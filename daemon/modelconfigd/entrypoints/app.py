@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..adapters.database import open_database
+from ..adapters.database import is_postgres, open_database
 from ..adapters.migrations import migrate
+from ..adapters.notifications import CommitListener
 from ..adapters.store import PeeweeStore
 from ..service_layer.change_feed import DEFAULT_KEEP, ChangeFeed, KeepPolicy
 from ..service_layer.live_state import LiveState, PublishListener
@@ -18,6 +19,7 @@ class App:
     live: LiveState
     services: ModelConfigServices
     feed: ChangeFeed
+    listener: CommitListener | None = None
 
     @classmethod
     def open(
@@ -39,11 +41,18 @@ class App:
         live = LiveState(store, on_publish)
         if poll_interval:
             live.start_polling(poll_interval)
+        listener = None
+        if is_postgres(db) and poll_interval:
+            # Other daemons' commits are announced: catch up at once, the poll as safety net.
+            listener = CommitListener(database_url, live.catch_up)
+            listener.start()
         feed = ChangeFeed(store, live, keep)
         feed.start()
-        return cls(store, live, ModelConfigServices(store, live), feed)
+        return cls(store, live, ModelConfigServices(store, live), feed, listener)
 
     def close(self) -> None:
         self.feed.close()
+        if self.listener is not None:
+            self.listener.stop()
         self.live.stop()
         self.store.close()

@@ -158,6 +158,8 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
             on_publish=counted.published if counted else None,
             keep=config.keep_policy(settings.changes_keep),
         )
+        if counted is not None:
+            app.live.add_storage_listener(counted.storage)
     except _OPEN_ERRORS as exc:
         log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
         return 1

@@ -273,6 +273,14 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.database_up = Gauge(
+            "modelconfig_database_up",
+            "1 while this daemon reaches its database, 0 while it does not: then writes get "
+            "UNAVAILABLE and reads are served from the snapshot.",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
+        self.database_up.set(1)
         self.resolutions = Counter(
             "modelconfig_resolutions_total",
             "Slots resolved, by slot and by the layer that gave the model.",
@@ -297,6 +305,9 @@ class Metrics:
         self.revision.set(state.revision)
         self.accounts.set(len(state.accounts))
         self.lag.set(lag)
+
+    def storage(self, up: bool) -> None:
+        self.database_up.set(1 if up else 0)
 
     def refused(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()

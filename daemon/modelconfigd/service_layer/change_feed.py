@@ -17,16 +17,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from ..domain.changes import Change, ChangeKind
-from ..domain.errors import Draining, InvalidArgument, RevisionAhead, RevisionCompacted
+from ..domain.errors import (
+    Draining,
+    InvalidArgument,
+    RevisionAhead,
+    RevisionCompacted,
+    StorageUnavailable,
+)
 from ..domain.model import Model
 from ..domain.state import State
 from .live_state import LiveState
-from .unit_of_work import Store
+from .unit_of_work import ReadUnit, Store
 from .views import GlobalSettings, global_settings_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class ChangeFeed:
     PART_CHANGES = 1_000
     PART_OVERRIDES = 10_000
     WINDOW_INTERVAL_SECONDS = 10.0
+    READ_ATTEMPTS = 3
 
     def __init__(self, store: Store, live: LiveState, keep: KeepPolicy = DEFAULT_KEEP) -> None:
         self._store = store
@@ -123,7 +132,9 @@ class ChangeFeed:
             while not self._stop.wait(self.WINDOW_INTERVAL_SECONDS):
                 try:
                     self.move_window()
-                except Exception:  # e.g. the database away: keep the window where it is
+                except StorageUnavailable:  # the poll reports outages; the window stays put
+                    pass
+                except Exception:
                     log.exception("moving the change feed's replay window failed")
 
         self._window_thread = threading.Thread(
@@ -260,8 +271,9 @@ class ChangeFeed:
         change). Each database read is a short transaction of its own."""
         position = after
         while position < upto:
-            with self._store.read() as unit:
-                changes = unit.changes.between(position, upto, self.PART_CHANGES)
+            changes = self._read(
+                lambda unit, after=position: unit.changes.between(after, upto, self.PART_CHANGES)
+            )
             if not changes:
                 return
             run: list[Change] = []
@@ -281,8 +293,11 @@ class ChangeFeed:
         last: tuple[str, str] | None = None
         first = True
         while True:
-            with self._store.read() as unit:
-                rows = unit.overrides.history_page(change.revision, last, self.PART_OVERRIDES)
+            rows = self._read(
+                lambda unit, after=last: unit.overrides.history_page(
+                    change.revision, after, self.PART_OVERRIDES
+                )
+            )
             updates = [
                 OverrideUpdate(change.revision, row.account_id, row.slot, row.after) for row in rows
             ]
@@ -292,6 +307,21 @@ class ChangeFeed:
             if len(rows) < self.PART_OVERRIDES:
                 return
             last = (rows[-1].account_id, rows[-1].slot)
+
+
+    def _read(self, query: Callable[[ReadUnit], T]) -> T:
+        """`query` in a read unit of its own, tried again on a connection the database
+        dropped (the first statement on it fails; the next attempt reconnects): a watcher
+        outlives an outage it was idle through."""
+        for attempt in range(self.READ_ATTEMPTS):
+            try:
+                with self._store.read() as unit:
+                    return query(unit)
+            except StorageUnavailable:
+                if attempt + 1 == self.READ_ATTEMPTS:
+                    raise
+                time.sleep(0.1)
+        raise AssertionError("unreachable")
 
 
 def catalog_of(state: State) -> FeedCatalog:

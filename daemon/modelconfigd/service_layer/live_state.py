@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Told of every State published and how far it trailed the database (seconds), e.g. for metrics.
 PublishListener = Callable[[State, float], None]
+# Told when the database goes out of reach (False) and when it is back (True).
+StorageListener = Callable[[bool], None]
 
 
 class LiveState:
@@ -33,6 +35,8 @@ class LiveState:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._listeners: list[PublishListener] = [on_publish] if on_publish else []
+        self._storage_listeners: list[StorageListener] = []
+        self.storage_up = True  # as the poll last found the database
         with store.read() as unit:
             catalog = unit.catalog()
             accounts = Accounts(unit.accounts(list(catalog.slots)))
@@ -41,6 +45,16 @@ class LiveState:
         self._current_at = time.time()  # when the State was last known to be current
         _settle()
         self._on_publish(self._state, 0.0)
+
+    def add_storage_listener(self, listener: StorageListener) -> None:
+        """Tell `listener` whenever the poll finds the database out of reach, or back."""
+        self._storage_listeners.append(listener)
+
+    def _storage(self, up: bool) -> None:
+        if up != self.storage_up:
+            self.storage_up = up
+            for listener in self._storage_listeners:
+                listener(up)
 
     def add_listener(self, listener: PublishListener) -> None:
         """Tell `listener` of every State published from now on."""
@@ -89,10 +103,21 @@ class LiveState:
                 try:
                     self.catch_up()
                 except StorageUnavailable as exc:
-                    log.warning("cannot catch up with the database: %s", exc)
+                    if self.storage_up:
+                        log.warning(
+                            "the database is out of reach: writes get UNAVAILABLE, reads and "
+                            "watches are served from revision %d (%s)",
+                            self._state.revision,
+                            exc,
+                        )
+                    self._storage(False)
                     self._on_publish(self._state, time.time() - self._current_at)
                 except Exception:
                     log.exception("catching up with the database failed")
+                else:
+                    if not self.storage_up:
+                        log.info("the database is back: writes are served again")
+                    self._storage(True)
 
         self._poller = threading.Thread(target=poll, name="modelconfig-poller", daemon=True)
         self._poller.start()
