@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import live  # bench/live.py: in-process resolution and propagation
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -70,6 +71,9 @@ SERVICE = "modelconfig.v1.ModelConfigService"
 SINGLE_PATH = f"/{SERVICE}/ResolveForAccount"
 BATCH_PATH = f"/{SERVICE}/ResolveForAccounts"
 HOST = "127.0.0.1"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MODELCONFIG_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 # Overrides spread over three slots and several models, named by name, alias or id as an
 # operator's file would. Account i gets one override: slot SLOTS[i % 3], model cycling.
@@ -88,6 +92,9 @@ TARGETS = {
     "setmodel_s": 1.0,
     "import_s": 60.0,
     "secured_ratio": 0.95,
+    "resolver_x": 100.0,
+    "visible_p50_ms": 50.0,
+    "visible_max_ms": 250.0,
 }
 SECURED = "tokens+metrics"  # the suffix naming a daemon with a tokens file and metrics on
 TLS = "tls"  # the suffix naming a daemon serving TLS
@@ -366,19 +373,20 @@ def daemon_has_workers_option() -> bool:
 
 def start_daemon(
     procs: Processes,
-    db: Path,
+    db: Path | None,
     workdir: Path,
     name: str,
     workers: int,
     timeout: float,
     extra_env: dict[str, str] | None = None,
     ca_pem: bytes = b"",
+    url: str = "",
 ) -> Server:
     port = free_port()
     log_path = workdir / f"{name.replace(' ', '-').replace('+', '-')}.log"
     env = {
         "MODELCONFIG_LISTEN": f"{HOST}:{port}",
-        "MODELCONFIG_DATABASE_URL": f"sqlite:///{db}",
+        "MODELCONFIG_DATABASE_URL": url or f"sqlite:///{db}",
         "MODELCONFIG_DRAIN_SECONDS": "0.1",
         "MODELCONFIG_GRACE_SECONDS": "2",
         # Off unless asked for: an operator's environment must not turn them on for the
@@ -1035,6 +1043,22 @@ def bench_size(
                 f"a plaintext call: {checks['plaintext']}"
                 f"{'' if checks['ok'] else '  CHECK FAILED: ' + '; '.join(checks['problems'])}"
             )
+        if args.resolver_calls:
+            log("  in-process resolution: LocalResolver (all accounts, on demand) against the RPC")
+            sample = [account(1 + k * max(1, accounts // 1000)) for k in range(min(1000, accounts))]
+            result["resolver"] = live.measure(
+                daemons[0].target,
+                sample,
+                rpc_calls=args.resolver_rpc_calls,
+                local_calls=args.resolver_calls,
+                writes=args.lag_writes,
+            )
+            r = result["resolver"]
+            log(
+                f"  RPC p50 {r['rpc']['p50_us']:.0f} µs; resolve() p50 {r['all']['p50_us']:.2f} µs "
+                f"({r['all']['x_rpc_p50']:.0f}x), on demand {r['on_demand']['p50_us']:.2f} µs; "
+                f"a write visible in {r['all']['visible_ms']['p50_ms']:.1f} ms p50"
+            )
         for server in servers:
             server.memory = memory_mb(server.proc.pid)
             result["servers"][server.name].update(server.memory)
@@ -1059,6 +1083,43 @@ def set_cpus(server: Server, cpus: str) -> bool:
         )
         done = done and result.returncode == 0
     return done
+
+
+def replica_lags(procs: Processes, workdir: Path, args) -> dict:
+    """How soon a write acknowledged by one daemon reaches another daemon's change feed: two
+    daemons on one SQLite file (the other learns by its poll), and, when the local PostgreSQL
+    answers, two on one PostgreSQL database (by LISTEN/NOTIFY)."""
+    lags: dict = {}
+    sqlite_db = workdir / "replicas.db"
+    a = start_daemon(procs, sqlite_db, workdir, "replica-a", 1, args.serving_timeout)
+    b = start_daemon(procs, sqlite_db, workdir, "replica-b", 1, args.serving_timeout)
+    lags["sqlite"] = live.replica_lag(a.target, b.target, args.lag_writes)
+    for server in (a, b):
+        procs.stop(server.proc)
+    log(f"  replica lag, SQLite (poll): {lags['sqlite']}")
+    try:
+        import psycopg
+
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        lags["postgres_note"] = f"not measured: PostgreSQL at {POSTGRES_ADMIN_URL}: {exc}"
+        log(f"  replica lag, PostgreSQL: {lags['postgres_note']}")
+        return lags
+    name = f"modelconfig_bench_{os.getpid()}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        a = start_daemon(procs, None, workdir, "replica-pg-a", 1, args.serving_timeout, url=url)
+        b = start_daemon(procs, None, workdir, "replica-pg-b", 1, args.serving_timeout, url=url)
+        lags["postgres"] = live.replica_lag(a.target, b.target, args.lag_writes)
+        for server in (a, b):
+            procs.stop(server.proc)
+        log(f"  replica lag, PostgreSQL (LISTEN/NOTIFY): {lags['postgres']}")
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return lags
 
 
 def paired_ratios(twin: Server, daemon: Server, run: Callable[..., dict], args) -> dict:
@@ -1472,6 +1533,7 @@ def report(results: dict) -> str:
             )
     lines += secured_section(results)
     lines += tls_section(results)
+    lines += live_section(results)
     lines += ["", "## ResolveForAccounts (batch)", ""]
     lines += [
         "| accounts | server | batch req/s | accounts/s | vs single-call req/s | p50 ms | p99 ms "
@@ -1697,7 +1759,114 @@ def targets(results: dict) -> list[dict]:
                 ".0f",
                 data["revert_s"] <= 1.5 * TARGETS["import_s"],
             )
+    for size in sorted(by_size):
+        r = by_size[size].get("resolver")
+        if not r:
+            continue
+        for mode in ("all", "on_demand"):
+            for q in ("p50", "p99"):
+                ratio = r[mode][f"x_rpc_{q}"]
+                add(
+                    f"resolve() ({mode}) / ResolveForAccount RPC, {q}, at {size:,}",
+                    f">= {TARGETS['resolver_x']:.0f}x",
+                    ratio,
+                    ".0f",
+                    ratio >= TARGETS["resolver_x"] and r[mode]["same_answers"],
+                )
+        visible = r["all"]["visible_ms"]
+        add(
+            f"a write visible in the resolver, p50 (ms), at {size:,}",
+            f"<= {TARGETS['visible_p50_ms']:.0f}",
+            visible["p50_ms"],
+            ".1f",
+            visible["p50_ms"] <= TARGETS["visible_p50_ms"],
+        )
+        add(
+            f"a write visible in the resolver, worst (ms), at {size:,}",
+            f"<= {TARGETS['visible_max_ms']:.0f}",
+            visible["max_ms"],
+            ".1f",
+            visible["max_ms"] <= TARGETS["visible_max_ms"],
+        )
+    postgres = results.get("replicas", {}).get("postgres")
+    if postgres:
+        for key, label, limit in (
+            ("p50_ms", "p50", TARGETS["visible_p50_ms"]),
+            ("max_ms", "worst", TARGETS["visible_max_ms"]),
+        ):
+            add(
+                f"a write on one daemon served by another, PostgreSQL, {label} (ms)",
+                f"<= {limit:.0f}",
+                postgres[key],
+                ".1f",
+                postgres[key] <= limit,
+            )
     return rows
+
+
+def live_section(results: dict) -> list[str]:
+    """In-process resolution against the RPC, and how soon writes reach resolvers and replicas."""
+    sized = [size for size in results["sizes"] if size.get("resolver")]
+    replicas = results.get("replicas", {})
+    if not sized and not replicas:
+        return []
+    lines = [
+        "",
+        "## Resolving in-process (LocalResolver) and propagation",
+        "",
+        "`ResolveForAccount` through the Python client (one call after another, on daemon w1) "
+        "against `modelconfig.LocalResolver.resolve()` in the same process, per call "
+        "(`time.perf_counter_ns` around each call, so its own cost is included), over a sample "
+        "of up to 1,000 accounts with overrides, cycled; the first pass over the sample (cache "
+        "misses; on demand, one ResolveForAccounts call each) is reported apart. Memory: the "
+        "growth of the benchmark process's RSS while the resolver is loaded. Answers are "
+        "compared with the RPC's for 50 accounts. Visible: from a SetModel's acknowledgment "
+        "until `wait_for_revision` returns in the resolver.",
+        "",
+        "| accounts | path | p50 µs | p99 µs | vs RPC p50 / p99 | first pass p50 / p99 µs "
+        "| load s | RSS MB | accounts held | same answers | visible p50 / worst ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for size in sized:
+        r = size["resolver"]
+        rpc = r["rpc"]
+        lines.append(
+            f"| {size['accounts']:,} | ResolveForAccount RPC | {rpc['p50_us']:.0f} | "
+            f"{rpc['p99_us']:.0f} | 1x | - | - | - | - | - | - |"
+        )
+        for mode in ("all", "on_demand"):
+            m = r[mode]
+            visible = m.get("visible_ms")
+            lines.append(
+                f"| {size['accounts']:,} | resolve(), {mode.replace('_', ' ')} | "
+                f"{m['p50_us']:.2f} | {m['p99_us']:.2f} | "
+                f"**{m['x_rpc_p50']:.0f}x** / **{m['x_rpc_p99']:.0f}x** | "
+                f"{m['first_call']['p50_us']:.1f} / {m['first_call']['p99_us']:.0f} | "
+                f"{m['load_s']:.2f} | {m['rss_mb']:.0f} | {m['accounts_held']:,} | "
+                f"{'yes' if m['same_answers'] else '**NO**'} | "
+                + (f"{visible['p50_ms']:.1f} / {visible['max_ms']:.1f} |" if visible else "- |")
+            )
+    if replicas:
+        lines += [
+            "",
+            "A write acknowledged by one daemon, until another daemon on the same database "
+            "delivers it on its change feed (WatchChanges): on SQLite the other daemon learns "
+            "by its revision poll (every 0.05 s by default on SQLite: that is the bound), on "
+            "PostgreSQL by LISTEN/NOTIFY on commit (the poll, every 0.5 s, stays as a safety "
+            "net).",
+            "",
+            "| database | writes | p50 ms | worst ms |",
+            "|---|---:|---:|---:|",
+        ]
+        for engine in ("sqlite", "postgres"):
+            lag = replicas.get(engine)
+            if lag:
+                lines.append(
+                    f"| {engine} | {lag['writes']} | {lag['p50_ms']:.1f} | {lag['max_ms']:.1f} |"
+                )
+        if replicas.get("postgres_note"):
+            lines.append(f"\nPostgreSQL {replicas['postgres_note']}")
+    return lines
 
 
 def chart(results: dict, path: Path) -> None:
@@ -1872,6 +2041,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="short runs of each tokens+metrics twin against its daemon, back to back",
     )
     parser.add_argument("--pair-requests", type=int, default=4_000, help="per paired run")
+    parser.add_argument(
+        "--resolver-calls",
+        type=int,
+        default=200_000,
+        help="resolve() calls timed per LocalResolver mode (0: no in-process section)",
+    )
+    parser.add_argument("--resolver-rpc-calls", type=int, default=3_000)
+    parser.add_argument(
+        "--lag-writes", type=int, default=40, help="writes timed to another daemon (0: none)"
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batch-requests", type=int, default=2_000, help="per batch run")
     parser.add_argument("--connections", type=int, default=8)
@@ -1948,6 +2127,14 @@ def main(argv: list[str] | None = None) -> int:
                 results["notes"].append(note)
             for leftover in workdir.glob(Path(data["db"]).name + "*"):
                 leftover.unlink()  # the database and its -wal, -shm files
+        if args.lag_writes:
+            try:
+                results["replicas"] = replica_lags(procs, workdir, args)
+            except Exception as exc:
+                failed = True
+                note = f"replica propagation: failed: {type(exc).__name__}: {exc}"
+                log(note)
+                results["notes"].append(note)
     finally:
         procs.stop_all()
         if args.keep:

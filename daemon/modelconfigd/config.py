@@ -21,8 +21,10 @@ class Settings:
     threads: int = 2
     # Processes serving one port (SO_REUSEPORT): one process uses one core (the GIL).
     workers: int = 1
-    # How often to look for writes made by other daemons on the same database.
-    poll_interval: float = 0.5
+    # How often to look for writes made by other daemons on the same database; None: 0.05 s
+    # on SQLite (the poll is how its other processes learn of a write, and a cheap read of a
+    # local file), 0.5 s on PostgreSQL (a safety net: LISTEN/NOTIFY tells at once).
+    poll_interval: float | None = None
     # How long health says NOT_SERVING before the port closes, so probes notice first.
     drain_seconds: float = 1.0
     # How long in-flight calls may take to finish after that.
@@ -50,12 +52,22 @@ class Settings:
     def tls(self) -> bool:
         return bool(self.tls_cert)
 
+    @property
+    def effective_poll_interval(self) -> float:
+        if self.poll_interval is not None:
+            return self.poll_interval
+        return 0.05 if self.database_url.startswith("sqlite:") else 0.5
+
 
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return value
+
+
+def _poll_interval(text: str) -> float | None:
+    return None if text == "auto" else _positive(text)
 
 
 def _at_least_one(text: str) -> int:
@@ -163,8 +175,8 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
     (
         "--poll-interval",
         "poll_interval",
-        _positive,
-        "seconds between checks for other daemons' writes",
+        _poll_interval,
+        "seconds between checks for other daemons' writes (auto: 0.05 SQLite, 0.5 PostgreSQL)",
     ),
     (
         "--drain-seconds",
@@ -196,6 +208,11 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
 _FLAGS = frozenset({"insecure"})  # given alone, they mean yes
 
 
+def _text(default: object) -> str:
+    """A default as the text its flag's type reads (None: `auto`)."""
+    return "auto" if default is None else str(default)
+
+
 def parse(argv: list[str] | None = None) -> Settings:
     defaults = Settings()
     parser = argparse.ArgumentParser(
@@ -208,7 +225,7 @@ def parse(argv: list[str] | None = None) -> Settings:
             flag,
             dest=field,
             type=kind,
-            default=os.environ.get(variable, str(getattr(defaults, field))),
+            default=os.environ.get(variable, _text(getattr(defaults, field))),
             help=f"{help_text} ({variable}; default %(default)s)",
             **extra,
         )

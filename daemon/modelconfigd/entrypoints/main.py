@@ -153,7 +153,7 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
         # A worker (ready_fd given) starts after its supervisor has migrated the database.
         app = App.open(
             settings.database_url,
-            poll_interval=settings.poll_interval,
+            poll_interval=settings.effective_poll_interval,
             migrated=ready_fd is not None,
             on_publish=counted.published if counted else None,
             keep=config.keep_policy(settings.changes_keep),
