@@ -1128,12 +1128,13 @@ def paired_ratios(twin: Server, daemon: Server, run: Callable[..., dict], args) 
 
     On a shared 2-core VM one run's req/s swings by 10-20% with the neighbours' load and with
     where the scheduler puts h2load and the server's threads: far more than the few percent a
-    twin costs. So a single-process daemon and its twin are pinned to CPU 0 and h2load to CPU
-    1 for the pairs (the server is then the bottleneck, and its cost per call is what the
-    ratio shows), a pair sees nearly the same noise on both sides, and the median of many pairs
-    is what the target is judged on. Daemons with workers stay unpinned."""
+    twin costs. So for the pairs the daemon and its twin (every process of each, workers too)
+    are pinned to CPU 0 and h2load to CPU 1: the server is then the bottleneck, and its cost
+    per call is what the ratio shows, not h2load's share of the same cores. A pair sees nearly
+    the same noise on both sides, and the median of many pairs is what the target is judged
+    on."""
     cores = os.cpu_count() or 1
-    pinned = daemon.workers == 1 and cores >= 2 and shutil.which("taskset") is not None
+    pinned = cores >= 2 and shutil.which("taskset") is not None
     pinned = pinned and set_cpus(daemon, "0") and set_cpus(twin, "0")
     ratios = []
     try:
@@ -1401,10 +1402,11 @@ def secured_section(results: dict) -> list[str]:
         "first. Then, since one run's req/s swings by 10-20% on a shared VM, far more than "
         "what is measured here, the two run many short runs back to back (pairs, alternating "
         "which goes first): the target is judged on the median of the pairs' ratios (quartiles "
-        "beside it). For the pairs, a single-process daemon and its twin are pinned to CPU 0 "
-        "and h2load to CPU 1 (`taskset`), so the server is the bottleneck and the ratio shows "
-        "its cost per call rather than the scheduler's placement; with workers nothing is "
-        "pinned. After all runs, a call without a token must be refused and "
+        "beside it). For the pairs, every process of the daemon and of its twin is pinned to "
+        "CPU 0 and h2load to CPU 1 (`taskset`; with 2 workers both share CPU 0), so the server "
+        "is the bottleneck and the ratio shows its cost per call, not the scheduler's "
+        "placement nor h2load's share of the same cores. After all runs, a call without a "
+        "token must be refused and "
         '`grpc_server_handled_total{grpc_method="ResolveForAccount",grpc_code="OK"}` must '
         "equal the calls that succeeded.",
         "",

@@ -182,3 +182,22 @@ def test_close_joins_its_thread(daemon):
     local = LocalResolver(daemon.address)
     local.close()
     assert not local._thread.is_alive()
+
+
+@pytest.mark.parametrize("accounts", ["all", "on_demand"])
+def test_a_resolver_of_some_slots_answers_those_with_the_accounts_etag(client, daemon, accounts):
+    with LocalResolver(daemon.address, slots=["openai_model"], accounts=accounts) as local:
+        assert local.slots == ("openai_model",)
+        for _ in storm(client):
+            revision = client.get_global_settings().revision
+            assert local.wait_for_revision(revision, timeout=10)
+            for account in ACCOUNTS:
+                remote = client.resolve_for_account(account, slots=["openai_model"])
+                assert local.resolve(account) == remote
+        # A change of a slot it does not hold still moves the account's etag.
+        revision = client.set_model("dalle_model", "dall-e-3", account_id="acme").revision
+        assert local.wait_for_revision(revision, timeout=10)
+        assert local.resolve("acme").etag == f"a{revision}"
+        with pytest.raises(InvalidArgument) as refused:
+            local.resolve("acme", ("dalle_model",))
+        assert refused.value.reason == "SLOT_NOT_HELD"

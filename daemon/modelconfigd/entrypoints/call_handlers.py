@@ -191,6 +191,10 @@ def build_handler(
                 streams.take()
                 taken = True
                 yield from implementation(decode(request_bytes), context, caller)
+            except GeneratorExit:  # the caller went away (cancelled, or past its deadline)
+                if observed is not None:
+                    observed.done(started_at, code_pb2.CANCELLED)
+                raise
             except Exception as exc:
                 if observed is not None:
                     observed.done(started_at, _code(exc))

@@ -213,7 +213,9 @@ class LocalResolver:
         self._channel = channel
         self._stub = api_grpc.ModelConfigServiceStub(channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._only_slots = tuple(slots) if slots else None
+        # The slots held (None: all): others' overrides are not kept (only the account's
+        # revision, which is its etag), and resolve() answers only these.
+        self._held: frozenset[str] | None = frozenset(slots) if slots else None
         self._all_accounts = accounts == "all"
         self._lru = _Lru(max_accounts)
         self._backoff = (backoff_start, backoff_cap)
@@ -287,8 +289,11 @@ class LocalResolver:
 
     @property
     def slots(self) -> tuple[str, ...]:
+        """The slots this resolver answers, in the daemon's order."""
         state = self._state
-        return tuple(state.catalog.slots) if state is not None else ()
+        if state is None:
+            return ()
+        return tuple(s for s in state.catalog.slots if self._holds(s))
 
     @property
     def accounts_held(self) -> int:
@@ -346,7 +351,20 @@ class LocalResolver:
                     "UNKNOWN_SLOT",
                     {"slot": slot},
                 )
-        names = tuple(dict.fromkeys(requested)) if requested else tuple(known)
+        held = self._held
+        if held is not None:
+            for index, slot in enumerate(requested):
+                if slot not in held:
+                    raise _invalid(
+                        f"slots[{index}]",
+                        f"slot {slot!r} is not one this resolver holds ({', '.join(sorted(held))})",
+                        "SLOT_NOT_HELD",
+                        {"slot": slot},
+                    )
+        if requested:
+            names = tuple(dict.fromkeys(requested))
+        else:
+            names = tuple(known) if held is None else tuple(s for s in known if s in held)
         if self._all_accounts:
             record = state.accounts.get(account_id) or _NO_OVERRIDES
         else:
@@ -388,6 +406,8 @@ class LocalResolver:
                 result = batch.results[0]
                 overrides = {}
                 for resolved in result.slots:
+                    if not self._holds(resolved.slot):
+                        continue
                     if resolved.source == pb.SOURCE_ACCOUNT:
                         overrides[resolved.slot] = resolved.model.id
                     elif resolved.HasField("skipped_override"):
@@ -403,6 +423,9 @@ class LocalResolver:
             f"could not read account {account_id!r} at this resolver's revision {revision}",
             code=grpc.StatusCode.UNAVAILABLE,
         )
+
+    def _holds(self, slot: str) -> bool:
+        return self._held is None or slot in self._held
 
     def _intern(self, overrides: dict[str, int]) -> dict[str, int]:
         """One shared (never modified) dictionary per distinct set of overrides: a million
@@ -422,6 +445,10 @@ class LocalResolver:
             try:
                 for _ in self._watch():
                     delay, lost_at = self._backoff[0], None
+            except _Behind as behind:
+                log.warning("%s: trying again", behind)
+                if self._call is not None:
+                    self._call.cancel()
             except grpc.RpcError as error:
                 if self._closing.is_set():
                     break
@@ -474,10 +501,14 @@ class LocalResolver:
         for part in parts:
             for override in part.overrides:
                 revision, overrides = base.get(override.account_id, _NO_OVERRIDES)
-                if override.slot:
+                if override.slot and self._holds(override.slot):
                     overrides = self._intern({**overrides, override.slot: override.model_id})
                 base[override.account_id] = (max(revision, override.revision), overrides)
         last = parts[-1]
+        current = self._state
+        if current is not None and last.revision < current.revision:
+            # A replica behind this resolver (after a reload): never go backwards; try again.
+            raise _Behind(f"revision {last.revision} is behind this resolver's {current.revision}")
         self._lru.clear()  # on demand: held accounts may have missed changes; fetch again
         self._publish(_State(last.revision, _Catalog.of(last.catalog), _Accounts(base)))
         self._on_change(last.revision, set(self.slots))
@@ -512,8 +543,9 @@ class LocalResolver:
             for account_id, record in changed.items():
                 self._lru.update(account_id, record)
         self._publish(_State(last.revision, catalog, accounts))
+        touched &= set(catalog.slots) if self._held is None else self._held & set(catalog.slots)
         if touched:
-            self._on_change(last.revision, touched & set(catalog.slots))
+            self._on_change(last.revision, touched)
 
     def _set(
         self,
@@ -536,7 +568,9 @@ class LocalResolver:
         if held[0] > source.revision:
             return  # a fetch on demand already read past this change
         overrides = dict(held[1])
-        if model_id is None:
+        if not self._holds(slot):
+            pass  # not kept; the account's revision (its etag) moves all the same
+        elif model_id is None:
             overrides.pop(slot, None)
         else:
             overrides[slot] = model_id
@@ -558,6 +592,10 @@ class LocalResolver:
             self._fatal = failure
             self._moved.notify_all()
         self._set_status(ERROR)
+
+
+class _Behind(Exception):
+    """A fresh watch began at a revision older than the resolver's."""
 
 
 _ONE_SLOT = (pb.CHANGE_KIND_SETTING, pb.CHANGE_KIND_SLOT_CREATED, pb.CHANGE_KIND_SLOT_UPDATED)
