@@ -38,7 +38,7 @@ lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check daemon clients tests bench
 	cd protos && ../$(BUF) lint
 
-# A benchmark, not a test (about 5 minutes): ResolveForAccount against a zero-work grpcio
+# A benchmark, not a test (about 7 minutes): ResolveForAccount against a zero-work grpcio
 # server at 1,000 and 1,000,000 accounts, driven by h2load; writes bench/results/. Installs the
 # bench extra (matplotlib) and, when missing, Debian's nghttp2-client (h2load; needs root).
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--sizes 1000 --rounds 2".
