@@ -101,8 +101,14 @@ class Daemon:
         self.app.close()
 
 
-def start_daemon(url: str, *, keep: KeepPolicy = DEFAULT_KEEP, max_streams: int = 200) -> Daemon:
-    app = App.open(url, poll_interval=0.05, keep=keep)
+def start_daemon(
+    url: str,
+    *,
+    keep: KeepPolicy = DEFAULT_KEEP,
+    audit_keep: KeepPolicy | None = None,
+    max_streams: int = 200,
+) -> Daemon:
+    app = App.open(url, poll_interval=0.05, keep=keep, audit_keep=audit_keep)
     running = create_server(
         "127.0.0.1:0", app.services, app.feed, max_workers=4, max_streams=max_streams
     )

@@ -47,6 +47,9 @@ class Settings:
     # Which changes WatchChanges can replay: a number of revisions, or a duration (30s, 15m,
     # 12h, 7d). Older start revisions are answered REVISION_COMPACTED.
     changes_keep: str = "100000"
+    # How long the audit trail (ListChanges, RevertChange) keeps a change, as revisions or a
+    # duration; empty: for ever. Pruned changes can no longer be replayed either.
+    audit_keep: str = ""
 
     @property
     def tls(self) -> bool:
@@ -159,6 +162,10 @@ def _keep(text: str) -> str:
     return text.strip()
 
 
+def _keep_or_all(text: str) -> str:
+    return _keep(text) if text.strip() else ""
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a log format: text or json")
@@ -197,6 +204,12 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
         "changes_keep",
         _keep,
         "changes WatchChanges can replay: revisions (100000) or a duration (7d)",
+    ),
+    (
+        "--audit-keep",
+        "audit_keep",
+        _keep_or_all,
+        "changes the audit trail keeps: revisions or a duration (90d); empty: all",
     ),
     (
         "--insecure",

@@ -110,7 +110,7 @@ def _schema_1_database(url: str):
 def test_migration_2_keeps_old_changes_readable_and_not_revertible(database_url):
     database = _schema_1_database(database_url)
     try:
-        assert migrations.migrate(database) == 2
+        assert migrations.migrate(database) == migrations.SCHEMA_VERSION
         store = PeeweeStore(database)
         with store.read() as unit:
             old = {c.revision: c for c in unit.changes.page(changes.ChangeFilter(), 0, 10)}

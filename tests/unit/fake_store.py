@@ -379,3 +379,11 @@ class FakeStore:
     def read(self) -> Iterator[FakeUnit]:
         with FakeUnit(self, None) as unit:
             yield unit
+
+    def prune_changes(self, upto: int) -> int:
+        with self.lock:
+            pruned = [r for r in self.data.changes if r <= upto]
+            for revision in pruned:
+                del self.data.changes[revision]
+            self.data.history = [h for h in self.data.history if h[0] > upto]
+            return len(pruned)

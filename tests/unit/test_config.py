@@ -116,3 +116,9 @@ def test_a_changes_keep_that_is_neither_is_refused(monkeypatch, text, capsys):
     with pytest.raises(SystemExit):
         config.parse([])
     assert "neither a number of revisions" in capsys.readouterr().err
+
+
+def test_the_audit_trail_keeps_everything_unless_told(monkeypatch):
+    assert config.parse([]).audit_keep == ""
+    monkeypatch.setenv("MODELCONFIG_AUDIT_KEEP", "90d")
+    assert config.keep_policy(config.parse([]).audit_keep).seconds == 90 * 86400

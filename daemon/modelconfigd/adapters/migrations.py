@@ -66,6 +66,7 @@ def _sql_file(name: str) -> Callable[[Database], None]:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _sql_file("0001_initial")),
     Migration(2, "audit trail, slot display names", _sql_file("0002_audit_trail")),
+    Migration(3, "audit trail retention", _sql_file("0003_change_retention")),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -28,7 +28,16 @@ from ..domain.state import AccountRecord, Catalog
 from . import repositories
 from .database import ensure_connected, is_postgres, read_begin_args
 from .notifications import notify_on_commit
-from .tables import GlobalSettingRow, ModelRow, SlotRow, StateRow, database
+from .tables import (
+    ChangeRow,
+    ChangeSubjectRow,
+    GlobalSettingRow,
+    ModelRow,
+    OverrideChangeRow,
+    SlotRow,
+    StateRow,
+    database,
+)
 
 
 def _translated(exc: BaseException | None) -> ModelConfigError | None:
@@ -206,6 +215,29 @@ class PeeweeStore:
     def read(self) -> Iterator[PeeweeUnit]:
         with PeeweeUnit(self.db, None) as unit:
             yield unit
+
+    def prune_changes(self, upto: int, batch: int = 10_000) -> int:
+        """Delete the recorded changes at revisions up to `upto`, with their subjects and the
+        overrides they wrote, `batch` changes per transaction; returns how many."""
+        pruned = 0
+        while True:
+            with storage_errors():
+                ensure_connected(self.db)
+                with self.db.atomic():
+                    revisions = [
+                        revision
+                        for (revision,) in ChangeRow.select(ChangeRow.revision)
+                        .where(ChangeRow.revision <= upto)
+                        .order_by(ChangeRow.revision)
+                        .limit(batch)
+                        .tuples()
+                    ]
+                    if not revisions:
+                        return pruned
+                    low, high = revisions[0], revisions[-1]
+                    for table in (ChangeSubjectRow, OverrideChangeRow, ChangeRow):
+                        table.delete().where(table.revision.between(low, high)).execute()
+            pruned += len(revisions)
 
     def close(self) -> None:
         self.db.close()

@@ -151,7 +151,8 @@ class ChangeSubjectRow(Table):
     ListChanges filters by."""
 
     subject = CharField(max_length=100)
-    revision = BigIntegerField()
+    # Indexed: pruning the trail deletes by revision.
+    revision = BigIntegerField(index=True)
 
     class Meta:
         table_name = "change_subject"

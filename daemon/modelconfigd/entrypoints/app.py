@@ -30,10 +30,12 @@ class App:
         migrated: bool = False,
         on_publish: PublishListener | None = None,
         keep: KeepPolicy = DEFAULT_KEEP,
+        audit_keep: KeepPolicy | None = None,
     ) -> App:
         """Migrate (and seed) the database unless `migrated` says it was done already, load the
-        snapshot, and start polling for changes; `on_publish` hears of every snapshot, and the
-        change feed replays what `keep` says."""
+        snapshot, and start polling for changes; `on_publish` hears of every snapshot, the
+        change feed replays what `keep` says, and the audit trail keeps what `audit_keep` says
+        (None: everything)."""
         db = open_database(database_url)
         if not migrated:
             migrate(db)
@@ -46,7 +48,7 @@ class App:
             # Other daemons' commits are announced: catch up at once, the poll as safety net.
             listener = CommitListener(database_url, live.catch_up)
             listener.start()
-        feed = ChangeFeed(store, live, keep)
+        feed = ChangeFeed(store, live, keep, audit_keep)
         feed.start()
         return cls(store, live, ModelConfigServices(store, live), feed, listener)
 

@@ -157,6 +157,7 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
             migrated=ready_fd is not None,
             on_publish=counted.published if counted else None,
             keep=config.keep_policy(settings.changes_keep),
+            audit_keep=config.keep_policy(settings.audit_keep) if settings.audit_keep else None,
         )
         if counted is not None:
             app.live.add_storage_listener(counted.storage)

@@ -5,8 +5,9 @@ A watcher reads what it has not seen from the database, in parts of bounded size
 revision of the live snapshot: that snapshot's catalog is then exactly the catalog at the end of
 what was sent. The live snapshot tells the watchers when it moves, so a write reaches them as
 soon as this daemon has published it. How far back a watcher may start is the replay window,
-set by a keep policy (a number of revisions or a duration) and moved at least every 10 seconds;
-the rows themselves stay, as the audit trail.
+set by a keep policy (a number of revisions or a duration) and moved at least every 10 seconds.
+The rows are the audit trail too: they stay unless the audit trail has a retention of its own
+(MODELCONFIG_AUDIT_KEEP), which prunes them on the same beat and narrows the window with it.
 """
 
 from __future__ import annotations
@@ -92,13 +93,21 @@ class ChangeFeed:
     WINDOW_INTERVAL_SECONDS = 10.0
     READ_ATTEMPTS = 3
 
-    def __init__(self, store: Store, live: LiveState, keep: KeepPolicy = DEFAULT_KEEP) -> None:
+    def __init__(
+        self,
+        store: Store,
+        live: LiveState,
+        keep: KeepPolicy = DEFAULT_KEEP,
+        audit_keep: KeepPolicy | None = None,
+    ) -> None:
         self._store = store
         self._live = live
         self._keep = keep
+        self._audit_keep = audit_keep  # None: the audit trail keeps every change
         self._moved = threading.Condition()
         self._closed = False
         self._oldest = 0  # the oldest start_revision a watcher may replay from
+        self._pruned_upto = 0  # the audit trail's changes up to here are deleted
         self._stop = threading.Event()
         self._window_thread: threading.Thread | None = None
         live.add_listener(self._published)
@@ -112,18 +121,35 @@ class ChangeFeed:
         return self._oldest
 
     def move_window(self) -> int:
-        """Apply the keep policy: the replay window now starts at the returned revision."""
+        """Apply the keep policies: prune the audit trail past its own retention, if it has
+        one; the replay window (never wider than what is left) now starts at the returned
+        revision."""
         current = self._live.current.revision
-        if self._keep.revisions:
-            oldest = current - self._keep.revisions
-        else:
-            since = datetime.now(UTC) - timedelta(seconds=self._keep.seconds)
-            with self._store.read() as unit:
-                first = unit.changes.first_at(since)
-            oldest = current if first is None else first - 1
+        oldest = self._kept_after(self._keep, current)
+        if self._audit_keep is not None:
+            pruned_upto = self._kept_after(self._audit_keep, current)
+            if pruned_upto > self._pruned_upto:
+                pruned = self._store.prune_changes(pruned_upto)
+                self._pruned_upto = pruned_upto
+                if pruned:
+                    log.info(
+                        "pruned %d recorded changes up to revision %d (the audit trail keeps %s)",
+                        pruned,
+                        pruned_upto,
+                        self._audit_keep,
+                    )
+            oldest = max(oldest, pruned_upto)
         # Never backwards: a watcher told it was compacted must not be accepted later.
         self._oldest = max(self._oldest, oldest, 0)
         return self._oldest
+
+    def _kept_after(self, policy: KeepPolicy, current: int) -> int:
+        """The revision after which `policy` keeps every change."""
+        if policy.revisions:
+            return max(0, current - policy.revisions)
+        since = datetime.now(UTC) - timedelta(seconds=policy.seconds)
+        first = self._read(lambda unit: unit.changes.first_at(since))
+        return current if first is None else first - 1
 
     def start(self) -> None:
         """Move the replay window every 10 seconds, in a daemon thread."""

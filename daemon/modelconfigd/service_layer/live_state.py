@@ -78,9 +78,12 @@ class LiveState:
                 if not changes:
                     self._on_publish(state, 0.0)
                     return state
-                reseeded = any(c.kind is ChangeKind.SEED for c in changes)
+                # A gap: the audit trail's retention pruned changes this daemon never applied
+                # (it was stopped, or far behind): what they changed is unknown, reload it all.
+                gap = changes[0].revision != state.revision + 1
+                reseeded = gap or any(c.kind is ChangeKind.SEED for c in changes)
                 catalog = state.catalog
-                if any(c.changes_catalog for c in changes):
+                if reseeded or any(c.changes_catalog for c in changes):
                     catalog = unit.catalog()
                 slots = list(catalog.slots)
                 accounts = state.accounts

@@ -196,3 +196,7 @@ class Store(Protocol):
 
     def read(self) -> AbstractContextManager[ReadUnit]:
         """A read-only unit (never blocks writers; rolled back at the end)."""
+
+    def prune_changes(self, upto: int) -> int:
+        """Delete the recorded changes at revisions up to `upto` (the audit trail's retention),
+        with what only they hold; returns how many."""
