@@ -13,6 +13,7 @@ import pytest
 
 from modelconfig import NotFound
 from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.entrypoints import ctl_estimate
 from modelconfigd.entrypoints.ctl import main
 
 SEEDED_IDS = ["1", "2", "3", "4", "5", "6", "7"]
@@ -319,3 +320,37 @@ def test_console_script_is_installed(daemon):
                           capture_output=True, text=True, timeout=30, check=False)
     assert (done.returncode, done.stderr) == (0, "")
     assert "anthropic_model  claude-3-5-sonnet-20241022  default" in done.stdout
+
+
+def test_estimate_prints_every_candidate_cheapest_first_with_the_difference(ctl):
+    run = ok(ctl("estimate", "openai_model", "--input-tokens", "10M", "--output-tokens", "2M"))
+    rows = [line.split() for line in run.out.splitlines()[1:4]]
+    assert rows == [
+        ["gpt-4o-mini", "$2.70", "current"],
+        ["gpt-3.5-turbo", "$8.00", "$5.30"],
+        ["gpt-4-turbo-2024-04-09", "$160.00", "$157.30"],
+    ]
+
+
+def test_estimate_names_a_missing_price(ctl):
+    run = ok(ctl("estimate", "dalle_model", "--images", "1k", "--input-tokens", "5"))
+    assert "unknown" in run.out and "input_price_per_1m_tokens" in run.out
+
+
+@pytest.mark.parametrize("volume", ["1.5x", "2.5", "-3", "1e6"])
+def test_estimate_refuses_a_count_it_cannot_read(volume, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--target", "127.0.0.1:1", "estimate", "openai_model", "--input-tokens", volume])
+    assert exited.value.code == 2
+    assert "count" in capsys.readouterr().err
+
+
+def test_estimate_reads_counts_as_people_write_them():
+    assert [ctl_estimate.count(t) for t in ("1000", "2.5k", "10M", "1_000", "3,000", "1B")] == [
+        1000,
+        2500,
+        10_000_000,
+        1000,
+        3000,
+        10**9,
+    ]

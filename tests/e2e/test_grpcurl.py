@@ -22,7 +22,7 @@ RPCS = {
     "ListModels", "GetModel", "CreateModel", "UpdateModel", "DeleteModel",
     "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
     "ResolveForAccounts", "ImportOverrides", "ClearGlobalModel", "ListSlots", "CreateSlot",
-    "UpdateSlot", "ListChanges", "RevertChange", "WatchChanges",
+    "UpdateSlot", "ListChanges", "RevertChange", "WatchChanges", "EstimateCost",
 }
 # grpcurl exits with 64 + the gRPC status code when a call fails.
 FAILED_PRECONDITION_EXIT = 64 + 9

@@ -32,6 +32,7 @@ REQUIRED_ROLES = {
     "ListSlots": READER,
     "ListChanges": READER,
     "WatchChanges": READER,
+    "EstimateCost": READER,
     "SetModel": WRITER,
     "ClearAccountModel": WRITER,
     "ImportOverrides": WRITER,

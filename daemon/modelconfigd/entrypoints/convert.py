@@ -12,6 +12,7 @@ from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
 from ..domain.changes import Change, ChangeKind, Scope
+from ..domain.costs import Estimate, amount_text
 from ..domain.errors import InvalidArgument
 from ..domain.model import Model, ModelType, Slot, Source
 from ..domain.prices import price_text
@@ -290,3 +291,13 @@ def feed_part_to_pb(part: FeedPart) -> api.WatchChangesResponse:
             )
         )
     return response
+
+
+def estimate_to_pb(estimate: Estimate) -> api.CostEstimate:
+    return api.CostEstimate(
+        model=model_to_pb(estimate.cost.model),
+        cost=amount_text(estimate.total),
+        difference=amount_text(estimate.difference),
+        current=estimate.current,
+        missing_prices=list(estimate.cost.missing),
+    )

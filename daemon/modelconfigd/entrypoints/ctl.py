@@ -15,7 +15,7 @@ from modelconfig import ModelConfigClient, ModelConfigError, Unavailable
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
-from . import ctl_changes, ctl_slots, ctl_tokens, override_files
+from . import ctl_changes, ctl_estimate, ctl_slots, ctl_tokens, override_files
 from . import ctl_format as fmt
 from .ctl_format import TYPES
 
@@ -394,6 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_import_command(subparsers)
     ctl_slots.add_commands(subparsers)
     ctl_changes.add_commands(subparsers)
+    ctl_estimate.add_commands(subparsers)
     ctl_tokens.add_commands(subparsers)
     return parser
 

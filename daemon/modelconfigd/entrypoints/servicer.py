@@ -10,12 +10,14 @@ from modelconfig.v1 import resources_pb2 as pb
 
 from ..domain.access import Principal
 from ..domain.changes import ChangeFilter
+from ..domain.costs import Volume
 from ..domain.model import Slot
 from ..domain.state import ResolvedView
 from ..service_layer.change_feed import ChangeFeed
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
     change_to_pb,
+    estimate_to_pb,
     feed_part_to_pb,
     model_fields_from_pb,
     model_to_pb,
@@ -261,6 +263,30 @@ class ModelConfigServicer:
         if result.change is not None:
             response.change.CopyFrom(change_to_pb(result.change))
         return response
+
+    # -- costs ---------------------------------------------------------------------------------
+
+    def EstimateCost(
+        self, request: api.EstimateCostRequest, context, caller: Principal
+    ) -> api.EstimateCostResponse:
+        answer = self._services.estimate_cost(
+            request.slot,
+            request.account_id,
+            scope_from_pb(request.scope),
+            Volume(
+                input_tokens=request.input_tokens,
+                cached_input_tokens=request.cached_input_tokens,
+                output_tokens=request.output_tokens,
+                images=request.images,
+            ),
+            request.weight_by_accounts,
+        )
+        return api.EstimateCostResponse(
+            estimates=[estimate_to_pb(e) for e in answer.estimates],
+            revision=answer.revision,
+            accounts_following=answer.accounts_following,
+            accounts_overriding=answer.accounts_overriding,
+        )
 
     # -- the change feed -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from ..domain import access, changes, rules, validation
 from ..domain.access import Role
 from ..domain.changes import LOCAL, Change, ChangeFilter, Origin, Scope
+from ..domain.costs import Volume
 from ..domain.errors import (
     ChangeNotFound,
     GlobalSettingNotFound,
@@ -30,7 +31,8 @@ from ..domain.errors import (
 )
 from ..domain.model import Model, ModelType, Slot
 from ..domain.state import Resolved, ResolvedView, State
-from . import imports, pagination, reverts, write_steps
+from . import estimates, imports, pagination, reverts, write_steps
+from .estimates import CostAnswer
 from .imports import ImportRow
 from .live_state import LiveState
 from .unit_of_work import Store, UnitOfWork
@@ -256,6 +258,19 @@ class ModelConfigServices:
             tuple(accounts[:size]),
         )
         return UsagePage(page, token, revision)
+
+    def estimate_cost(
+        self,
+        slot_name: str,
+        account_id: str,
+        scope: Scope | None,
+        volume: Volume,
+        weighted: bool = False,
+    ) -> CostAnswer:
+        """What the volume costs under the slot's model and every model it accepts."""
+        return estimates.estimate_cost(
+            self.state, slot_name, account_id, scope, volume, weighted
+        )
 
     def list_changes(self, where: ChangeFilter, page_size: int, page_token: str) -> ChangePage:
         _check_filter(where)

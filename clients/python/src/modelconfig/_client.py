@@ -333,6 +333,34 @@ class ModelConfigClient:
 
     # -- the audit trail -----------------------------------------------------------------------
 
+    def estimate_cost(
+        self,
+        slot: str,
+        *,
+        account_id: str = "",
+        scope: int = pb.SCOPE_UNSPECIFIED,
+        input_tokens: int = 0,
+        cached_input_tokens: int = 0,
+        output_tokens: int = 0,
+        images: int = 0,
+        weight_by_accounts: bool = False,
+    ) -> api.EstimateCostResponse:
+        """What a volume per period costs under the slot's model and every model it accepts,
+        cheapest first, as exact decimal strings."""
+        return self._call(
+            self._stub.EstimateCost,
+            api.EstimateCostRequest(
+                slot=slot,
+                account_id=account_id,
+                scope=scope,
+                input_tokens=input_tokens,
+                cached_input_tokens=cached_input_tokens,
+                output_tokens=output_tokens,
+                images=images,
+                weight_by_accounts=weight_by_accounts,
+            ),
+        )
+
     def list_changes(self, **filters) -> api.ListChangesResponse:
         """One page of recorded changes, newest first; `filters` are ListChangesRequest fields
         (model_id, slot, account_id, actor, start_time, end_time, min_revision, max_revision,

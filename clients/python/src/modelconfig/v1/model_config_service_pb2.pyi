@@ -1298,3 +1298,140 @@ class WatchChangesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchChangesResponse: _TypeAlias = WatchChangesResponse  # noqa: Y015
+
+@_typing.final
+class EstimateCostRequest(_message.Message):
+    """EstimateCostRequest names the slot, the scope and the expected volume of use per period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHED_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    WEIGHT_BY_ACCOUNTS_FIELD_NUMBER: _builtins.int
+    slot: _builtins.str
+    """The slot, e.g. `openai_model`."""
+    account_id: _builtins.str
+    """The account whose model is priced; empty with scope SCOPE_GLOBAL."""
+    scope: _resources_pb2.Scope.ValueType
+    """SCOPE_GLOBAL prices what follows the global setting; SCOPE_ACCOUNT (or an account_id) one
+    account's model.
+    """
+    input_tokens: _builtins.int
+    """Input tokens per period."""
+    cached_input_tokens: _builtins.int
+    """Cached input tokens per period (priced at the cached-input price)."""
+    output_tokens: _builtins.int
+    """Output tokens per period."""
+    images: _builtins.int
+    """Images per period."""
+    weight_by_accounts: _builtins.bool
+    """SCOPE_GLOBAL only: the volume is per account; multiply it by the accounts that follow the
+    global setting for this slot (accounts with their own override are not moved by a switch).
+    """
+    def __init__(
+        self,
+        *,
+        slot: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        scope: _resources_pb2.Scope.ValueType = ...,
+        input_tokens: _builtins.int = ...,
+        cached_input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        images: _builtins.int = ...,
+        weight_by_accounts: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cached_input_tokens", b"cached_input_tokens", "images", b"images", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "scope", b"scope", "slot", b"slot", "weight_by_accounts", b"weight_by_accounts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateCostRequest: _TypeAlias = EstimateCostRequest  # noqa: Y015
+
+@_typing.final
+class CostEstimate(_message.Message):
+    """CostEstimate is the volume's cost under one model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    MISSING_PRICES_FIELD_NUMBER: _builtins.int
+    cost: _builtins.str
+    """The cost in USD per period, an exact decimal string; empty when a price is missing."""
+    difference: _builtins.str
+    """cost minus the current model's cost (negative: cheaper); empty when either is unknown."""
+    current: _builtins.bool
+    """Whether this is the model in use now."""
+    @_builtins.property
+    def model(self) -> _resources_pb2.Model:
+        """The model."""
+
+    @_builtins.property
+    def missing_prices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The price fields the volume needs that the model lacks, e.g. `price_per_image`."""
+
+    def __init__(
+        self,
+        *,
+        model: _resources_pb2.Model | None = ...,
+        cost: _builtins.str = ...,
+        difference: _builtins.str = ...,
+        current: _builtins.bool = ...,
+        missing_prices: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "current", b"current", "difference", b"difference", "missing_prices", b"missing_prices", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CostEstimate: _TypeAlias = CostEstimate  # noqa: Y015
+
+@_typing.final
+class EstimateCostResponse(_message.Message):
+    """EstimateCostResponse lists the estimates, cheapest first (models with missing prices last)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESTIMATES_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FOLLOWING_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_OVERRIDING_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision the estimate was made at."""
+    accounts_following: _builtins.int
+    """With weight_by_accounts: the accounts this daemon knows that follow the global setting
+    (the multiplier of every cost). Accounts that never had an override are unknown to the
+    daemon and not counted.
+    """
+    accounts_overriding: _builtins.int
+    """With weight_by_accounts: the accounts with their own active override of the slot, which a
+    global switch does not affect (their cost is not in the estimates).
+    """
+    @_builtins.property
+    def estimates(self) -> _containers.RepeatedCompositeFieldContainer[Global___CostEstimate]:
+        """The current model and every active model the slot accepts."""
+
+    def __init__(
+        self,
+        *,
+        estimates: _abc.Iterable[Global___CostEstimate] | None = ...,
+        revision: _builtins.int = ...,
+        accounts_following: _builtins.int = ...,
+        accounts_overriding: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts_following", b"accounts_following", "accounts_overriding", b"accounts_overriding", "estimates", b"estimates", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateCostResponse: _TypeAlias = EstimateCostResponse  # noqa: Y015

@@ -145,6 +145,11 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesResponse.FromString,
                 _registered_method=True)
+        self.EstimateCost = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/EstimateCost',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostResponse.FromString,
+                _registered_method=True)
 
 
 class ModelConfigServiceServicer:
@@ -368,6 +373,22 @@ class ModelConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EstimateCost(self, request, context):
+        """EstimateCost prices an expected volume of use for a slot, globally or for one account,
+        under the model in use there and under every active model the slot accepts, cheapest first,
+        as exact decimal strings. A model without a price the volume needs is listed last with the
+        missing price named, never as free. For the global scope it can weigh the cost by the
+        accounts this daemon knows: those that follow the global setting move with a switch, those
+        with their own override do not.
+        Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
+        scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
+        absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
+        estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -465,6 +486,11 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     servicer.WatchChanges,
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesResponse.SerializeToString,
+            ),
+            'EstimateCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateCost,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -996,6 +1022,33 @@ class ModelConfigService:
             '/modelconfig.v1.ModelConfigService/WatchChanges',
             modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesRequest.SerializeToString,
             modelconfig_dot_v1_dot_model__config__service__pb2.WatchChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/EstimateCost',
+            modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostResponse.FromString,
             options,
             channel_credentials,
             insecure,

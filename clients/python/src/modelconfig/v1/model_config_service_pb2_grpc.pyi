@@ -175,6 +175,18 @@ class ModelConfigServiceStub:
     UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
     one, from the last revision applied.
     """
+    EstimateCost: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.EstimateCostRequest, _model_config_service_pb2.EstimateCostResponse]
+    """EstimateCost prices an expected volume of use for a slot, globally or for one account,
+    under the model in use there and under every active model the slot accepts, cheapest first,
+    as exact decimal strings. A model without a price the volume needs is listed last with the
+    missing price named, never as free. For the global scope it can weigh the cost by the
+    accounts this daemon knows: those that follow the global setting move with a switch, those
+    with their own override do not.
+    Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
+    scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
+    absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
+    estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+    """
 
 @_typing.type_check_only
 class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
@@ -322,6 +334,18 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     it waits to catch up (REVISION_AHEAD, metadata `revision` and `start_revision`);
     UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
     one, from the last revision applied.
+    """
+    EstimateCost: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.EstimateCostRequest, _model_config_service_pb2.EstimateCostResponse]  # type: ignore[assignment]
+    """EstimateCost prices an expected volume of use for a slot, globally or for one account,
+    under the model in use there and under every active model the slot accepts, cheapest first,
+    as exact decimal strings. A model without a price the volume needs is listed last with the
+    missing price named, never as free. For the global scope it can weigh the cost by the
+    accounts this daemon knows: those that follow the global setting move with a switch, those
+    with their own override do not.
+    Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
+    scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
+    absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
+    estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
     """
 
 class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -581,6 +605,24 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         it waits to catch up (REVISION_AHEAD, metadata `revision` and `start_revision`);
         UNAVAILABLE (DRAINING) when the daemon shuts down: reconnect, to another daemon if there is
         one, from the last revision applied.
+        """
+
+    @_abc_1.abstractmethod
+    def EstimateCost(
+        self,
+        request: _model_config_service_pb2.EstimateCostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.EstimateCostResponse, _abc.Awaitable[_model_config_service_pb2.EstimateCostResponse]]:
+        """EstimateCost prices an expected volume of use for a slot, globally or for one account,
+        under the model in use there and under every active model the slot accepts, cheapest first,
+        as exact decimal strings. A model without a price the volume needs is listed last with the
+        missing price named, never as free. For the global scope it can weigh the cost by the
+        accounts this daemon knows: those that follow the global setting move with a switch, those
+        with their own override do not.
+        Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
+        scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
+        absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
+        estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
         """
 
 def add_ModelConfigServiceServicer_to_server(servicer: ModelConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

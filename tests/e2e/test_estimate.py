@@ -1,0 +1,115 @@
+"""EstimateCost over a real port on SQLite and PostgreSQL: the arithmetic on the seeded prices
+(exact decimals), the order, missing prices, the scopes, weighting by accounts, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelconfig import InvalidArgument
+from modelconfig.v1 import model_config_service_pb2 as api
+from modelconfig.v1 import resources_pb2 as pb
+
+GLOBAL = pb.SCOPE_GLOBAL
+
+
+def table(response) -> list[tuple[str, str, str, bool, list[str]]]:
+    return [
+        (e.model.model_name, e.cost, e.difference, e.current, list(e.missing_prices))
+        for e in response.estimates
+    ]
+
+
+def test_the_seeded_text_models_priced_cheapest_first(client):
+    # 10M input and 2M output tokens at the seed document's prices per 1M tokens.
+    answer = client.estimate_cost(
+        "openai_model", scope=GLOBAL, input_tokens=10_000_000, output_tokens=2_000_000
+    )
+    assert table(answer) == [
+        ("gpt-4o-mini", "2.7", "0", True, []),  # 0.15 x 10 + 0.60 x 2
+        ("gpt-3.5-turbo", "8", "5.3", False, []),  # 0.50 x 10 + 1.50 x 2
+        ("gpt-4-turbo-2024-04-09", "160", "157.3", False, []),  # 10 x 10 + 30 x 2
+    ]
+    assert answer.revision == client.get_global_settings().revision
+
+
+def test_small_volumes_stay_exact(client):
+    answer = client.estimate_cost("anthropic_model", scope=GLOBAL, input_tokens=1, output_tokens=3)
+    # 3 / 1M + 3 x 15 / 1M and 0.25 / 1M + 3 x 1.25 / 1M: no float could say these.
+    assert table(answer)[0][:2] == ("claude-3-haiku-20240307", "0.000004")
+    assert table(answer)[1][:4] == ("claude-3-5-sonnet-20241022", "0.000048", "0", True)
+    assert table(answer)[0][2] == "-0.000044"
+
+
+def test_a_price_the_volume_needs_and_a_model_lacks_is_named_not_free(client):
+    answer = client.estimate_cost("openai_model", scope=GLOBAL, cached_input_tokens=1_000_000)
+    assert {e.cost for e in answer.estimates} == {""}
+    assert all(
+        list(e.missing_prices) == ["cached_input_price_per_1m_tokens"] for e in answer.estimates
+    )
+    images = client.estimate_cost("dalle_model", scope=GLOBAL, images=1000, input_tokens=5)
+    assert table(images) == [("dall-e-3", "", "", True, ["input_price_per_1m_tokens"])]
+
+
+def test_an_accounts_estimate_starts_from_its_own_model(client):
+    client.set_model("openai_model", "gpt-4-turbo-2024-04-09", account_id="acme")
+    answer = client.estimate_cost("openai_model", account_id="acme", input_tokens=1_000_000)
+    current = [e.model.model_name for e in answer.estimates if e.current]
+    assert current == ["gpt-4-turbo-2024-04-09"]
+    assert table(answer)[0][:3] == ("gpt-4o-mini", "0.15", "-9.85")
+
+
+def test_inactive_models_are_not_candidates(client):
+    model = client.get_model("gpt-3.5-turbo")
+    model.is_active = False
+    client.update_model(model, ["is_active"])
+    answer = client.estimate_cost("openai_model", scope=GLOBAL, input_tokens=1_000_000)
+    assert "gpt-3.5-turbo" not in [e.model.model_name for e in answer.estimates]
+
+
+def test_weighting_counts_the_accounts_a_global_switch_moves(client):
+    client.import_overrides(
+        [
+            api.OverrideRecord(account_id=a, slot=s, model_name=m)
+            for a, s, m in [
+                ("acme", "openai_model", "gpt-4-turbo-2024-04-09"),  # overrides: not moved
+                ("globex", "dalle_model", "dall-e-3"),  # follows the global for openai_model
+                ("initech", "anthropic_model", "claude-3-haiku-20240307"),  # follows too
+            ]
+        ]
+    )
+    answer = client.estimate_cost(
+        "openai_model", scope=GLOBAL, input_tokens=1_000_000, weight_by_accounts=True
+    )
+    assert (answer.accounts_following, answer.accounts_overriding) == (2, 1)
+    assert table(answer)[:2] == [
+        ("gpt-4o-mini", "0.3", "0", True, []),
+        ("gpt-3.5-turbo", "1", "0.7", False, []),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        ({"slot": "openai_model", "input_tokens": 1}, "SCOPE_REQUIRED"),
+        ({"slot": "nope", "scope": GLOBAL, "input_tokens": 1}, "UNKNOWN_SLOT"),
+        ({"slot": "openai_model", "scope": GLOBAL}, "NO_VOLUME"),
+        ({"slot": "openai_model", "scope": GLOBAL, "input_tokens": -1}, "INVALID_VOLUME"),
+        ({"slot": "openai_model", "scope": GLOBAL, "images": 10**16}, "INVALID_VOLUME"),
+        (
+            {
+                "slot": "openai_model",
+                "account_id": "acme",
+                "input_tokens": 1,
+                "weight_by_accounts": True,
+            },
+            "WEIGHT_NEEDS_GLOBAL_SCOPE",
+        ),
+        ({"slot": "openai_model", "account_id": "bad id", "input_tokens": 1}, "INVALID_ACCOUNT_ID"),
+    ],
+)
+def test_bad_estimates_are_invalid_argument(client, arguments, reason):
+    arguments = dict(arguments)  # the same dict serves both engines
+    slot = arguments.pop("slot")
+    with pytest.raises(InvalidArgument) as refused:
+        client.estimate_cost(slot, **arguments)
+    assert refused.value.reason == reason
