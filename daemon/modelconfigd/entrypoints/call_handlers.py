@@ -135,6 +135,9 @@ def build_handler(
     writes = REQUIRED_ROLES[name] > Role.READER
 
     if name in CACHED_METHODS:
+        if observed is not None:
+            note_duration, note_view = observed.note_ok()
+
         # The hot path: plain try/except and no helper calls beyond the checks asked for.
         def handle_cached(request_bytes: bytes, context: grpc.ServicerContext):
             if observed is not None:
@@ -149,11 +152,12 @@ def build_handler(
                     cache.put(request_bytes, entry, wire)
             except Exception as exc:
                 if observed is not None:
-                    observed.start()  # counted as started when it ends, as resolved_ok does
+                    observed.start()  # counted as started when it ends, as note_ok's calls are
                     observed.done(started_at, _code(exc))
                 abort(context, full_name, exc)
             if observed is not None:
-                observed.resolved_ok(started_at, entry[1])
+                note_duration(perf_counter() - started_at)
+                note_view(entry[1])
             return entry[0]
 
         return grpc.unary_unary_rpc_method_handler(handle_cached)  # answers are bytes already
