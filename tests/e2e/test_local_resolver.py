@@ -4,11 +4,14 @@ like the daemon's; reconnection after a restart, stale marking, resync after com
 
 from __future__ import annotations
 
+import contextlib
+import random
+import threading
 from collections.abc import Iterator
 
 import pytest
 
-from modelconfig import InvalidArgument, LocalResolver, Unauthenticated
+from modelconfig import InvalidArgument, LocalResolver, NotFound, Unauthenticated
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 from modelconfigd.domain.access import Role
@@ -201,3 +204,48 @@ def test_a_resolver_of_some_slots_answers_those_with_the_accounts_etag(client, d
         with pytest.raises(InvalidArgument) as refused:
             local.resolve("acme", ("dalle_model",))
         assert refused.value.reason == "SLOT_NOT_HELD"
+
+
+@pytest.mark.parametrize("accounts", ["all", "on_demand"])
+def test_it_converges_to_the_daemon_after_concurrent_writes_and_reads(client, daemon, accounts):
+    """Writers and readers at once (on demand: fetches racing the feed's updates); afterwards
+    every account answers as the daemon does, and no read ever saw the revision go back."""
+    names = [f"storm-{i}" for i in range(20)]
+    models = ["gpt-4o-mini", "gpt-3.5-turbo", "gpt-4-turbo-2024-04-09"]
+    stop = threading.Event()
+    problems: list[str] = []
+
+    with LocalResolver(daemon.address, accounts=accounts, max_accounts=10) as local:
+
+        def write(seed: int) -> None:
+            rng = random.Random(seed)
+            while not stop.is_set():
+                account = rng.choice(names)
+                if rng.random() < 0.2:
+                    with contextlib.suppress(NotFound):  # it may have none to clear
+                        client.clear_account_model(account, "openai_model")
+                else:
+                    client.set_model("openai_model", rng.choice(models), account_id=account)
+
+        def read(seed: int) -> None:
+            rng = random.Random(seed)
+            last = 0
+            while not stop.is_set():
+                answer = local.resolve(rng.choice(names))
+                if answer.revision < last:
+                    problems.append(f"revision went back from {last} to {answer.revision}")
+                last = answer.revision
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
+        threads += [threading.Thread(target=read, args=(10 + i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        stop.wait(3.0)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not problems, problems[:3]
+        revision = client.get_global_settings().revision
+        assert local.wait_for_revision(revision, timeout=10)
+        for account in names:
+            assert local.resolve(account) == client.resolve_for_account(account), account
