@@ -113,3 +113,32 @@ def test_bad_estimates_are_invalid_argument(client, arguments, reason):
     with pytest.raises(InvalidArgument) as refused:
         client.estimate_cost(slot, **arguments)
     assert refused.value.reason == reason
+
+
+def test_a_cached_input_price_prices_cached_tokens(client):
+    model = client.get_model("gpt-4o-mini")
+    model.cached_input_price_per_1m_tokens = "0.075"
+    client.update_model(model, ["cached_input_price_per_1m_tokens"])
+    answer = client.estimate_cost(
+        "openai_model",
+        scope=GLOBAL,
+        input_tokens=1_000_000,
+        cached_input_tokens=4_000_000,
+        output_tokens=1_000_000,
+    )
+    # 0.15 + 4 x 0.075 + 0.60; the other models have no cached-input price: unknown, named.
+    assert table(answer)[0] == ("gpt-4o-mini", "1.05", "0", True, [])
+    assert [e.missing_prices for e in answer.estimates[1:]] == [
+        ["cached_input_price_per_1m_tokens"]
+    ] * 2
+    change = client.list_changes(page_size=1).changes[0]
+    assert list(change.changed_fields.paths) == ["cached_input_price_per_1m_tokens"]
+    assert change.after.model.cached_input_price_per_1m_tokens == "0.075"
+
+
+def test_an_image_model_refuses_a_cached_input_price(client):
+    model = client.get_model("dall-e-3")
+    model.cached_input_price_per_1m_tokens = "0.01"
+    with pytest.raises(InvalidArgument) as refused:
+        client.update_model(model, ["cached_input_price_per_1m_tokens"])
+    assert refused.value.field_violations[0].field == "model.cached_input_price_per_1m_tokens"

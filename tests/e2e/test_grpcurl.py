@@ -96,7 +96,7 @@ def test_describe_model_shows_its_fields(grpcurl):
         "id": "1", "model_name": "2", "display_name": "3", "provider": "4", "model_type": "5",
         "is_active": "6", "input_price_per_1m_tokens": "7", "output_price_per_1m_tokens": "8",
         "price_per_image": "9", "context_window": "10", "max_output_tokens": "11",
-        "aliases": "12", "label": "13",
+        "aliases": "12", "label": "13", "cached_input_price_per_1m_tokens": "14",
     }
     assert "optional bool is_active = 6;" in out
     assert "repeated string aliases = 12;" in out

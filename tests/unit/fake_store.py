@@ -52,6 +52,9 @@ def seeded() -> Data:
             model_type=ModelType(m["model_type"]),
             is_active=m.get("is_active", True),
             input_price_per_1m_tokens=parse_price(m.get("input_price_per_1m_tokens", "")),
+            cached_input_price_per_1m_tokens=parse_price(
+                m.get("cached_input_price_per_1m_tokens", "")
+            ),
             output_price_per_1m_tokens=parse_price(m.get("output_price_per_1m_tokens", "")),
             price_per_image=parse_price(m.get("price_per_image", "")),
             context_window=m.get("context_window", 0),

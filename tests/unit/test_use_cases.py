@@ -260,6 +260,7 @@ def test_reverting_catalog_changes_restores_the_model(services, store):
         "model_type": ModelType.TEXT, "is_active": True, "input_price_per_1m_tokens": "2",
         "output_price_per_1m_tokens": "8", "price_per_image": "", "context_window": 0,
         "max_output_tokens": 0, "aliases": ["gpt-4.1-latest"],
+        "cached_input_price_per_1m_tokens": "0.5",
     })
     deleted = services.delete_model(model.id)
     services.revert_change(deleted, force=False, validate_only=False)

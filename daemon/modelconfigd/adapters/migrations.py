@@ -67,6 +67,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _sql_file("0001_initial")),
     Migration(2, "audit trail, slot display names", _sql_file("0002_audit_trail")),
     Migration(3, "audit trail retention", _sql_file("0003_change_retention")),
+    Migration(4, "cached input prices", _sql_file("0004_cached_input_price")),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -119,6 +120,7 @@ def _seed(seed: dict[str, Any]) -> None:
             model_type=m["model_type"],
             is_active=m.get("is_active", True),
             input_price_per_1m_tokens=m.get("input_price_per_1m_tokens"),
+            cached_input_price_per_1m_tokens=m.get("cached_input_price_per_1m_tokens"),
             output_price_per_1m_tokens=m.get("output_price_per_1m_tokens"),
             price_per_image=m.get("price_per_image"),
             context_window=m.get("context_window", 0),

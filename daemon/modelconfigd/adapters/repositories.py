@@ -54,6 +54,7 @@ def to_model(row: ModelRow, aliases: Iterable[str]) -> Model:
         model_type=ModelType(row.model_type),
         is_active=bool(row.is_active),
         input_price_per_1m_tokens=_decimal(row.input_price_per_1m_tokens),
+        cached_input_price_per_1m_tokens=_decimal(row.cached_input_price_per_1m_tokens),
         output_price_per_1m_tokens=_decimal(row.output_price_per_1m_tokens),
         price_per_image=_decimal(row.price_per_image),
         context_window=row.context_window,

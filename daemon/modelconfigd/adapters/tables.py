@@ -57,6 +57,7 @@ class ModelRow(Table):
     # Prices are canonical decimal text (NULL: not applicable): exact on both engines, where
     # SQLite would turn a NUMERIC column into a binary float.
     input_price_per_1m_tokens = TextField(null=True)
+    cached_input_price_per_1m_tokens = TextField(null=True)
     output_price_per_1m_tokens = TextField(null=True)
     price_per_image = TextField(null=True)
     context_window = IntegerField()

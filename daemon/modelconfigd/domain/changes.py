@@ -167,6 +167,7 @@ def model_values(model: Model) -> dict[str, Any]:
         "model_type": model.model_type.value,
         "is_active": model.is_active,
         "input_price_per_1m_tokens": price_text(model.input_price_per_1m_tokens),
+        "cached_input_price_per_1m_tokens": price_text(model.cached_input_price_per_1m_tokens),
         "output_price_per_1m_tokens": price_text(model.output_price_per_1m_tokens),
         "price_per_image": price_text(model.price_per_image),
         "context_window": model.context_window,
@@ -185,6 +186,10 @@ def model_from_values(model_id: int, values: Values) -> Model:
         model_type=ModelType(values["model_type"]),
         is_active=values["is_active"],
         input_price_per_1m_tokens=parse_price(values["input_price_per_1m_tokens"]),
+        # Recorded before the field existed: no such price.
+        cached_input_price_per_1m_tokens=parse_price(
+            values.get("cached_input_price_per_1m_tokens", "")
+        ),
         output_price_per_1m_tokens=parse_price(values["output_price_per_1m_tokens"]),
         price_per_image=parse_price(values["price_per_image"]),
         context_window=values["context_window"],

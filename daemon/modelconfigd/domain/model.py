@@ -34,6 +34,8 @@ class Model:
     context_window: int = 0
     max_output_tokens: int = 0
     aliases: tuple[str, ...] = ()
+    # Last, so that models built field by field in order keep their meaning.
+    cached_input_price_per_1m_tokens: Decimal | None = None
 
     @property
     def names(self) -> tuple[str, ...]:

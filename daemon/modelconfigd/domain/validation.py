@@ -21,7 +21,12 @@ _MAX_DISPLAY_NAME = 200
 _MAX_ALIASES = 32
 _MAX_INT32 = 2**31 - 1
 
-PRICE_FIELDS = ("input_price_per_1m_tokens", "output_price_per_1m_tokens", "price_per_image")
+PRICE_FIELDS = (
+    "input_price_per_1m_tokens",
+    "cached_input_price_per_1m_tokens",
+    "output_price_per_1m_tokens",
+    "price_per_image",
+)
 MODEL_FIELDS = (
     "model_name",
     "display_name",
@@ -29,6 +34,7 @@ MODEL_FIELDS = (
     "model_type",
     "is_active",
     "input_price_per_1m_tokens",
+    "cached_input_price_per_1m_tokens",
     "output_price_per_1m_tokens",
     "price_per_image",
     "context_window",
@@ -166,7 +172,7 @@ def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
             )
         )
     if model_type is ModelType.IMAGE:
-        for token_field in ("input_price_per_1m_tokens", "output_price_per_1m_tokens"):
+        for token_field in PRICE_FIELDS[:3]:
             if prices[token_field] is not None:
                 bad.append(
                     FieldViolation(

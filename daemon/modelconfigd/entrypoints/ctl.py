@@ -72,6 +72,7 @@ def _show_model(model: pb.Model, args: argparse.Namespace) -> str:
         ("type", fmt.model_type(model.model_type)),
         ("active", fmt.yes_no(model.is_active)),
         ("input per 1M tokens", model.input_price_per_1m_tokens),
+        ("cached input per 1M tokens", model.cached_input_price_per_1m_tokens),
         ("output per 1M tokens", model.output_price_per_1m_tokens),
         ("price per image", model.price_per_image),
         ("context window", model.context_window or ""),

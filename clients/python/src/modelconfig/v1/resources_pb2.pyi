@@ -180,6 +180,7 @@ class Model(_message.Message):
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     ALIASES_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    CACHED_INPUT_PRICE_PER_1M_TOKENS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """The model's numeric id; assigned by the daemon, never reused. Ignored on create."""
     model_name: _builtins.str
@@ -204,6 +205,10 @@ class Model(_message.Message):
     """The maximum number of output tokens; 0 when not applicable."""
     label: _builtins.str
     """Output only. The admin dropdown label, e.g. `GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens`."""
+    cached_input_price_per_1m_tokens: _builtins.str
+    """USD per one million cached input tokens (prompt caching) as an exact decimal string, e.g.
+    `0.075`; empty when the model has no such price. Text models only.
+    """
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Other names the model is known by, e.g. `runware:97@1`; unique across all names and aliases."""
@@ -224,10 +229,11 @@ class Model(_message.Message):
         max_output_tokens: _builtins.int = ...,
         aliases: _abc.Iterable[_builtins.str] | None = ...,
         label: _builtins.str = ...,
+        cached_input_price_per_1m_tokens: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "is_active", b"is_active"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "aliases", b"aliases", "context_window", b"context_window", "display_name", b"display_name", "id", b"id", "input_price_per_1m_tokens", b"input_price_per_1m_tokens", "is_active", b"is_active", "label", b"label", "max_output_tokens", b"max_output_tokens", "model_name", b"model_name", "model_type", b"model_type", "output_price_per_1m_tokens", b"output_price_per_1m_tokens", "price_per_image", b"price_per_image", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "aliases", b"aliases", "cached_input_price_per_1m_tokens", b"cached_input_price_per_1m_tokens", "context_window", b"context_window", "display_name", b"display_name", "id", b"id", "input_price_per_1m_tokens", b"input_price_per_1m_tokens", "is_active", b"is_active", "label", b"label", "max_output_tokens", b"max_output_tokens", "model_name", b"model_name", "model_type", b"model_type", "output_price_per_1m_tokens", b"output_price_per_1m_tokens", "price_per_image", b"price_per_image", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
     _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
