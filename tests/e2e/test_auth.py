@@ -481,5 +481,5 @@ def test_ctl_sends_the_modelconfig_token_variable(guarded):
 
 def test_ctl_without_a_token_is_refused_with_token_missing(guarded):
     done = ctl("--target", guarded.address, "resolve", "acme")
-    assert done.returncode == 1, done
+    assert done.returncode == 7, done
     assert "UNAUTHENTICATED TOKEN_MISSING" in done.stderr, done

@@ -95,7 +95,7 @@ def test_models_get_by_id_name_or_alias(ctl, ref):
 
 def test_models_get_unknown_is_not_found(ctl):
     run = ctl("models", "get", "no-such-model")
-    assert run.code == 1
+    assert run.code == 3
     assert run.err.startswith("error: NOT_FOUND MODEL_NOT_FOUND: ")
     assert "no-such-model" in run.err
 
@@ -122,7 +122,7 @@ def test_models_delete_removes_an_unused_model(ctl, client):
 
 def test_models_delete_of_a_used_model_lists_every_use(ctl, client):
     run = ctl("models", "delete", "1")
-    assert run.code == 1
+    assert run.code == 4
     assert run.err.startswith("error: FAILED_PRECONDITION MODEL_IN_USE: ")
     assert "\n  GLOBAL_SETTING openai_model: " in run.err
     assert "\n  SLOT_DEFAULT openai_model: " in run.err
@@ -139,7 +139,7 @@ def test_models_deactivate_and_activate(ctl, client):
 
 def test_models_deactivate_of_a_used_model_fails(ctl, client):
     run = ctl("models", "deactivate", "1")
-    assert run.code == 1
+    assert run.code == 4
     assert "FAILED_PRECONDITION MODEL_IN_USE" in run.err
     assert client.get_model(1).is_active
 
@@ -195,7 +195,7 @@ def test_set_with_a_stale_etag_is_aborted(ctl, client):
     stale = client.get_global_settings().etag
     ok(ctl("set", "openai_model", "gpt-3.5-turbo", "--global"))
     run = ctl("set", "openai_model", "gpt-4-turbo-2024-04-09", "--etag", stale, "--global")
-    assert run.code == 1
+    assert run.code == 5
     assert run.err.startswith("error: ABORTED ETAG_MISMATCH: ")
     assert resolved(ctl, "acme")["openai_model"] == ("gpt-3.5-turbo", "global")
 
@@ -209,7 +209,7 @@ def test_set_validate_only_changes_nothing(ctl, client):
 
 def test_set_of_a_wrong_provider_model_fails_with_the_violation(ctl):
     run = ctl("set", "openai_model", "claude-3-haiku-20240307", "--global")
-    assert (run.code, run.out) == (1, "")
+    assert (run.code, run.out) == (4, "")
     first, violation = run.err.splitlines()
     assert first.startswith("error: FAILED_PRECONDITION PROVIDER_MISMATCH: ")
     assert "requires provider 'openai'" in first
@@ -219,7 +219,7 @@ def test_set_of_a_wrong_provider_model_fails_with_the_violation(ctl):
 
 def test_set_of_an_unknown_slot_shows_the_field_violation(ctl):
     run = ctl("set", "gemini_model", "gpt-4o-mini", "--global")
-    assert run.code == 1
+    assert run.code == 2
     assert run.err.startswith("error: INVALID_ARGUMENT UNKNOWN_SLOT: ")
     assert "\n  slot: unknown slot 'gemini_model'" in run.err
 
@@ -230,7 +230,7 @@ def test_clear_returns_the_account_to_the_global_setting(ctl):
         "cleared openai_model (account acme)\netag: ")
     assert resolved(ctl, "acme")["openai_model"] == ("gpt-4o-mini", "global")
     run = ctl("clear", "openai_model", "--account", "acme")
-    assert run.code == 1
+    assert run.code == 3
     assert run.err.startswith("error: NOT_FOUND OVERRIDE_NOT_FOUND: ")
 
 
@@ -284,9 +284,9 @@ def test_json_set_usage_and_delete(ctl, client):
 # -- reaching the daemon and using the command line --------------------------------------------
 
 
-def test_unreachable_target_exits_1_with_a_hint(capsys):
+def test_unreachable_target_exits_6_with_a_hint(capsys):
     target = f"127.0.0.1:{unused_port()}"
-    assert main(["--target", target, "settings"]) == 1
+    assert main(["--target", target, "settings"]) == 6
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("error: UNAVAILABLE: ")
@@ -354,3 +354,25 @@ def test_estimate_reads_counts_as_people_write_them():
         3000,
         10**9,
     ]
+
+
+def test_version_prints_the_installed_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("modelconfigctl 0.")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(daemon):
+    """`modelconfigctl models list | true`: the reader is gone before anything is written."""
+    command = f"'{sys.executable}' -m modelconfigd.entrypoints.ctl --target {daemon.address} "
+    done = subprocess.run(
+        f"{command} models list | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == ""

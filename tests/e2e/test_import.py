@@ -160,7 +160,7 @@ def test_ctl_imports_json_lines_with_progress(daemon, tmp_path, capsys):
 def test_ctl_names_the_bad_line_and_applies_nothing(daemon, tmp_path, capsys):
     path = tmp_path / "overrides.csv"
     path.write_text("account_id,slot,model\nacme,openai_model,2\nbeta,openai_model,dall-e-3\n")
-    assert run_ctl(daemon, "import", str(path)) == 1
+    assert run_ctl(daemon, "import", str(path)) == 4  # refused by a rule
     err = capsys.readouterr().err
     assert "MODEL_TYPE_MISMATCH" in err and "line 3" in err
     assert daemon.client.resolve_for_account("acme").etag == "a0"

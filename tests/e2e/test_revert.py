@@ -570,7 +570,7 @@ def test_ctl_changes_revert_reports_changed_since(ctl, client):
     first = client.set_model("openai_model", 2, account_id="acme")
     client.set_model("openai_model", 3, account_id="acme")
     run = ctl("changes", "revert", str(first.revision))
-    assert (run.code, run.out) == (1, "")
+    assert (run.code, run.out) == (4, "")
     assert run.err.startswith("error: FAILED_PRECONDITION CHANGED_SINCE: ")
     forced = ctl("changes", "revert", str(first.revision), "--force")
     assert forced.code == 0 and forced.out.startswith("recorded: setting acme openai_model: ")

@@ -298,7 +298,7 @@ def test_ctl_clear_global_clears_the_global_setting(ctl, client):
     )
     assert global_ids(client)["openai_model"] is None
     again = ctl("clear", "openai_model", "--global")
-    assert again.code == 1
+    assert again.code == 3
     assert again.err.startswith("error: NOT_FOUND GLOBAL_SETTING_NOT_FOUND: ")
 
 

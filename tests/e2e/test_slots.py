@@ -531,7 +531,7 @@ def test_ctl_slots_create_by_default_name(ctl, client):
 def test_ctl_slots_create_with_a_default_that_does_not_fit_fails(ctl, client):
     run = ctl("slots", "create", "google_model", "--provider", "google", "--type", "text",
               "--default", "gpt-4o-mini")
-    assert (run.code, run.out) == (1, "")
+    assert (run.code, run.out) == (4, "")
     assert run.err.startswith("error: FAILED_PRECONDITION PROVIDER_MISMATCH: ")
     assert len(client.list_slots().slots) == 4
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import grpc
 from google.protobuf.message import Message
 
 from modelconfig import ModelConfigClient, ModelConfigError, Unavailable
@@ -367,8 +369,20 @@ def _add_import_command(subparsers) -> None:
     )
 
 
+_DIST = "modelconfigd"  # the distribution that installs modelconfigctl
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelconfigctl", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="modelconfigctl",
+        description=__doc__,
+        epilog="exit codes: 0 done, 1 failed otherwise (e.g. a file), 2 usage or a malformed "
+        "request, 3 not found, 4 refused by a rule, 5 conflict (a stale etag, an import "
+        "running), 6 no daemon answered in time, 7 not allowed (token, role)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {importlib.metadata.version(_DIST)}"
+    )
     parser.add_argument(
         "--target",
         default=os.environ.get("MODELCONFIG_TARGET", DEFAULT_TARGET),
@@ -427,6 +441,28 @@ def _client(args: argparse.Namespace) -> ModelConfigClient:
     )
 
 
+# Exit codes, one per kind of outcome a script may want to tell apart (documented in the README
+# and in --help). Usage errors exit 2, as argparse does.
+EXIT_FAILED = 1  # anything else: a file that cannot be read, an unexpected status
+EXIT_USAGE = 2  # the command line, or the request it makes, is malformed (INVALID_ARGUMENT)
+EXIT_NOT_FOUND = 3  # NOT_FOUND
+EXIT_REFUSED = 4  # a rule refuses it: FAILED_PRECONDITION, ALREADY_EXISTS
+EXIT_CONFLICT = 5  # someone else got there first: ABORTED (a stale etag, an import running)
+EXIT_UNAVAILABLE = 6  # no daemon answered, or not in time: UNAVAILABLE, DEADLINE_EXCEEDED
+EXIT_DENIED = 7  # UNAUTHENTICATED, PERMISSION_DENIED
+_EXIT_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: EXIT_USAGE,
+    grpc.StatusCode.NOT_FOUND: EXIT_NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION: EXIT_REFUSED,
+    grpc.StatusCode.ALREADY_EXISTS: EXIT_REFUSED,
+    grpc.StatusCode.ABORTED: EXIT_CONFLICT,
+    grpc.StatusCode.UNAVAILABLE: EXIT_UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_UNAVAILABLE,
+    grpc.StatusCode.UNAUTHENTICATED: EXIT_DENIED,
+    grpc.StatusCode.PERMISSION_DENIED: EXIT_DENIED,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -440,11 +476,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             response = args.run(client, args)
     except ModelConfigError as error:
         _report(error, args.target)
-        return 1
+        return _EXIT_CODES.get(error.code, EXIT_FAILED)
     except (override_files.FileFormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(fmt.as_json(response) if args.json else args.show(response, args))
+        return EXIT_FAILED
+    try:
+        print(fmt.as_json(response) if args.json else args.show(response, args), flush=True)
+    except BrokenPipeError:  # `modelconfigctl ... | head`: the reader left, and that is fine
+        sys.stdout = None  # nothing more to flush at exit (it would fail again, loudly)
     return 0
 
 
