@@ -224,3 +224,13 @@ def test_a_second_concurrent_import_is_aborted(client):
         thread.join()
     assert outcome and outcome[0].rows == 1
     assert client.import_overrides([record(2, "second", "openai_model", 2)]).rows == 1
+
+
+def test_ctl_reads_a_csv_saved_with_a_byte_order_mark(daemon, tmp_path, capsys):
+    path = tmp_path / "overrides.csv"
+    rows = "account_id,slot,model\nacme,openai_model,gpt-3.5-turbo\n"
+    path.write_text(rows, encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert run_ctl(daemon, "import", str(path)) == 0
+    resolved = daemon.client.resolve_for_account("acme", slots=["openai_model"])
+    assert resolved.slots[0].model.model_name == "gpt-3.5-turbo"

@@ -43,7 +43,8 @@ def _record(line: int, account_id: object, slot: object, model: object) -> api.O
 
 
 def _csv_records(path: Path) -> Iterator[api.OverrideRecord]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    # utf-8-sig: spreadsheets save CSV with a byte order mark, which would spoil the header.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != COLUMNS:
@@ -58,7 +59,7 @@ def _csv_records(path: Path) -> Iterator[api.OverrideRecord]:
 
 
 def _jsonl_records(path: Path) -> Iterator[api.OverrideRecord]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
