@@ -95,12 +95,9 @@ class Guard:
     def replace_tokens(self, tokens: Tokens) -> None:
         self._tokens = tokens  # one reference: calls see the old tokens or the new, whole
 
-    def check(self, context: grpc.ServicerContext, method: str) -> Principal:
-        """The caller, if their credentials are known and their role allows `method`."""
-        return self.checker(method)(context)
-
     def checker(self, method: str) -> Callable[[grpc.ServicerContext], Principal]:
-        """`check` for one method, its required role looked up once (the hot path's)."""
+        """A check for one method (its required role looked up once): the caller, if their
+        credentials are known and their role allows `method`; refusals raise."""
         required = REQUIRED_ROLES[method]
         slow = self._check
 

@@ -202,9 +202,7 @@ def build_handler(
             except Exception as exc:
                 if observed is not None:
                     observed.done(started_at, _code(exc))
-                if isinstance(exc, PermissionDenied) and guard is not None and caller is not ANYONE:
-                    guard.refused(context, name, exc, caller)
-                abort(context, full_name, exc)
+                abort(context, full_name, exc)  # a refused caller was logged by the check
             finally:
                 if taken:
                     streams.give_back()
