@@ -127,7 +127,7 @@ def test_create_model_records_the_new_model(daemon):
     client = daemon.client
     r = current_revision(client)
     request = api.CreateModelRequest(model=text_model(
-        "gpt-4o", display_name="GPT-4o", input_price_per_1m_tokens="2.50",
+        "o3", display_name="OpenAI o3", input_price_per_1m_tokens="2.50",
         output_price_per_1m_tokens="10", context_window=128000, aliases=["gpt-4o-latest"],
     ))
     reply = daemon.stub.CreateModel(request, timeout=10)
@@ -137,7 +137,7 @@ def test_create_model_records_the_new_model(daemon):
     assert not change.before.HasField("model")
     after = change.after.model
     assert (after.id, after.model_name, after.display_name, after.provider) == (
-        reply.model.id, "gpt-4o", "GPT-4o", "openai")
+        reply.model.id, "o3", "OpenAI o3", "openai")
     assert (after.model_type, after.is_active, after.input_price_per_1m_tokens) == (
         pb.MODEL_TYPE_TEXT, False, "2.50")
     assert (after.output_price_per_1m_tokens, after.context_window, list(after.aliases)) == (
@@ -171,7 +171,7 @@ def test_deactivation_records_is_active(client):
 
 
 def test_delete_model_records_the_deleted_model(client):
-    created = client.create_model(text_model("gpt-4.1-nano", input_price_per_1m_tokens="0.1"))
+    created = client.create_model(text_model("o3-mini", input_price_per_1m_tokens="0.1"))
     r = current_revision(client)
     revision = client.delete_model(created.id)
     change = recorded(client, r, revision, "DeleteModel")
@@ -179,7 +179,7 @@ def test_delete_model_records_the_deleted_model(client):
     assert not change.after.HasField("model")
     before = change.before.model
     assert (before.id, before.model_name, before.input_price_per_1m_tokens) == (
-        created.id, "gpt-4.1-nano", "0.1")
+        created.id, "o3-mini", "0.1")
 
 
 def test_create_slot_records_the_slot(client):
@@ -283,7 +283,7 @@ def test_without_x_request_id_a_generated_one_is_returned_and_recorded(daemon):
 
 
 def test_the_clients_request_id_and_reason_are_recorded(client):
-    reply = client.create_model(text_model("gpt-4o"), reason="new model for beta",
+    reply = client.create_model(text_model("o3"), reason="new model for beta",
                                 request_id="req-1")
     change = newest(client)
     assert (change.model_id, change.request_id, change.reason) == (

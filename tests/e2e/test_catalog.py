@@ -6,6 +6,12 @@ import pytest
 
 from modelconfig import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.adapters.migrations import load_seed
+
+# The seed document's models keep their ids and meaning; the catalog file adds the models it asks
+# for after them.
+SEED_MODELS = load_seed()["models"]
+NEXT_ID = max(m["id"] for m in SEED_MODELS) + 1
 
 SEEDED = [
     (1, "gpt-4o-mini", "openai", pb.MODEL_TYPE_TEXT, "0.15", "0.60", "", 128000, 16384),
@@ -55,18 +61,62 @@ def row(m: pb.Model) -> tuple:
 
 def test_seeded_catalog_has_the_seed_ids_prices_and_limits(client):
     models = list(client.iter_models())
-    assert [row(m) for m in models] == SEEDED
+    assert [row(m) for m in models[:7]] == SEEDED
     assert all(m.is_active for m in models)
-    assert list(models[5].aliases) == ["runware:97@1"]
+    assert list(models[5].aliases) == ["runware:97@1", "bfl:2@1"]
+    assert [m.id for m in models] == [m["id"] for m in SEED_MODELS]
+
+
+def test_the_models_the_seed_document_asks_for_are_seeded(client):
+    names = {m.model_name for m in client.iter_models()}
+    assert {"gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini"} <= names
+    assert {"claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"} <= names
+    assert {"runware-flux-1.1-pro-ultra", "runware-flux-1-kontext-pro"} <= names
+    assert client.get_model("gpt-4o").input_price_per_1m_tokens == "2.50"
+
+
+PRICES = (
+    "input_price_per_1m_tokens",
+    "cached_input_price_per_1m_tokens",
+    "output_price_per_1m_tokens",
+    "price_per_image",
+)
+
+
+def test_every_seeded_price_has_a_source_and_the_day_it_was_checked(client):
+    for model in client.iter_models():
+        sources = {s.price: s for s in model.price_sources}
+        priced = {p for p in PRICES if getattr(model, p)}
+        assert priced and set(sources) == priced, model.model_name
+        for source in sources.values():
+            assert source.source_url.startswith("https://"), model.model_name
+            assert source.checked_on == "2026-11-30"
+        for image_price in model.image_prices:
+            assert image_price.source_url.startswith("https://")
+            assert image_price.checked_on == "2026-11-30"
+
+
+def test_dall_e_3_is_priced_per_size_and_quality(client):
+    prices = {(p.size, p.quality): p.price for p in client.get_model("dall-e-3").image_prices}
+    assert prices == {
+        ("1024x1024", "standard"): "0.04",
+        ("1024x1792", "standard"): "0.08",
+        ("1792x1024", "standard"): "0.08",
+        ("1024x1024", "hd"): "0.08",
+        ("1024x1792", "hd"): "0.12",
+        ("1792x1024", "hd"): "0.12",
+    }
 
 
 def test_list_filters(client):
     client.update_model(pb.Model(id=2, is_active=False), ["is_active"])
     names = lambda **f: [m.model_name for m in client.iter_models(**f)]  # noqa: E731
-    assert names(provider="anthropic") == ["claude-3-5-sonnet-20241022", "claude-3-haiku-20240307"]
-    assert names(model_type=pb.MODEL_TYPE_IMAGE) == ["runware-flux-1.1-pro", "dall-e-3"]
+    seeded = lambda **f: [m["model_name"] for m in SEED_MODELS if f.items() <= m.items()]  # noqa: E731
+    assert names(provider="anthropic") == seeded(provider="anthropic")
+    assert names(model_type=pb.MODEL_TYPE_IMAGE) == seeded(model_type="image")
+    assert names(model_type=pb.MODEL_TYPE_IMAGE)[:2] == ["runware-flux-1.1-pro", "dall-e-3"]
     assert "gpt-3.5-turbo" not in names(active_only=True)
-    assert len(names(active_only=True)) == 6
+    assert len(names(active_only=True)) == len(SEED_MODELS) - 1
 
 
 def test_pagination_walks_every_model_once(client):
@@ -76,7 +126,7 @@ def test_pagination_walks_every_model_once(client):
     while page.next_page_token:
         page = client.list_models(page_size=3, page_token=page.next_page_token)
         seen += [m.id for m in page.models]
-    assert seen == [1, 2, 3, 4, 5, 6, 7]
+    assert seen == [m["id"] for m in SEED_MODELS]
 
 
 @pytest.mark.parametrize(
@@ -123,11 +173,11 @@ def test_get_model_without_reference_is_invalid(daemon):
 
 
 def test_created_ids_continue_after_the_seed_and_are_never_reused(client):
-    first = client.create_model(text_model("gpt-4o"))
-    assert first.id == 8
+    first = client.create_model(text_model("o3"))
+    assert first.id == NEXT_ID
     client.delete_model(first.id)
-    second = client.create_model(text_model("gpt-4.1"))
-    assert second.id == 9
+    second = client.create_model(text_model("o4-mini"))
+    assert second.id == NEXT_ID + 1
 
 
 def test_create_keeps_exact_prices_and_defaults_inactive(client):

@@ -13,10 +13,11 @@ import pytest
 
 from modelconfig import NotFound
 from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.adapters.migrations import load_seed
 from modelconfigd.entrypoints import ctl_estimate
 from modelconfigd.entrypoints.ctl import main
 
-SEEDED_IDS = ["1", "2", "3", "4", "5", "6", "7"]
+SEEDED_IDS = [str(m["id"]) for m in load_seed()["models"]]
 
 
 @dataclass
@@ -74,9 +75,10 @@ def test_models_list_follows_page_tokens(ctl):
 
 
 def test_models_list_filters_by_provider_type_and_activity(ctl):
-    assert [r[1] for r in ok(ctl("models", "list", "--provider", "anthropic")).rows] == [
+    assert [r[1] for r in ok(ctl("models", "list", "--provider", "anthropic")).rows][:2] == [
         "claude-3-5-sonnet-20241022", "claude-3-haiku-20240307"]
-    assert [r[0] for r in ok(ctl("models", "list", "--type", "image")).rows] == ["6", "7"]
+    assert [r[0] for r in ok(ctl("models", "list", "--type", "image")).rows] == [
+        str(m["id"]) for m in load_seed()["models"] if m["model_type"] == "image"]
     ok(ctl("models", "deactivate", "3"))
     assert "3" not in [r[0] for r in ok(ctl("models", "list", "--active-only")).rows]
     assert ok(ctl("models", "list", "--provider", "openai")).rows[2][:5] == [
@@ -89,7 +91,7 @@ def test_models_get_by_id_name_or_alias(ctl, ref):
     assert "id:              6\n" in out
     assert "name:            runware-flux-1.1-pro\n" in out
     assert "price per image: 0.04\n" in out
-    assert "aliases:         runware:97@1\n" in out
+    assert "aliases:         runware:97@1, bfl:2@1\n" in out
     assert "input per 1M tokens" not in out  # not applicable to an image model
 
 
@@ -113,7 +115,7 @@ def test_models_usage_lists_global_default_and_account_uses(ctl):
 
 
 def test_models_delete_removes_an_unused_model(ctl, client):
-    model = client.create_model(pb.Model(model_name="gpt-4.1-nano", provider="openai",
+    model = client.create_model(pb.Model(model_name="o3-mini", provider="openai",
                                          model_type=pb.MODEL_TYPE_TEXT))
     assert ok(ctl("models", "delete", str(model.id))).out.startswith(f"deleted model {model.id}\n")
     with pytest.raises(NotFound):
@@ -253,7 +255,7 @@ def test_json_models_get_has_proto_field_names(ctl):
     got = json_of(ctl, "models", "get", "runware:97@1")
     assert got["model_name"] == "runware-flux-1.1-pro"
     assert got["model_type"] == "MODEL_TYPE_IMAGE"
-    assert got["aliases"] == ["runware:97@1"]
+    assert got["aliases"] == ["runware:97@1", "bfl:2@1"]
     assert got["price_per_image"] == "0.04"
 
 
@@ -276,7 +278,7 @@ def test_json_set_usage_and_delete(ctl, client):
     assert got["revision"] == "2"
     usage = json_of(ctl, "models", "usage", "2")
     assert (usage["account_override_count"], usage["account_ids"]) == ("1", ["acme"])
-    model = client.create_model(pb.Model(model_name="gpt-4.1-nano", provider="openai",
+    model = client.create_model(pb.Model(model_name="o3-mini", provider="openai",
                                          model_type=pb.MODEL_TYPE_TEXT))
     assert json_of(ctl, "models", "delete", str(model.id)) == {"revision": "4"}
 
@@ -324,12 +326,12 @@ def test_console_script_is_installed(daemon):
 
 def test_estimate_prints_every_candidate_cheapest_first_with_the_difference(ctl):
     run = ok(ctl("estimate", "openai_model", "--input-tokens", "10M", "--output-tokens", "2M"))
-    rows = [line.split() for line in run.out.splitlines()[1:4]]
-    assert rows == [
-        ["gpt-4o-mini", "$2.70", "current"],
-        ["gpt-3.5-turbo", "$8.00", "$5.30"],
-        ["gpt-4-turbo-2024-04-09", "$160.00", "$157.30"],
-    ]
+    rows = [line.split() for line in run.out.splitlines()[1:]]
+    rows = [row for row in rows if row and row[0] != "revision:"]
+    assert rows[0] == ["gpt-5-nano", "$1.30", "-$1.40"]  # 10 x 0.05 + 2 x 0.40, the cheapest
+    assert ["gpt-4o-mini", "$2.70", "current"] in rows
+    assert ["gpt-3.5-turbo", "$8.00", "$5.30"] in rows
+    assert rows[-1] == ["gpt-4-turbo-2024-04-09", "$160.00", "$157.30"]
 
 
 def test_estimate_names_a_missing_price(ctl):

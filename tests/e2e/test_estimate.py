@@ -25,8 +25,15 @@ def test_the_seeded_text_models_priced_cheapest_first(client):
         "openai_model", scope=GLOBAL, input_tokens=10_000_000, output_tokens=2_000_000
     )
     assert table(answer) == [
+        ("gpt-5-nano", "1.3", "-1.4", False, []),  # 0.05 x 10 + 0.40 x 2
+        ("gpt-4.1-nano", "1.8", "-0.9", False, []),  # 0.10 x 10 + 0.40 x 2
         ("gpt-4o-mini", "2.7", "0", True, []),  # 0.15 x 10 + 0.60 x 2
+        ("gpt-5-mini", "6.5", "3.8", False, []),  # 0.25 x 10 + 2.00 x 2
+        ("gpt-4.1-mini", "7.2", "4.5", False, []),  # 0.40 x 10 + 1.60 x 2
         ("gpt-3.5-turbo", "8", "5.3", False, []),  # 0.50 x 10 + 1.50 x 2
+        ("gpt-5", "32.5", "29.8", False, []),  # 1.25 x 10 + 10.00 x 2
+        ("gpt-4.1", "36", "33.3", False, []),  # 2.00 x 10 + 8.00 x 2
+        ("gpt-4o", "45", "42.3", False, []),  # 2.50 x 10 + 10.00 x 2
         ("gpt-4-turbo-2024-04-09", "160", "157.3", False, []),  # 10 x 10 + 30 x 2
     ]
     assert answer.revision == client.get_global_settings().revision
@@ -35,17 +42,22 @@ def test_the_seeded_text_models_priced_cheapest_first(client):
 def test_small_volumes_stay_exact(client):
     answer = client.estimate_cost("anthropic_model", scope=GLOBAL, input_tokens=1, output_tokens=3)
     # 3 / 1M + 3 x 15 / 1M and 0.25 / 1M + 3 x 1.25 / 1M: no float could say these.
-    assert table(answer)[0][:2] == ("claude-3-haiku-20240307", "0.000004")
-    assert table(answer)[1][:4] == ("claude-3-5-sonnet-20241022", "0.000048", "0", True)
-    assert table(answer)[0][2] == "-0.000044"
+    rows = {name: row for name, *row in table(answer)}
+    assert table(answer)[0][:3] == ("claude-3-haiku-20240307", "0.000004", "-0.000044")
+    assert rows["claude-3-5-sonnet-20241022"][:3] == ["0.000048", "0", True]
+    # 0.80 / 1M + 3 x 4.00 / 1M
+    assert rows["claude-3-5-haiku-20241022"][:2] == ["0.0000128", "-0.0000352"]
 
 
 def test_a_price_the_volume_needs_and_a_model_lacks_is_named_not_free(client):
     answer = client.estimate_cost("openai_model", scope=GLOBAL, cached_input_tokens=1_000_000)
-    assert {e.cost for e in answer.estimates} == {""}
-    assert all(
-        list(e.missing_prices) == ["cached_input_price_per_1m_tokens"] for e in answer.estimates
-    )
+    unpriced = [e for e in answer.estimates if not e.cost]
+    assert {e.model.model_name for e in unpriced} == {
+        "gpt-3.5-turbo", "gpt-4-turbo-2024-04-09", "gpt-4.1-mini", "gpt-5"
+    }
+    assert all(list(e.missing_prices) == ["cached_input_price_per_1m_tokens"] for e in unpriced)
+    assert answer.estimates[-len(unpriced):] == unpriced  # listed last, never as free
+    assert table(answer)[0] == ("gpt-5-nano", "0.005", "-0.07", False, [])
     images = client.estimate_cost("dalle_model", scope=GLOBAL, images=1000, input_tokens=5)
     assert table(images) == [("dall-e-3", "", "", True, ["input_price_per_1m_tokens"])]
 
@@ -55,7 +67,7 @@ def test_an_accounts_estimate_starts_from_its_own_model(client):
     answer = client.estimate_cost("openai_model", account_id="acme", input_tokens=1_000_000)
     current = [e.model.model_name for e in answer.estimates if e.current]
     assert current == ["gpt-4-turbo-2024-04-09"]
-    assert table(answer)[0][:3] == ("gpt-4o-mini", "0.15", "-9.85")
+    assert table(answer)[0][:3] == ("gpt-5-nano", "0.05", "-9.95")
 
 
 def test_inactive_models_are_not_candidates(client):
@@ -81,9 +93,10 @@ def test_weighting_counts_the_accounts_a_global_switch_moves(client):
         "openai_model", scope=GLOBAL, input_tokens=1_000_000, weight_by_accounts=True
     )
     assert (answer.accounts_following, answer.accounts_overriding) == (2, 1)
-    assert table(answer)[:2] == [
+    assert table(answer)[:3] == [
+        ("gpt-5-nano", "0.1", "-0.2", False, []),
+        ("gpt-4.1-nano", "0.2", "-0.1", False, []),
         ("gpt-4o-mini", "0.3", "0", True, []),
-        ("gpt-3.5-turbo", "1", "0.7", False, []),
     ]
 
 
@@ -117,7 +130,8 @@ def test_bad_estimates_are_invalid_argument(client, arguments, reason):
 
 def test_a_cached_input_price_prices_cached_tokens(client):
     model = client.get_model("gpt-4o-mini")
-    model.cached_input_price_per_1m_tokens = "0.075"
+    assert model.cached_input_price_per_1m_tokens == "0.075"  # seeded
+    model.cached_input_price_per_1m_tokens = "0.08"
     client.update_model(model, ["cached_input_price_per_1m_tokens"])
     answer = client.estimate_cost(
         "openai_model",
@@ -126,14 +140,16 @@ def test_a_cached_input_price_prices_cached_tokens(client):
         cached_input_tokens=4_000_000,
         output_tokens=1_000_000,
     )
-    # 0.15 + 4 x 0.075 + 0.60; the other models have no cached-input price: unknown, named.
-    assert table(answer)[0] == ("gpt-4o-mini", "1.05", "0", True, [])
-    assert [e.missing_prices for e in answer.estimates[1:]] == [
-        ["cached_input_price_per_1m_tokens"]
-    ] * 2
+    rows = {name: row for name, *row in table(answer)}
+    assert rows["gpt-4o-mini"] == ["1.07", "0", True, []]  # 0.15 + 4 x 0.08 + 0.60
+    assert rows["gpt-5-nano"] == ["0.47", "-0.6", False, []]  # 0.05 + 4 x 0.005 + 0.40
+    # Models without a cached-input price: unknown, named.
+    assert [name for name, row in rows.items() if row[3]] == [
+        "gpt-3.5-turbo", "gpt-4-turbo-2024-04-09", "gpt-4.1-mini", "gpt-5"
+    ]
     change = client.list_changes(page_size=1).changes[0]
     assert list(change.changed_fields.paths) == ["cached_input_price_per_1m_tokens"]
-    assert change.after.model.cached_input_price_per_1m_tokens == "0.075"
+    assert change.after.model.cached_input_price_per_1m_tokens == "0.08"
 
 
 def test_an_image_model_refuses_a_cached_input_price(client):

@@ -15,6 +15,7 @@ import pytest
 
 from modelconfig import NotFound
 from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.adapters.migrations import load_seed
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 SERVICE = "modelconfig.v1.ModelConfigService"
@@ -22,7 +23,8 @@ RPCS = {
     "ListModels", "GetModel", "CreateModel", "UpdateModel", "DeleteModel",
     "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
     "ResolveForAccounts", "ImportOverrides", "ClearGlobalModel", "ListSlots", "CreateSlot",
-    "UpdateSlot", "ListChanges", "RevertChange", "WatchChanges", "EstimateCost",
+    "UpdateSlot", "ListChanges", "RevertChange", "WatchChanges", "EstimateCost", "RetireModel",
+    "ListAccounts",
 }
 # grpcurl exits with 64 + the gRPC status code when a call fails.
 FAILED_PRECONDITION_EXIT = 64 + 9
@@ -97,6 +99,8 @@ def test_describe_model_shows_its_fields(grpcurl):
         "is_active": "6", "input_price_per_1m_tokens": "7", "output_price_per_1m_tokens": "8",
         "price_per_image": "9", "context_window": "10", "max_output_tokens": "11",
         "aliases": "12", "label": "13", "cached_input_price_per_1m_tokens": "14",
+        "image_prices": "15", "price_sources": "16", "deprecation_date": "17",
+        "successor_id": "18",
     }
     assert "optional bool is_active = 6;" in out
     assert "repeated string aliases = 12;" in out
@@ -119,7 +123,9 @@ def test_list_models_pages_with_a_token(call):
     second = call("ListModels", {"page_size": 2, "page_token": first["next_page_token"]})
     assert [m["id"] for m in second["models"]] == ["3", "4"]
     images = call("ListModels", {"model_type": "MODEL_TYPE_IMAGE"})
-    assert [m["model_name"] for m in images["models"]] == ["runware-flux-1.1-pro", "dall-e-3"]
+    assert [m["model_name"] for m in images["models"]] == [
+        m["model_name"] for m in load_seed()["models"] if m["model_type"] == "image"
+    ]
     assert "next_page_token" not in images
 
 
@@ -132,25 +138,30 @@ def test_get_model_by_alias(call):
         "model_type": "MODEL_TYPE_IMAGE",
         "is_active": True,
         "price_per_image": "0.04",
-        "aliases": ["runware:97@1"],
+        "aliases": ["runware:97@1", "bfl:2@1"],
         "label": "Runware FLUX 1.1 Pro (runware-flux-1.1-pro) - $0.04 per image",
+        "price_sources": [{
+            "price": "price_per_image",
+            "checked_on": "2026-11-30",
+            "source_url": "https://runware.ai/docs/models/bfl-flux-1-1-pro.md",
+        }],
     }}
 
 
 def test_create_model(call, client):
     got = call("CreateModel", {"model": {
-        "model_name": "gpt-4.1-nano", "provider": "openai", "model_type": "MODEL_TYPE_TEXT",
+        "model_name": "o3-mini", "provider": "openai", "model_type": "MODEL_TYPE_TEXT",
         "input_price_per_1m_tokens": "0.10", "output_price_per_1m_tokens": "0.40",
         "context_window": 1047576, "is_active": True,
     }})
     assert got["revision"] == "2"
     model = got["model"]
-    assert model["id"] == "8"
-    assert model["display_name"] == "gpt-4.1-nano"  # defaults to model_name
+    assert model["id"] == str(max(m["id"] for m in load_seed()["models"]) + 1)
+    assert model["display_name"] == "o3-mini"  # defaults to model_name
     assert model["is_active"] is True
     assert model["context_window"] == 1047576  # int32 stays a JSON number
-    assert model["label"] == "gpt-4.1-nano (gpt-4.1-nano) - $0.10/$0.40 per 1M tokens"
-    assert client.get_model("gpt-4.1-nano").id == 8
+    assert model["label"] == "o3-mini (o3-mini) - $0.10/$0.40 per 1M tokens"
+    assert client.get_model("o3-mini").id == max(m["id"] for m in load_seed()["models"]) + 1
 
 
 def test_update_model_changes_only_the_masked_fields(call, client):
@@ -168,7 +179,7 @@ def test_update_model_changes_only_the_masked_fields(call, client):
 
 
 def test_delete_model_of_a_created_model(call, client):
-    model = client.create_model(pb.Model(model_name="gpt-4.1-nano", provider="openai",
+    model = client.create_model(pb.Model(model_name="o3-mini", provider="openai",
                                          model_type=pb.MODEL_TYPE_TEXT))
     assert call("DeleteModel", {"model_id": str(model.id)}) == {"revision": "3"}
     with pytest.raises(NotFound):

@@ -18,12 +18,13 @@ from grpc_health.v1 import health_pb2
 
 from modelconfig import ModelConfigClient, Unavailable
 from modelconfig.v1 import resources_pb2 as pb
+from modelconfigd.adapters.migrations import load_seed
 
 from .process_helpers import SERVICE_NAME, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-SEEDED_IDS = list(range(1, 8))
+SEEDED_IDS = [m["id"] for m in load_seed()["models"]]
 TEXT_MODELS = ("gpt-4o-mini", "gpt-3.5-turbo")  # both fit the slot openai_model
 
 
@@ -102,12 +103,12 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
     first = daemons.start(database_url)
     client = first.client()
     created = client.create_model(pb.Model(
-        model_name="gpt-4o-2024-08-06", display_name="GPT-4o", provider="openai",
+        model_name="o3-2025-04-16", display_name="OpenAI o3", provider="openai",
         model_type=pb.MODEL_TYPE_TEXT, is_active=True, input_price_per_1m_tokens="2.5",
         output_price_per_1m_tokens="10", context_window=128000, max_output_tokens=16384,
-        aliases=["gpt-4o"],
+        aliases=["o3"],
     ))
-    assert created.id == 8
+    assert created.id == max(SEEDED_IDS) + 1
     set_global = client.set_global_model("openai_model", created.id)
     kept = client.set_model("anthropic_model", "claude-3-haiku-20240307", account_id="acct-keep")
     client.set_model("dalle_model", "dall-e-3", account_id="acct-cleared")
@@ -117,7 +118,7 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
 
     # The writes are what the comparison is about: check they happened before restarting.
     assert before["global"].etag == set_global.etag == f"g{set_global.revision}"
-    assert before["global"].slots[0].model.model_name == "gpt-4o-2024-08-06"
+    assert before["global"].slots[0].model.model_name == "o3-2025-04-16"
     keep = before["resolve"]["acct-keep"]
     assert (keep.etag, keep.slots[3].source, keep.slots[3].model.model_name) == (
         kept.etag, pb.SOURCE_ACCOUNT, "claude-3-haiku-20240307")
@@ -126,7 +127,7 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
     assert gone.slots[1].source == pb.SOURCE_GLOBAL
     assert before["resolve"]["acct-never"].etag == "a0"
     assert before["first_page"].revision == cleared.revision
-    assert [m.id for m in before["models"]] == [*SEEDED_IDS, 8]
+    assert [m.id for m in before["models"]] == [*SEEDED_IDS, max(SEEDED_IDS) + 1]
 
     first.terminate()
     assert first.wait_exit() == 0, first.describe("non-zero exit after SIGTERM")
@@ -140,11 +141,11 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
 
     # The seed ran once: ids continue after the created model, never reusing one.
     newer = again.create_model(pb.Model(
-        model_name="gpt-4.1-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
+        model_name="o1-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
         input_price_per_1m_tokens="0.4", output_price_per_1m_tokens="1.6",
     ))
-    assert newer.id == 9
-    assert _ids(again) == [*SEEDED_IDS, 8, 9]
+    assert newer.id == max(SEEDED_IDS) + 2
+    assert _ids(again) == [*SEEDED_IDS, max(SEEDED_IDS) + 1, max(SEEDED_IDS) + 2]
     assert again.list_models().revision == cleared.revision + 1
 
 

@@ -143,7 +143,7 @@ def test_reverting_a_deactivation_reactivates(client):
 
 
 def test_reverting_a_create_model_deletes_it(client):
-    created = client.create_model(text_model("gpt-4o"))
+    created = client.create_model(text_model("o3"))
     revision = current_revision(client)
     reply = client.revert_change(revision)
     change = assert_revert_recorded(client, reply, revision, revision)
@@ -153,20 +153,20 @@ def test_reverting_a_create_model_deletes_it(client):
 
 
 def test_reverting_a_create_model_that_is_now_in_use_is_model_in_use(client):
-    created = client.create_model(text_model("gpt-4o"))
+    created = client.create_model(text_model("o3"))
     revision = current_revision(client)
     client.set_model("openai_model", created.id, account_id="acme")  # not a model change
     with pytest.raises(FailedPrecondition) as err:
         client.revert_change(revision)
     assert err.value.reason == "MODEL_IN_USE"
     assert [v.type for v in err.value.violations] == ["ACCOUNT_OVERRIDE"]
-    assert client.get_model(created.id).model_name == "gpt-4o"
+    assert client.get_model(created.id).model_name == "o3"
     assert override(client, "acme") == created.id
 
 
 def test_reverting_a_delete_model_brings_it_back_with_its_id_and_fields(client):
     created = client.create_model(text_model(
-        "gpt-4o", display_name="GPT-4o", input_price_per_1m_tokens="2.50",
+        "o3", display_name="OpenAI o3", input_price_per_1m_tokens="2.50",
         output_price_per_1m_tokens="10.00", context_window=128000, max_output_tokens=16384,
         aliases=["gpt-4o-latest", "4o"],
     ))
@@ -176,14 +176,14 @@ def test_reverting_a_delete_model_brings_it_back_with_its_id_and_fields(client):
     assert (change.kind, change.model_id) == (pb.CHANGE_KIND_MODEL_CREATED, created.id)
     assert client.get_model(created.id) == created
     assert client.get_model("4o").id == created.id
-    newer = client.create_model(text_model("gpt-4.1"))
+    newer = client.create_model(text_model("o4-mini"))
     assert newer.id == created.id + 1  # ids are never reused
 
 
 def test_reverting_a_delete_model_whose_name_was_taken_again_is_already_exists(client):
-    created = client.create_model(text_model("gpt-4o"))
+    created = client.create_model(text_model("o3"))
     deleted = client.delete_model(created.id)
-    replacement = client.create_model(text_model("gpt-4o", display_name="the new one"))
+    replacement = client.create_model(text_model("o3", display_name="the new one"))
     before = current_revision(client)
     with pytest.raises(AlreadyExists) as err:
         client.revert_change(deleted)
@@ -195,14 +195,14 @@ def test_reverting_a_delete_model_whose_name_was_taken_again_is_already_exists(c
 
 
 def test_reverting_a_rename_of_a_model_now_in_use_is_model_in_use(client):
-    created = client.create_model(text_model("gpt-4o"))
-    client.update_model(pb.Model(id=created.id, model_name="gpt-4o-2024-08-06"), ["model_name"])
+    created = client.create_model(text_model("o3"))
+    client.update_model(pb.Model(id=created.id, model_name="o3-2025-04-16"), ["model_name"])
     renamed = current_revision(client)
     client.set_model("openai_model", created.id, account_id="acme")
     with pytest.raises(FailedPrecondition) as err:
         client.revert_change(renamed)
     assert err.value.reason == "MODEL_IN_USE"
-    assert client.get_model(created.id).model_name == "gpt-4o-2024-08-06"
+    assert client.get_model(created.id).model_name == "o3-2025-04-16"
 
 
 def test_a_later_update_of_the_model_is_changed_since(client):
@@ -351,7 +351,7 @@ def test_reverting_to_a_model_that_is_now_inactive_is_model_inactive(client):
 
 
 def test_reverting_to_a_model_deleted_since_is_not_found(client):
-    created = client.create_model(text_model("gpt-4o"))
+    created = client.create_model(text_model("o3"))
     client.set_model("openai_model", created.id, account_id="acme")
     moved = client.set_model("openai_model", 2, account_id="acme")
     client.delete_model(created.id)

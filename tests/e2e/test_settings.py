@@ -248,7 +248,7 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
     client.set_model("openai_model", 3, account_id="acme")
     created = client.create_model(
         pb.Model(
-            model_name="gpt-4o", provider="openai", model_type=pb.MODEL_TYPE_TEXT, is_active=True
+            model_name="o3", provider="openai", model_type=pb.MODEL_TYPE_TEXT, is_active=True
         )
     )
     client.clear_account_model("acme", "openai_model")

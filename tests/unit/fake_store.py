@@ -22,7 +22,12 @@ from modelconfigd.domain.model import Model, ModelType, Slot
 from modelconfigd.domain.prices import parse_price
 from modelconfigd.domain.rules import Usage
 from modelconfigd.domain.state import Catalog
-from modelconfigd.service_layer.unit_of_work import Applied, OverrideHistoryRow, OverrideRow
+from modelconfigd.service_layer.unit_of_work import (
+    AccountOverrides,
+    Applied,
+    OverrideHistoryRow,
+    OverrideRow,
+)
 
 
 @dataclass
@@ -241,6 +246,29 @@ class FakeOverrides:
         data = self._unit.data
         using = {a for (a, _), m in data.overrides.items() if m == model_id and a > after}
         return sorted(using)[:limit]
+
+    def selecting(self, model_id: int) -> list[tuple[str, str]]:
+        return sorted(key for key, m in self._unit.data.overrides.items() if m == model_id)
+
+    def accounts_page(
+        self, slot: str, model_id: int, after: str, limit: int
+    ) -> list[AccountOverrides]:
+        data = self._unit.data
+        matching = sorted(
+            {
+                a
+                for (a, s), m in data.overrides.items()
+                if a > after and (not slot or s == slot) and (not model_id or m == model_id)
+            }
+        )[:limit]
+        return [
+            AccountOverrides(
+                a,
+                tuple(sorted((s, m) for (o, s), m in data.overrides.items() if o == a)),
+                data.account_revisions.get(a, 0),
+            )
+            for a in matching
+        ]
 
 
 class FakeChangeLog:

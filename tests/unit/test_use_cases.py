@@ -256,10 +256,10 @@ def test_reverting_catalog_changes_restores_the_model(services, store):
     services.revert_change(updated, force=False, validate_only=False)
     assert str(store.data.models[3].output_price_per_1m_tokens) == "30"
     model, created = services.create_model({
-        "model_name": "gpt-4.1", "display_name": "", "provider": "openai",
+        "model_name": "o4-mini", "display_name": "", "provider": "openai",
         "model_type": ModelType.TEXT, "is_active": True, "input_price_per_1m_tokens": "2",
         "output_price_per_1m_tokens": "8", "price_per_image": "", "context_window": 0,
-        "max_output_tokens": 0, "aliases": ["gpt-4.1-latest"],
+        "max_output_tokens": 0, "aliases": ["o4-mini-latest"],
         "cached_input_price_per_1m_tokens": "0.5",
     })
     deleted = services.delete_model(model.id)

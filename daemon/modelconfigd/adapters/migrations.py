@@ -21,13 +21,15 @@ from typing import Any
 from peewee import Database
 
 from ..domain.changes import ChangeKind
+from ..domain.model import Model, ModelType
+from ..domain.validation import MODEL_FIELDS, build_model
 from .database import ensure_connected, is_postgres
+from .repositories import PeeweeModels
 from .tables import (
     AliasRow,
     ChangeRow,
     ChangeSubjectRow,
     GlobalSettingRow,
-    ModelRow,
     SchemaVersion,
     SlotRow,
     StateRow,
@@ -68,6 +70,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "audit trail, slot display names", _sql_file("0002_audit_trail")),
     Migration(3, "audit trail retention", _sql_file("0003_change_retention")),
     Migration(4, "cached input prices", _sql_file("0004_cached_input_price")),
+    Migration(5, "sourced prices, deprecation and successors", _sql_file("0005_model_lifecycle")),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -109,26 +112,54 @@ def load_seed() -> dict[str, Any]:
     return json.loads(text)
 
 
+def seed_model(entry: dict[str, Any]) -> Model:
+    """A seed catalog entry as a model, by the rules every written model passes.
+
+    Each price's source is the catalog's `sources` map: a price field, or `image:SIZE:QUALITY`
+    for an entry of `image_prices`, to the URL it was checked against on `checked_on`.
+    """
+    checked_on = entry.get("checked_on", "")
+    sources = entry.get("sources", {})
+    fields: dict[str, Any] = {
+        "display_name": "",
+        "is_active": True,
+        "context_window": 0,
+        "max_output_tokens": 0,
+        "aliases": [],
+        "deprecation_date": "",
+        "successor_id": None,
+        **{k: v for k, v in entry.items() if k in MODEL_FIELDS},
+    }
+    for price in ("input_price_per_1m_tokens", "cached_input_price_per_1m_tokens",
+                  "output_price_per_1m_tokens", "price_per_image"):
+        fields.setdefault(price, "")
+    fields["model_type"] = ModelType(entry["model_type"])
+    fields["image_prices"] = [
+        {
+            "size": p["size"],
+            "quality": p["quality"],
+            "price": p["price"],
+            "checked_on": checked_on if f"image:{p['size']}:{p['quality']}" in sources else "",
+            "source_url": sources.get(f"image:{p['size']}:{p['quality']}", ""),
+        }
+        for p in entry.get("image_prices", [])
+    ]
+    fields["price_sources"] = [
+        {"price": field, "checked_on": checked_on, "source_url": url}
+        for field, url in sources.items()
+        if not field.startswith("image:")
+    ]
+    return build_model(entry["id"], fields)
+
+
 def _seed(seed: dict[str, Any]) -> None:
     ids_by_name: dict[str, int] = {}
     for m in seed["models"]:
-        ModelRow.insert(
-            id=m["id"],
-            model_name=m["model_name"],
-            display_name=m.get("display_name") or m["model_name"],
-            provider=m["provider"],
-            model_type=m["model_type"],
-            is_active=m.get("is_active", True),
-            input_price_per_1m_tokens=m.get("input_price_per_1m_tokens"),
-            cached_input_price_per_1m_tokens=m.get("cached_input_price_per_1m_tokens"),
-            output_price_per_1m_tokens=m.get("output_price_per_1m_tokens"),
-            price_per_image=m.get("price_per_image"),
-            context_window=m.get("context_window", 0),
-            max_output_tokens=m.get("max_output_tokens", 0),
-        ).execute()
-        for position, alias in enumerate(m.get("aliases", [])):
-            AliasRow.insert(alias=alias, model=m["id"], position=position).execute()
-        ids_by_name[m["model_name"]] = m["id"]
+        model = seed_model(m)
+        PeeweeModels.insert_row(model)
+        for position, alias in enumerate(model.aliases):
+            AliasRow.insert(alias=alias, model=model.id, position=position).execute()
+        ids_by_name[model.model_name] = model.id
     for position, s in enumerate(seed["slots"]):
         SlotRow.insert(
             name=s["name"],

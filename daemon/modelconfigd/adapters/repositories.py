@@ -10,17 +10,22 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from peewee import JOIN, Database, Tuple, fn
 
 from ..domain.changes import Change, ChangeFilter, ChangeKind, Origin, Scope, model_values
-from ..domain.model import Model, ModelType, Slot
+from ..domain.model import ImagePrice, Model, ModelType, PriceSource, Slot
 from ..domain.rules import Usage
 from ..domain.validation import PRICE_FIELDS
-from ..service_layer.unit_of_work import Applied, OverrideHistoryRow, OverrideRow
+from ..service_layer.unit_of_work import (
+    AccountOverrides,
+    Applied,
+    OverrideHistoryRow,
+    OverrideRow,
+)
 from . import bulk
 from .tables import (
     AccountRow,
@@ -60,15 +65,34 @@ def to_model(row: ModelRow, aliases: Iterable[str]) -> Model:
         context_window=row.context_window,
         max_output_tokens=row.max_output_tokens,
         aliases=tuple(aliases),
+        image_prices=tuple(
+            ImagePrice(
+                p["size"],
+                p["quality"],
+                Decimal(p["price"]),
+                date.fromisoformat(p["checked_on"]) if p["checked_on"] else None,
+                p["source_url"],
+            )
+            for p in json.loads(row.image_prices or "[]")
+        ),
+        price_sources=tuple(
+            PriceSource(s["price"], date.fromisoformat(s["checked_on"]), s["source_url"])
+            for s in json.loads(row.price_sources or "[]")
+        ),
+        deprecation_date=date.fromisoformat(row.deprecation_date) if row.deprecation_date else None,
+        successor_id=row.successor_id,
     )
 
 
 def _model_columns(model: Model) -> dict[str, object]:
-    """The model table's columns: the recorded values without aliases, NULL for no price."""
+    """The model table's columns: the recorded values without aliases, NULL for none."""
     columns: dict[str, object] = model_values(model)
     del columns["aliases"]  # a table of their own
     for field in PRICE_FIELDS:
         columns[field] = columns[field] or None
+    for field in ("image_prices", "price_sources"):
+        columns[field] = _json(columns[field]) if columns[field] else None
+    columns["deprecation_date"] = columns["deprecation_date"] or None
     return columns
 
 
@@ -116,9 +140,14 @@ class PeeweeModels:
             taken[alias] = model_id
         return {n: i for n, i in taken.items() if i != except_model}
 
+    @staticmethod
+    def insert_row(model: Model) -> None:
+        """The model's row alone (no aliases, no id allocation): for the seed and `add`."""
+        ModelRow.insert(id=model.id, **_model_columns(model)).execute()
+
     def add(self, model: Model) -> Model:
         model_id = model.id or self._unit.allocate_model_id()
-        ModelRow.insert(id=model_id, **_model_columns(model)).execute()
+        self.insert_row(replace(model, id=model_id))
         self._write_aliases(model_id, model.aliases)
         return replace(model, id=model_id)
 
@@ -141,11 +170,13 @@ class PeeweeModels:
         )
         defaults = SlotRow.select(SlotRow.name).where(SlotRow.default_model == model_id)
         overrides = OverrideTable.select().where(OverrideTable.model == model_id)
+        predecessors = ModelRow.select(ModelRow.id).where(ModelRow.successor_id == model_id)
         return Usage(
             global_slots=tuple(sorted(slot for (slot,) in globals_.tuples())),
             default_slots=tuple(sorted(name for (name,) in defaults.tuples())),
             account_override_count=overrides.count(),
             account_ids=tuple(PeeweeOverrides.accounts_using(model_id, "", sample)),
+            successor_of=tuple(sorted(i for (i,) in predecessors.tuples())),
         )
 
 
@@ -317,6 +348,49 @@ class PeeweeOverrides:
             .limit(limit)
         )
         return [account for (account,) in query.tuples()]
+
+    def accounts_page(
+        self, slot: str, model_id: int, after: str, limit: int
+    ) -> list[AccountOverrides]:
+        matching = OverrideTable.select(OverrideTable.account).where(
+            OverrideTable.account > after
+        )
+        if slot:
+            matching = matching.where(OverrideTable.slot == slot)
+        if model_id:
+            matching = matching.where(OverrideTable.model == model_id)
+        accounts = [
+            a for (a,) in matching.distinct().order_by(OverrideTable.account).limit(limit).tuples()
+        ]
+        if not accounts:
+            return []
+        slot_order = dict(SlotRow.select(SlotRow.name, SlotRow.position).tuples())
+        overrides: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for account, slot_name, model in (
+            OverrideTable.select(OverrideTable.account, OverrideTable.slot, OverrideTable.model)
+            .where(OverrideTable.account.in_(accounts))
+            .tuples()
+        ):
+            overrides[account].append((slot_name, model))
+        revisions = dict(
+            AccountRow.select(AccountRow.account_id, AccountRow.revision)
+            .where(AccountRow.account_id.in_(accounts))
+            .tuples()
+        )
+        return [
+            AccountOverrides(
+                a,
+                tuple(sorted(overrides[a], key=lambda o: slot_order.get(o[0], 0))),
+                revisions.get(a, 0),
+            )
+            for a in accounts
+        ]
+
+    def selecting(self, model_id: int) -> list[tuple[str, str]]:
+        query = OverrideTable.select(OverrideTable.account, OverrideTable.slot).where(
+            OverrideTable.model == model_id
+        )
+        return [(account, slot) for account, slot in self._db.execute(query)]
 
 
 # -- the change log ----------------------------------------------------------------------------

@@ -62,6 +62,12 @@ class ModelRow(Table):
     price_per_image = TextField(null=True)
     context_window = IntegerField()
     max_output_tokens = IntegerField()
+    # JSON lists of {size, quality, price, checked_on, source_url} and {price, checked_on,
+    # source_url}; NULL when empty.
+    image_prices = TextField(null=True)
+    price_sources = TextField(null=True)
+    deprecation_date = TextField(null=True)  # YYYY-MM-DD
+    successor_id = BigIntegerField(null=True)
 
     class Meta:
         table_name = "model"

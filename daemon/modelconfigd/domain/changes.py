@@ -11,11 +11,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from .access import Role
-from .model import Model, ModelType, Slot
+from .model import ImagePrice, Model, ModelType, PriceSource, Slot
 from .prices import parse_price, price_text
 
 Values = Mapping[str, Any]
@@ -30,6 +31,7 @@ class ChangeKind(enum.Enum):
     SLOT_UPDATED = "slot_updated"
     SETTING = "setting"
     IMPORT = "import"
+    MODEL_RETIRED = "model_retired"
     # A catalog change recorded by schema 1, before the audit trail: its details were not kept.
     CATALOG = "catalog"
 
@@ -86,11 +88,21 @@ class Change:
     @property
     def changes_accounts(self) -> bool:
         """Whether a replica must reload the accounts changed at this revision."""
+        if self.kind is ChangeKind.MODEL_RETIRED:
+            return bool(self.after and self.after["rows"])
         return self.kind is ChangeKind.IMPORT or self.scope is Scope.ACCOUNT
+
+    @property
+    def writes_overrides(self) -> bool:
+        """Whether the change's overrides are kept beside it (an import, a retirement)."""
+        return self.kind in (ChangeKind.IMPORT, ChangeKind.MODEL_RETIRED)
 
     @property
     def changes_global_settings(self) -> bool:
         """Whether the global settings' etag moves: a global setting or a slot changed."""
+        if self.kind is ChangeKind.MODEL_RETIRED:
+            moved = self.after or {}
+            return bool(moved.get("global_slots") or moved.get("default_slots"))
         return self.scope is Scope.GLOBAL or self.kind in (
             ChangeKind.SLOT_CREATED,
             ChangeKind.SLOT_UPDATED,
@@ -98,8 +110,11 @@ class Change:
 
     @property
     def changed_fields(self) -> tuple[str, ...]:
-        """The fields `before` and `after` hold, in their order."""
-        return tuple(dict.fromkeys([*(self.before or {}), *(self.after or {})]))
+        """The fields `before` and `after` hold, in their order (a retirement: the model's)."""
+        before, after = self.before or {}, self.after or {}
+        if self.kind is ChangeKind.MODEL_RETIRED:
+            before, after = before.get("model", {}), after.get("model", {})
+        return tuple(dict.fromkeys([*before, *after]))
 
     def reverting(self, revision: int) -> Change:
         return replace(self, reverted_revision=revision)
@@ -116,6 +131,12 @@ class Change:
         if self.kind is ChangeKind.IMPORT and self.after:
             return (
                 f"{self.after['rows']} overrides of {self.after['accounts']} accounts{reverts}"
+            )
+        if self.kind is ChangeKind.MODEL_RETIRED and self.before and self.after:
+            return (
+                f"model {self.before['model_id']} -> {self.after['model_id']}: globals "
+                f"{self.after['global_slots']}, defaults {self.after['default_slots']}, "
+                f"{self.after['rows']} overrides{reverts}"
             )
         subject = f"model {self.model_id}" if self.model_id else f"slot {self.slot}"
         fields = ", ".join(
@@ -155,6 +176,43 @@ def imported(rows: int, accounts: int, models: frozenset[int], slots: frozenset[
     )
 
 
+@dataclass(frozen=True)
+class Moved:
+    """The settings a retirement (or its revert) moved from one model to another."""
+
+    from_model: int
+    to_model: int
+    global_slots: tuple[str, ...]
+    default_slots: tuple[str, ...]
+    override_rows: int = 0
+    override_accounts: int = 0
+    override_slots: frozenset[str] = frozenset()
+
+
+def model_retired(old: Model, new: Model, moved: Moved) -> Change:
+    """A model's settings moved to another model in one change, and the model itself changed
+    (`old` -> `new`: deactivated and naming its successor, or the reverse on a revert).
+
+    The overrides moved are kept beside the change, like an import's.
+    """
+    before, after = _difference(model_values(old), model_values(new))
+    slots = {"global_slots": list(moved.global_slots), "default_slots": list(moved.default_slots)}
+    return Change(
+        ChangeKind.MODEL_RETIRED,
+        model_id=old.id,
+        before={"model": before, "model_id": moved.from_model, **slots},
+        after={
+            "model": after,
+            "model_id": moved.to_model,
+            **slots,
+            "rows": moved.override_rows,
+            "accounts": moved.override_accounts,
+        },
+        models=frozenset([old.id, moved.from_model, moved.to_model]),
+        slots=frozenset([*moved.global_slots, *moved.default_slots]) | moved.override_slots,
+    )
+
+
 # -- models ------------------------------------------------------------------------------------
 
 
@@ -173,6 +231,22 @@ def model_values(model: Model) -> dict[str, Any]:
         "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens,
         "aliases": list(model.aliases),
+        "image_prices": [
+            {
+                "size": p.size,
+                "quality": p.quality,
+                "price": price_text(p.price),
+                "checked_on": p.checked_on.isoformat() if p.checked_on else "",
+                "source_url": p.source_url,
+            }
+            for p in model.image_prices
+        ],
+        "price_sources": [
+            {"price": s.price, "checked_on": s.checked_on.isoformat(), "source_url": s.source_url}
+            for s in model.price_sources
+        ],
+        "deprecation_date": model.deprecation_date.isoformat() if model.deprecation_date else "",
+        "successor_id": model.successor_id,
     }
 
 
@@ -195,6 +269,27 @@ def model_from_values(model_id: int, values: Values) -> Model:
         context_window=values["context_window"],
         max_output_tokens=values["max_output_tokens"],
         aliases=tuple(values["aliases"]),
+        # The lifecycle and sourced prices were added later: changes recorded before lack them.
+        image_prices=tuple(
+            ImagePrice(
+                p["size"],
+                p["quality"],
+                Decimal(p["price"]),
+                date.fromisoformat(p["checked_on"]) if p["checked_on"] else None,
+                p["source_url"],
+            )
+            for p in values.get("image_prices", ())
+        ),
+        price_sources=tuple(
+            PriceSource(s["price"], date.fromisoformat(s["checked_on"]), s["source_url"])
+            for s in values.get("price_sources", ())
+        ),
+        deprecation_date=(
+            date.fromisoformat(values["deprecation_date"])
+            if values.get("deprecation_date")
+            else None
+        ),
+        successor_id=values.get("successor_id"),
     )
 
 

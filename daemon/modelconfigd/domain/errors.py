@@ -204,6 +204,10 @@ class ModelInUse(FailedPrecondition):
     reason = "MODEL_IN_USE"
 
 
+class SuccessorMismatch(FailedPrecondition):
+    reason = "SUCCESSOR_MISMATCH"
+
+
 class SlotInUse(FailedPrecondition):
     reason = "SLOT_IN_USE"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from .prices import display_price
@@ -18,6 +19,39 @@ class Source(enum.Enum):
     ACCOUNT = "account"
     GLOBAL = "global"
     DEFAULT = "default"
+
+
+class Deprecation(enum.Enum):
+    """Which models a listing keeps, by their deprecation dates."""
+
+    SCHEDULED = "scheduled"  # with a date, reached or not
+    PAST = "past"  # the date is reached
+    CURRENT = "current"  # no date, or a date ahead
+
+    def keeps(self, model: Model, today: date) -> bool:
+        if self is Deprecation.SCHEDULED:
+            return model.deprecation_date is not None
+        return model.deprecated_on(today) is (self is Deprecation.PAST)
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePrice:
+    """The price of one image of a size and quality, and where and when it was checked."""
+
+    size: str
+    quality: str
+    price: Decimal
+    checked_on: date | None = None
+    source_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSource:
+    """Where and when one of a model's price fields was checked."""
+
+    price: str
+    checked_on: date
+    source_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +70,14 @@ class Model:
     aliases: tuple[str, ...] = ()
     # Last, so that models built field by field in order keep their meaning.
     cached_input_price_per_1m_tokens: Decimal | None = None
+    image_prices: tuple[ImagePrice, ...] = ()
+    price_sources: tuple[PriceSource, ...] = ()
+    deprecation_date: date | None = None
+    successor_id: int | None = None
+
+    def deprecated_on(self, day: date) -> bool:
+        """Whether the model counts as deprecated on `day` (its deprecation date is reached)."""
+        return self.deprecation_date is not None and self.deprecation_date <= day
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import (
+    FailedPrecondition,
     ModelInactive,
     ModelInUse,
     ModelTypeMismatch,
     PreconditionViolation,
     ProviderMismatch,
     SlotInUse,
+    SuccessorMismatch,
 )
 from .model import Model, Slot
 
@@ -26,6 +29,8 @@ class Usage:
     default_slots: tuple[str, ...]
     account_override_count: int
     account_ids: tuple[str, ...]
+    # The models that name it as their successor.
+    successor_of: tuple[int, ...] = ()
 
     def holders(self, *, overrides: bool = True) -> list[PreconditionViolation]:
         """One violation per kind of holder, for a FAILED_PRECONDITION that names them."""
@@ -36,6 +41,13 @@ class Usage:
             PreconditionViolation("SLOT_DEFAULT", slot, f"it is the default of slot {slot}")
             for slot in self.default_slots
         ]
+        if overrides:
+            found += [
+                PreconditionViolation(
+                    "SUCCESSOR", f"models/{model_id}", f"model id {model_id} names it as successor"
+                )
+                for model_id in self.successor_of
+            ]
         if overrides and self.account_override_count:
             sample = ", ".join(self.account_ids)
             found.append(
@@ -92,6 +104,47 @@ def check_fits(slot: Slot, model: Model) -> None:
             message,
             violations=[PreconditionViolation("ACTIVE", f"models/{model.id}", message)],
             metadata=meta,
+        )
+
+
+def check_fits_every(slots: Iterable[Slot], model: Model) -> None:
+    """check_fits for several slots at once: the first refusal, naming every slot it fails."""
+    refusals: list[FailedPrecondition] = []
+    for slot in slots:
+        try:
+            check_fits(slot, model)
+        except FailedPrecondition as refusal:
+            refusals.append(refusal)
+    if refusals:
+        first = refusals[0]
+        if len(refusals) > 1:
+            first.violations = tuple(v for r in refusals for v in r.violations)
+            first.metadata["slots"] = ",".join(r.metadata["slot"] for r in refusals)
+            first.message = f"{first.message} (and {len(refusals) - 1} more slots: see violations)"
+            first.args = (first.message,)
+        raise first
+
+
+def check_successor(model: Model, successor: Model) -> None:
+    """A successor replaces the model in its slots: the same provider and type, not itself."""
+    if successor.id == model.id:
+        raise SuccessorMismatch(
+            f"{_describe(model)} cannot succeed itself",
+            violations=[
+                PreconditionViolation("SUCCESSOR", f"models/{model.id}", "the same model")
+            ],
+            metadata={"model_id": model.id, "successor_id": successor.id},
+        )
+    if (successor.provider, successor.model_type) != (model.provider, model.model_type):
+        message = (
+            f"{_describe(successor)} ({successor.provider}, {successor.model_type.value}) cannot "
+            f"succeed {_describe(model)} ({model.provider}, {model.model_type.value}): a "
+            "successor has the same provider and type"
+        )
+        raise SuccessorMismatch(
+            message,
+            violations=[PreconditionViolation("SUCCESSOR", f"models/{successor.id}", message)],
+            metadata={"model_id": model.id, "successor_id": successor.id},
         )
 
 

@@ -12,11 +12,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 from .model import Model, Slot, Source
 
 # (revision that last changed the account's overrides, model id or None per slot)
 AccountRecord = tuple[int | None, ...]
+
+
+def utc_today() -> date:
+    """The day deprecation dates are compared with: the same for every daemon, wherever it runs."""
+    return datetime.now(UTC).date()
 
 
 def global_etag(global_revision: int) -> str:
@@ -36,6 +42,8 @@ class Resolved:
     source: Source
     # The account's override, when resolution skipped it because its model is inactive.
     skipped_override: Model | None = None
+    # The model's deprecation date is reached.
+    deprecated: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,18 +82,20 @@ class Catalog:
         model_id = self.global_models.get(slot)
         return None if model_id is None else self.models[model_id]
 
-    def resolve_slot(self, slot: Slot, override_id: int | None) -> Resolved:
-        """The merge rule: an active account override, else the global setting, else the default."""
+    def resolve_slot(self, slot: Slot, override_id: int | None, today: date) -> Resolved:
+        """The merge rule: an active account override, else the global setting, else the default;
+        marked deprecated when the model's deprecation date is reached `today`."""
         skipped = None
         if override_id is not None:
             model = self.models.get(override_id)
             if model is not None and model.is_active:
-                return Resolved(slot.name, model, Source.ACCOUNT)
+                return Resolved(slot.name, model, Source.ACCOUNT, None, model.deprecated_on(today))
             skipped = model
         model = self.global_model(slot.name)
-        if model is not None and model.is_active:
-            return Resolved(slot.name, model, Source.GLOBAL, skipped)
-        return Resolved(slot.name, self.models[slot.default_model_id], Source.DEFAULT, skipped)
+        source = Source.GLOBAL
+        if model is None or not model.is_active:
+            model, source = self.models[slot.default_model_id], Source.DEFAULT
+        return Resolved(slot.name, model, source, skipped, model.deprecated_on(today))
 
 
 class Accounts:
@@ -128,19 +138,27 @@ class State:
     """One committed revision: catalog, account overrides, and the views resolved from them."""
 
     __slots__ = ("_no_overrides", "_views", "_views_lock", "accounts", "all_slots", "catalog",
-                 "revision")
+                 "revision", "today")
     # Views are shared by every account with the same overrides, so there are few; the bound
     # only guards against pathological request mixes.
     MAX_VIEWS = 100_000
 
-    def __init__(self, revision: int, catalog: Catalog, accounts: Accounts) -> None:
+    def __init__(
+        self, revision: int, catalog: Catalog, accounts: Accounts, today: date | None = None
+    ) -> None:
         self.revision = revision
         self.catalog = catalog
         self.accounts = accounts
+        # Resolution marks models deprecated as of this day (UTC); a new day means a new State.
+        self.today = today or utc_today()
         self.all_slots = tuple(catalog.slots)
         self._no_overrides: AccountRecord = (0,) + (None,) * len(catalog.slots)
         self._views: dict[tuple[AccountRecord, tuple[str, ...]], ResolvedView] = {}
         self._views_lock = threading.Lock()
+
+    def on(self, day: date) -> State:
+        """The same revision, resolved as of another day."""
+        return State(self.revision, self.catalog, self.accounts, day)
 
     def view(self, account_id: str, slot_names: tuple[str, ...]) -> ResolvedView:
         """Resolve the named slots (which must exist) for one account."""
@@ -162,7 +180,9 @@ class State:
         width = len(record)
         resolved = tuple(
             catalog.resolve_slot(
-                catalog.slots[name], record[1 + index[name]] if 1 + index[name] < width else None
+                catalog.slots[name],
+                record[1 + index[name]] if 1 + index[name] < width else None,
+                self.today,
             )
             for name in slot_names
         )

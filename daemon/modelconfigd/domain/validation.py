@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from .changes import Scope, model_values
 from .errors import FieldViolation, InvalidArgument
-from .model import Model, ModelType
+from .model import ImagePrice, Model, ModelType, PriceSource
 from .prices import PriceError, parse_price
 
 # Account ids come from other systems (integers, UUIDs, slugs): allow what those use, and nothing
@@ -19,6 +22,10 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,99}$")
 _PROVIDER = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _MAX_DISPLAY_NAME = 200
 _MAX_ALIASES = 32
+_IMAGE_SIZE = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
+_QUALITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_MAX_IMAGE_PRICES = 32
+_MAX_URL = 2000
 _MAX_INT32 = 2**31 - 1
 
 PRICE_FIELDS = (
@@ -40,6 +47,10 @@ MODEL_FIELDS = (
     "context_window",
     "max_output_tokens",
     "aliases",
+    "image_prices",
+    "price_sources",
+    "deprecation_date",
+    "successor_id",
 )
 
 
@@ -132,6 +143,103 @@ def _field_faults(fields: Mapping[str, Any]) -> list[FieldViolation]:
                 fault(f"aliases[{i}]", f"{alias!r} is not a valid alias (letters, digits, ._:@/+-)")
             elif alias in aliases[:i]:
                 fault(f"aliases[{i}]", f"{alias!r} repeats another alias")
+    if "image_prices" in fields:
+        bad += _image_price_faults(fields["image_prices"])
+    if "price_sources" in fields:
+        bad += _price_source_faults(fields["price_sources"])
+    deprecation = fields.get("deprecation_date")
+    if deprecation and _day(deprecation) is None:
+        fault("deprecation_date", f"{deprecation!r} is not a date (YYYY-MM-DD)")
+    if "successor_id" in fields and (fields["successor_id"] or 0) < 0:
+        fault("successor_id", "must be 0 (none) or the id of another model")
+    return bad
+
+
+def _day(text: str) -> date | None:
+    """A `YYYY-MM-DD` date, or None when the text is not one."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _checked_day_fault(text: str, required: bool) -> str | None:
+    if not text:
+        return "is required (YYYY-MM-DD)" if required else None
+    day = _day(text)
+    if day is None:
+        return f"{text!r} is not a date (YYYY-MM-DD)"
+    # A day ahead of UTC is still today somewhere; further ahead was not checked yet.
+    if day > datetime.now(UTC).date() + timedelta(days=1):
+        return f"{text} is in the future: a price can only have been checked on a past day"
+    return None
+
+
+def _url_fault(text: str, required: bool) -> str | None:
+    if not text:
+        return "is required (the public page the price was checked against)" if required else None
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or len(text) > _MAX_URL
+        or not text.isprintable()
+        or " " in text
+    ):
+        return f"{text[:100]!r} is not an http or https URL"
+    return None
+
+
+def _image_price_faults(entries: Sequence[Mapping[str, str]]) -> list[FieldViolation]:
+    bad: list[FieldViolation] = []
+    if len(entries) > _MAX_IMAGE_PRICES:
+        return [FieldViolation("model.image_prices", f"at most {_MAX_IMAGE_PRICES} entries")]
+    seen: set[tuple[str, str]] = set()
+    for i, entry in enumerate(entries):
+        where = f"model.image_prices[{i}]"
+        if not _IMAGE_SIZE.fullmatch(entry["size"]):
+            bad.append(FieldViolation(f"{where}.size", "must be WIDTHxHEIGHT, e.g. 1024x1792"))
+        if not _QUALITY.fullmatch(entry["quality"]):
+            bad.append(
+                FieldViolation(f"{where}.quality", "must be a lower-case tier, e.g. standard")
+            )
+        try:
+            if parse_price(entry["price"]) is None:
+                bad.append(FieldViolation(f"{where}.price", "is required"))
+        except PriceError as exc:
+            bad.append(FieldViolation(f"{where}.price", str(exc)))
+        for name, fault in (
+            ("checked_on", _checked_day_fault(entry["checked_on"], required=False)),
+            ("source_url", _url_fault(entry["source_url"], required=False)),
+        ):
+            if fault:
+                bad.append(FieldViolation(f"{where}.{name}", fault))
+        key = (entry["size"], entry["quality"])
+        if key in seen:
+            bad.append(FieldViolation(where, f"repeats size {key[0]} at quality {key[1]}"))
+        seen.add(key)
+    return bad
+
+
+def _price_source_faults(entries: Sequence[Mapping[str, str]]) -> list[FieldViolation]:
+    bad: list[FieldViolation] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"model.price_sources[{i}]"
+        if entry["price"] not in PRICE_FIELDS:
+            known = ", ".join(PRICE_FIELDS)
+            bad.append(FieldViolation(f"{where}.price", f"must name a price field: {known}"))
+        elif entry["price"] in seen:
+            bad.append(FieldViolation(f"{where}.price", f"repeats {entry['price']}"))
+        seen.add(entry["price"])
+        for name, fault in (
+            ("checked_on", _checked_day_fault(entry["checked_on"], required=True)),
+            ("source_url", _url_fault(entry["source_url"], required=True)),
+        ):
+            if fault:
+                bad.append(FieldViolation(f"{where}.{name}", fault))
     return bad
 
 
@@ -152,11 +260,21 @@ def check_fields(fields: Mapping[str, Any]) -> None:
         raise _rejected(bad)
 
 
+_NONE_YET: dict[str, Any] = {
+    "image_prices": [],
+    "price_sources": [],
+    "deprecation_date": "",
+    "successor_id": None,
+}
+
+
 def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
     """A `Model` from raw field values (prices as strings), or InvalidArgument naming every fault.
 
-    `fields` holds every name of MODEL_FIELDS; `model_type` is None when the request left it unset.
+    `fields` holds every name of MODEL_FIELDS (the lifecycle and price sources may be left out:
+    none); `model_type` is None when the request left it unset.
     """
+    fields = {**_NONE_YET, **fields}
     bad = _field_faults(fields)
     model_type = fields["model_type"]
     prices = {}
@@ -179,6 +297,20 @@ def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
                         f"model.{token_field}", "an image model is priced per image, not per token"
                     )
                 )
+    if model_type is ModelType.TEXT and fields["image_prices"]:
+        bad.append(
+            FieldViolation("model.image_prices", "a text model is priced per token, not per image")
+        )
+    for i, entry in enumerate(fields["price_sources"]):
+        if entry["price"] in prices and prices[entry["price"]] is None:
+            bad.append(
+                FieldViolation(
+                    f"model.price_sources[{i}].price",
+                    f"the model has no {entry['price']}: a source needs a price to vouch for",
+                )
+            )
+    if fields["successor_id"] and fields["successor_id"] == model_id_:
+        bad.append(FieldViolation("model.successor_id", "a model cannot succeed itself"))
     name = fields["model_name"]
     for i, alias in enumerate(fields["aliases"]):
         if alias == name:
@@ -196,6 +328,22 @@ def build_model(model_id_: int, fields: Mapping[str, Any]) -> Model:
         context_window=fields["context_window"],
         max_output_tokens=fields["max_output_tokens"],
         aliases=tuple(fields["aliases"]),
+        image_prices=tuple(
+            ImagePrice(
+                e["size"],
+                e["quality"],
+                parse_price(e["price"]) or Decimal(0),
+                _day(e["checked_on"]),
+                e["source_url"],
+            )
+            for e in fields["image_prices"]
+        ),
+        price_sources=tuple(
+            PriceSource(e["price"], date.fromisoformat(e["checked_on"]), e["source_url"])
+            for e in fields["price_sources"]
+        ),
+        deprecation_date=_day(fields["deprecation_date"]) if fields["deprecation_date"] else None,
+        successor_id=fields["successor_id"] or None,
         **prices,
     )
 

@@ -33,6 +33,7 @@ REQUIRED_ROLES = {
     "ListChanges": READER,
     "WatchChanges": READER,
     "EstimateCost": READER,
+    "ListAccounts": READER,
     "SetModel": WRITER,
     "ClearAccountModel": WRITER,
     "ImportOverrides": WRITER,
@@ -43,6 +44,7 @@ REQUIRED_ROLES = {
     "CreateSlot": ADMIN,
     "UpdateSlot": ADMIN,
     "RevertChange": ADMIN,
+    "RetireModel": ADMIN,
 }
 # The caller of an open daemon: named by its address when it writes (see request_origin.py).
 ANYONE = Principal("", ADMIN)

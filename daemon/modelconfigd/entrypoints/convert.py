@@ -14,11 +14,12 @@ from modelconfig.v1 import resources_pb2 as pb
 from ..domain.changes import Change, ChangeKind, Scope
 from ..domain.costs import Estimate, amount_text
 from ..domain.errors import InvalidArgument
-from ..domain.model import Model, ModelType, Slot, Source
+from ..domain.model import Deprecation, Model, ModelType, Slot, Source
 from ..domain.prices import price_text
-from ..domain.state import Resolved
+from ..domain.state import Resolved, account_etag
 from ..domain.validation import MODEL_FIELDS, SLOT_FIELDS
 from ..service_layer.change_feed import FeedPart
+from ..service_layer.unit_of_work import AccountOverrides
 from ..service_layer.views import SlotView
 
 MODEL_TYPE_TO_PB = {ModelType.TEXT: pb.MODEL_TYPE_TEXT, ModelType.IMAGE: pb.MODEL_TYPE_IMAGE}
@@ -40,6 +41,7 @@ KIND_TO_PB = {
     ChangeKind.SETTING: pb.CHANGE_KIND_SETTING,
     ChangeKind.IMPORT: pb.CHANGE_KIND_IMPORT,
     ChangeKind.CATALOG: pb.CHANGE_KIND_CATALOG,
+    ChangeKind.MODEL_RETIRED: pb.CHANGE_KIND_MODEL_RETIRED,
 }
 # Output-only and identifier fields: ignored in an update mask, as AIP-134 and AIP-203 ask.
 IGNORED_MODEL_PATHS = frozenset({"id", "label"})
@@ -70,6 +72,36 @@ def scope_from_pb(value: int) -> Scope | None:
     return scope
 
 
+DEPRECATION_FROM_PB = {
+    pb.DEPRECATION_FILTER_SCHEDULED: Deprecation.SCHEDULED,
+    pb.DEPRECATION_FILTER_PAST: Deprecation.PAST,
+    pb.DEPRECATION_FILTER_CURRENT: Deprecation.CURRENT,
+}
+
+
+def deprecation_from_pb(value: int) -> Deprecation | None:
+    """The listing's deprecation filter; None for every model; an unknown number is refused."""
+    if value == pb.DEPRECATION_FILTER_UNSPECIFIED:
+        return None
+    found = DEPRECATION_FROM_PB.get(value)
+    if found is None:
+        raise InvalidArgument.field(
+            "deprecation",
+            f"{value} is not a DeprecationFilter",
+            reason="INVALID_DEPRECATION_FILTER",
+            deprecation=value,
+        )
+    return found
+
+
+def account_overrides_to_pb(account: AccountOverrides) -> api.AccountOverrides:
+    return api.AccountOverrides(
+        account_id=account.account_id,
+        overrides=[api.AccountOverride(slot=s, model_id=m) for s, m in account.overrides],
+        etag=account_etag(account.revision),
+    )
+
+
 def model_to_pb(model: Model) -> pb.Model:
     return pb.Model(
         id=model.id,
@@ -86,12 +118,33 @@ def model_to_pb(model: Model) -> pb.Model:
         max_output_tokens=model.max_output_tokens,
         aliases=model.aliases,
         label=model.label,
+        image_prices=[
+            pb.ImagePrice(
+                size=p.size,
+                quality=p.quality,
+                price=price_text(p.price),
+                checked_on=p.checked_on.isoformat() if p.checked_on else "",
+                source_url=p.source_url,
+            )
+            for p in model.image_prices
+        ],
+        price_sources=[
+            pb.PriceSource(
+                price=s.price, checked_on=s.checked_on.isoformat(), source_url=s.source_url
+            )
+            for s in model.price_sources
+        ],
+        deprecation_date=model.deprecation_date.isoformat() if model.deprecation_date else "",
+        successor_id=model.successor_id or 0,
     )
 
 
 def resolved_to_pb(r: Resolved) -> pb.ResolvedSlot:
     message = pb.ResolvedSlot(
-        slot=r.slot, model=model_to_pb(r.model), source=SOURCE_TO_PB[r.source]
+        slot=r.slot,
+        model=model_to_pb(r.model),
+        source=SOURCE_TO_PB[r.source],
+        deprecated=r.deprecated,
     )
     if r.skipped_override is not None:
         message.skipped_override.CopyFrom(model_to_pb(r.skipped_override))
@@ -139,6 +192,22 @@ def model_fields_from_pb(message: pb.Model) -> dict[str, Any]:
         "context_window": message.context_window,
         "max_output_tokens": message.max_output_tokens,
         "aliases": list(message.aliases),
+        "image_prices": [
+            {
+                "size": p.size,
+                "quality": p.quality,
+                "price": p.price,
+                "checked_on": p.checked_on,
+                "source_url": p.source_url,
+            }
+            for p in message.image_prices
+        ],
+        "price_sources": [
+            {"price": s.price, "checked_on": s.checked_on, "source_url": s.source_url}
+            for s in message.price_sources
+        ],
+        "deprecation_date": message.deprecation_date,
+        "successor_id": message.successor_id or None,
     }
 
 
@@ -210,6 +279,16 @@ def timestamp_from_pb(message, field: str) -> datetime | None:
         ) from exc
 
 
+def _model_values_to_pb(model_id: int, values: Mapping[str, Any]) -> pb.Model:
+    """Recorded model values (some or all fields) as a Model message."""
+    fields = {**values}
+    if "model_type" in fields:
+        fields["model_type"] = MODEL_TYPE_TO_PB[ModelType(fields["model_type"])]
+    if "successor_id" in fields:
+        fields["successor_id"] = fields["successor_id"] or 0
+    return pb.Model(id=model_id, **fields)
+
+
 def _values_to_pb(change: Change, values: Mapping[str, Any] | None) -> pb.ChangeValues | None:
     if values is None:
         return None
@@ -222,10 +301,16 @@ def _values_to_pb(change: Change, values: Mapping[str, Any] | None) -> pb.Change
         ChangeKind.MODEL_DELETED,
     ):
         if values or change.kind is ChangeKind.MODEL_UPDATED:
-            fields = {**values}
-            if "model_type" in fields:
-                fields["model_type"] = MODEL_TYPE_TO_PB[ModelType(fields["model_type"])]
-            message.model.CopyFrom(pb.Model(id=change.model_id, **fields))
+            message.model.CopyFrom(_model_values_to_pb(change.model_id, values))
+    elif change.kind is ChangeKind.MODEL_RETIRED:
+        message.model.CopyFrom(_model_values_to_pb(change.model_id, values["model"]))
+        message.retirement.CopyFrom(
+            pb.Retirement(
+                global_slots=values["global_slots"],
+                default_slots=values["default_slots"],
+                model_id=values["model_id"],
+            )
+        )
     elif change.kind in (ChangeKind.SLOT_CREATED, ChangeKind.SLOT_UPDATED):
         if values or change.kind is ChangeKind.SLOT_UPDATED:
             fields = {**values}
@@ -261,10 +346,10 @@ def change_to_pb(change: Change) -> pb.Change:
         converted = _values_to_pb(change, values)
         if converted is not None:
             getattr(message, side).CopyFrom(converted)
-    if change.kind is ChangeKind.IMPORT and change.after:
+    if change.writes_overrides and change.after:
         message.import_rows = change.after["rows"]
         message.import_accounts = change.after["accounts"]
-    elif change.kind is not ChangeKind.SETTING and change.changed_fields:
+    if change.kind not in (ChangeKind.SETTING, ChangeKind.IMPORT) and change.changed_fields:
         message.changed_fields.paths.extend(change.changed_fields)
     return message
 

@@ -16,7 +16,9 @@ from ..domain.state import ResolvedView
 from ..service_layer.change_feed import ChangeFeed
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
+    account_overrides_to_pb,
     change_to_pb,
+    deprecation_from_pb,
     estimate_to_pb,
     feed_part_to_pb,
     model_fields_from_pb,
@@ -70,6 +72,7 @@ class ModelConfigServicer:
             active_only=request.active_only,
             page_size=request.page_size,
             page_token=request.page_token,
+            deprecation=deprecation_from_pb(request.deprecation),
         )
         return api.ListModelsResponse(
             models=[model_to_pb(m) for m in page.models],
@@ -117,6 +120,37 @@ class ModelConfigServicer:
             account_ids=usage.account_ids,
             revision=page.revision,
             next_page_token=page.next_page_token,
+            successor_of=usage.successor_of,
+        )
+
+    def RetireModel(
+        self, request: api.RetireModelRequest, context, caller: Principal
+    ) -> api.RetireModelResponse:
+        origin = request_origin(context, caller, "RetireModel")
+        retired = self._services.retire_model(
+            request.model_id, request.successor_id, request.validate_only, origin
+        )
+        moved = retired.change.after or {}
+        return api.RetireModelResponse(
+            model=model_to_pb(retired.model),
+            successor=model_to_pb(retired.successor),
+            global_slots=moved.get("global_slots", []),
+            default_slots=moved.get("default_slots", []),
+            account_overrides=moved.get("rows", 0),
+            accounts=moved.get("accounts", 0),
+            revision=retired.revision,
+        )
+
+    def ListAccounts(
+        self, request: api.ListAccountsRequest, context, caller: Principal
+    ) -> api.ListAccountsResponse:
+        page = self._services.list_accounts(
+            request.slot, request.model_id, request.page_size, request.page_token
+        )
+        return api.ListAccountsResponse(
+            accounts=[account_overrides_to_pb(a) for a in page.accounts],
+            next_page_token=page.next_page_token,
+            revision=page.revision,
         )
 
     # -- slots ---------------------------------------------------------------------------------

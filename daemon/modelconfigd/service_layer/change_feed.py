@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from ..domain.changes import Change, ChangeKind
+from ..domain.changes import Change
 from ..domain.errors import (
     Draining,
     InvalidArgument,
@@ -304,7 +304,7 @@ class ChangeFeed:
                 return
             run: list[Change] = []
             for change in changes:
-                if change.kind is not ChangeKind.IMPORT:
+                if not change.writes_overrides:
                     run.append(change)
                     continue
                 if run:

@@ -46,7 +46,8 @@ def estimate_cost(
     if scope is Scope.ACCOUNT:
         current = state.view(account_id, (slot_name,)).slots[0].model
     else:
-        current = catalog.resolve_slot(slot, None).model  # what follows the global layer
+        # What follows the global layer:
+        current = catalog.resolve_slot(slot, None, state.today).model
     candidates = [
         m
         for m in catalog.models.values()

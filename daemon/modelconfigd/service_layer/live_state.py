@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..domain.changes import ChangeKind
 from ..domain.errors import StorageUnavailable
-from ..domain.state import Accounts, State
+from ..domain.state import Accounts, State, utc_today
 from .unit_of_work import Store
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class LiveState:
                 changes = unit.changes.since(state.revision)
                 self._current_at = now = time.time()
                 if not changes:
+                    today = utc_today()
+                    if today != state.today:  # past midnight (UTC): deprecations may start
+                        self._state = state = state.on(today)
                     self._on_publish(state, 0.0)
                     return state
                 # A gap: the audit trail's retention pruned changes this daemon never applied

@@ -14,7 +14,7 @@ from ..domain import changes, rules
 from ..domain.changes import Change, ChangeKind, Scope
 from ..domain.errors import ChangedSince, NotRevertible, PreconditionViolation
 from ..domain.model import ModelType
-from . import write_steps
+from . import retirements, write_steps
 from .unit_of_work import UnitOfWork
 
 _MODEL_KINDS = (ChangeKind.MODEL_CREATED, ChangeKind.MODEL_UPDATED, ChangeKind.MODEL_DELETED)
@@ -60,8 +60,11 @@ def _later_change(uow: UnitOfWork, change: Change) -> int | None:
         return uow.overrides.last_change(change.account_id, change.slot, after)
     if change.kind is ChangeKind.IMPORT:
         return uow.overrides.changed_after(after)
+    if change.kind is ChangeKind.MODEL_RETIRED:
+        return retirements.later_change(uow, change)
     if change.kind in _MODEL_KINDS:
-        return uow.changes.last_change(after, _MODEL_KINDS, model_id=change.model_id)
+        kinds = (*_MODEL_KINDS, ChangeKind.MODEL_RETIRED)
+        return uow.changes.last_change(after, kinds, model_id=change.model_id)
     return uow.changes.last_change(after, [ChangeKind.SLOT_UPDATED], slot=change.slot)
 
 
@@ -127,4 +130,5 @@ _RESTORE: dict[ChangeKind, Callable[[UnitOfWork, Change], Change | None]] = {
     ChangeKind.MODEL_CREATED: _remove_created_model,
     ChangeKind.MODEL_DELETED: _restore_deleted_model,
     ChangeKind.SLOT_UPDATED: _restore_slot,
+    ChangeKind.MODEL_RETIRED: retirements.restore,
 }

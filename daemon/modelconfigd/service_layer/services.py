@@ -29,13 +29,13 @@ from ..domain.errors import (
     OverrideNotFound,
     SlotNotFound,
 )
-from ..domain.model import Model, ModelType, Slot
-from ..domain.state import Resolved, ResolvedView, State
-from . import estimates, imports, pagination, reverts, write_steps
+from ..domain.model import Deprecation, Model, ModelType, Slot
+from ..domain.state import Resolved, ResolvedView, State, utc_today
+from . import estimates, imports, pagination, retirements, reverts, write_steps
 from .estimates import CostAnswer
 from .imports import ImportRow
 from .live_state import LiveState
-from .unit_of_work import Store, UnitOfWork
+from .unit_of_work import AccountOverrides, Store, UnitOfWork
 from .views import GlobalSettings, SlotView, global_settings_of
 from .write_steps import ModelRef
 
@@ -113,6 +113,21 @@ class SetResult:
 
 
 @dataclass(frozen=True)
+class AccountPage:
+    accounts: list[AccountOverrides]
+    next_page_token: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class Retired:
+    change: Change
+    model: Model
+    successor: Model
+    revision: int
+
+
+@dataclass(frozen=True)
 class RevertResult:
     change: Change | None
     revision: int
@@ -172,11 +187,15 @@ class ModelConfigServices:
         active_only: bool,
         page_size: int,
         page_token: str,
+        deprecation: Deprecation | None = None,
     ) -> ModelPage:
         size = pagination.page_size(page_size)
-        filters = (provider, model_type and model_type.value, active_only)
+        filters: tuple[object, ...] = (provider, model_type and model_type.value, active_only)
+        if deprecation is not None:
+            filters += (deprecation.value,)
         after = pagination.decode(page_token, filters)
         state = self.state
+        today = utc_today()
         matching = (
             m
             for m in state.catalog.models.values()
@@ -184,6 +203,7 @@ class ModelConfigServices:
             and (not provider or m.provider == provider)
             and (model_type is None or m.model_type is model_type)
             and (not active_only or m.is_active)
+            and (deprecation is None or deprecation.keeps(m, today))
         )
         page: list[Model] = []
         more = False
@@ -256,6 +276,7 @@ class ModelConfigServices:
             usage.default_slots,
             usage.account_override_count,
             tuple(accounts[:size]),
+            usage.successor_of,
         )
         return UsagePage(page, token, revision)
 
@@ -271,6 +292,24 @@ class ModelConfigServices:
         return estimates.estimate_cost(
             self.state, slot_name, account_id, scope, volume, weighted
         )
+
+    def list_accounts(
+        self, slot: str, model_id: int, page_size: int, page_token: str
+    ) -> AccountPage:
+        """Accounts with overrides, in id order, each with all its overrides."""
+        if slot:
+            validation.slot_name(slot, self.state.catalog.slots)
+        if model_id:
+            validation.model_id(model_id)
+        size = pagination.page_size(page_size)
+        filters = (slot, model_id)
+        after = pagination.decode_text(page_token, filters)
+        with self._store.read() as unit:
+            found = unit.overrides.accounts_page(slot, model_id, after, size + 1)
+            revision = unit.revision
+        more = len(found) > size
+        token = pagination.encode(found[size - 1].account_id, filters) if more else ""
+        return AccountPage(found[:size], token, revision)
 
     def list_changes(self, where: ChangeFilter, page_size: int, page_token: str) -> ChangePage:
         _check_filter(where)
@@ -442,6 +481,26 @@ class ModelConfigServices:
             time.monotonic() - committed_at,
         )
         return ImportResult(total, accounts, revision, applied.rows)
+
+    def retire_model(
+        self, model_id: int, successor_id: int, validate_only: bool, origin: Origin = LOCAL
+    ) -> Retired:
+        """Move every setting that selects the model to its successor, in one change."""
+        validation.model_id(model_id)
+        validation.model_id(successor_id, "successor_id")
+        if model_id == successor_id:
+            raise InvalidArgument.field(
+                "successor_id",
+                f"model {model_id} cannot succeed itself",
+                reason="SAME_MODEL",
+                model_id=model_id,
+            )
+        with self._writing(origin) as uow:
+            change, model, successor = retirements.retire(uow, model_id, successor_id)
+            if validate_only:
+                return Retired(change, model, successor, uow.revision)
+            recorded = uow.commit(change)
+        return Retired(recorded, model, successor, recorded.revision)
 
     # -- the audit trail -----------------------------------------------------------------------
 

@@ -36,6 +36,15 @@ class OverrideHistoryRow:
 
 
 @dataclass(frozen=True)
+class AccountOverrides:
+    """One account's overrides, in slot order, and the revision that last changed them."""
+
+    account_id: str
+    overrides: tuple[tuple[str, int], ...]
+    revision: int
+
+
+@dataclass(frozen=True)
 class Applied:
     """What a bulk write of overrides changed (rows equal to what was stored change nothing)."""
 
@@ -118,6 +127,15 @@ class OverrideRepository(Protocol):
 
     def accounts_using(self, model_id: int, after: str, limit: int) -> list[str]:
         """Accounts whose overrides use the model, in id order, after the account `after`."""
+
+    def selecting(self, model_id: int) -> list[tuple[str, str]]:
+        """Every (account, slot) whose override selects the model."""
+
+    def accounts_page(
+        self, slot: str, model_id: int, after: str, limit: int
+    ) -> list[AccountOverrides]:
+        """Up to `limit` accounts after `after` (in id order) with an override (of `slot`,
+        selecting `model_id`, when given), each with every override it has."""
 
 
 class ChangeLog(Protocol):

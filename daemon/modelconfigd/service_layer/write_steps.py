@@ -140,9 +140,22 @@ def refuse_taken_names(uow: UnitOfWork, model: Model) -> None:
         )
 
 
+def check_successor(uow: UnitOfWork, model: Model) -> None:
+    """The successor a model names exists and could replace it."""
+    if model.successor_id is not None:
+        successor = uow.models.get(model.successor_id)
+        if successor is None:
+            raise ModelNotFound(
+                f"model.successor_id: no model has id {model.successor_id}",
+                metadata={"model_id": model.successor_id, "field": "model.successor_id"},
+            )
+        rules.check_successor(model, successor)
+
+
 def add_model(uow: UnitOfWork, draft: Model) -> tuple[Model, Change]:
     """Store a new model (id 0: the next id; another: a deleted model restored)."""
     refuse_taken_names(uow, draft)
+    check_successor(uow, draft)
     model = uow.models.add(draft)
     return model, changes.model_created(model)
 
@@ -157,6 +170,8 @@ def update_model(
     if validation.model_fields(new) == validation.model_fields(old):
         return old, None
     refuse_taken_names(uow, new)
+    if new.successor_id != old.successor_id:
+        check_successor(uow, new)
     rules.check_update_allowed(old, new, uow.models.usage(model_id, sample=10))
     uow.models.update(new)
     return new, changes.model_updated(old, new)

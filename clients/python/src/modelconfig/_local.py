@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import grpc
 
@@ -61,13 +62,16 @@ class _Catalog:
 
     def resolve_slot(self, slot: str, override: int | None) -> pb.ResolvedSlot:
         """The daemon's merge rule: an active account override, else the global setting, else
-        the slot's default; an override skipped because its model is inactive is named."""
+        the slot's default; an override skipped because its model is inactive is named, and a
+        model whose deprecation date (UTC) is reached is marked deprecated."""
         setting = self.slots[slot]
         skipped = None
         if override is not None:
             model = self.models.get(override)
             if model is not None and model.is_active:
-                return pb.ResolvedSlot(slot=slot, model=model, source=pb.SOURCE_ACCOUNT)
+                return pb.ResolvedSlot(
+                    slot=slot, model=model, source=pb.SOURCE_ACCOUNT, deprecated=_deprecated(model)
+                )
             skipped = model
         answer = pb.ResolvedSlot(slot=slot)
         if setting.HasField("model") and self.models[setting.model.id].is_active:
@@ -78,7 +82,14 @@ class _Catalog:
             answer.source = pb.SOURCE_DEFAULT
         if skipped is not None:
             answer.skipped_override.CopyFrom(skipped)
+        answer.deprecated = _deprecated(answer.model)
         return answer
+
+
+def _deprecated(model: pb.Model) -> bool:
+    # ISO dates order as text; the daemon compares with the same UTC day.
+    day = model.deprecation_date
+    return bool(day) and day <= datetime.now(UTC).date().isoformat()
 
 
 class _Accounts:

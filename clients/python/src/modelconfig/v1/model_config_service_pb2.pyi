@@ -32,6 +32,7 @@ class ListModelsRequest(_message.Message):
     ACTIVE_ONLY_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    DEPRECATION_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Only models of this provider; empty for every provider."""
     model_type: _resources_pb2.ModelType.ValueType
@@ -42,6 +43,8 @@ class ListModelsRequest(_message.Message):
     """The largest number of models to return; 0 means 100, larger values are capped at 1000."""
     page_token: _builtins.str
     """The `next_page_token` of the previous page, sent with the same filters; empty for the first."""
+    deprecation: _resources_pb2.DeprecationFilter.ValueType
+    """Only models whose deprecation date matches; DEPRECATION_FILTER_UNSPECIFIED for every model."""
     def __init__(
         self,
         *,
@@ -50,10 +53,11 @@ class ListModelsRequest(_message.Message):
         active_only: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        deprecation: _resources_pb2.DeprecationFilter.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_only", b"active_only", "model_type", b"model_type", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_only", b"active_only", "deprecation", b"deprecation", "model_type", b"model_type", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -644,6 +648,7 @@ class GetModelUsageResponse(_message.Message):
     ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_OF_FIELD_NUMBER: _builtins.int
     account_override_count: _builtins.int
     """How many account overrides select the model."""
     revision: _builtins.int
@@ -662,6 +667,10 @@ class GetModelUsageResponse(_message.Message):
     def account_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """One page of those accounts, in id order."""
 
+    @_builtins.property
+    def successor_of(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models that name it as their successor (a deletion is refused while any do)."""
+
     def __init__(
         self,
         *,
@@ -671,10 +680,11 @@ class GetModelUsageResponse(_message.Message):
         account_ids: _abc.Iterable[_builtins.str] | None = ...,
         revision: _builtins.int = ...,
         next_page_token: _builtins.str = ...,
+        successor_of: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ids", b"account_ids", "account_override_count", b"account_override_count", "default_slots", b"default_slots", "global_slots", b"global_slots", "next_page_token", b"next_page_token", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ids", b"account_ids", "account_override_count", b"account_override_count", "default_slots", b"default_slots", "global_slots", b"global_slots", "next_page_token", b"next_page_token", "revision", b"revision", "successor_of", b"successor_of"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1435,3 +1445,211 @@ class EstimateCostResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EstimateCostResponse: _TypeAlias = EstimateCostResponse  # noqa: Y015
+
+@_typing.final
+class RetireModelRequest(_message.Message):
+    """RetireModelRequest names the model to retire and its successor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.int
+    """The id of the model to retire."""
+    successor_id: _builtins.int
+    """The id of the model that replaces it: active, and fitting every slot that uses the model."""
+    validate_only: _builtins.bool
+    """Run every check and report what would move, changing nothing."""
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.int = ...,
+        successor_id: _builtins.int = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "successor_id", b"successor_id", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireModelRequest: _TypeAlias = RetireModelRequest  # noqa: Y015
+
+@_typing.final
+class RetireModelResponse(_message.Message):
+    """RetireModelResponse says what the retirement moved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_FIELD_NUMBER: _builtins.int
+    GLOBAL_SLOTS_FIELD_NUMBER: _builtins.int
+    DEFAULT_SLOTS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_OVERRIDES_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    account_overrides: _builtins.int
+    """How many account overrides moved to the successor."""
+    accounts: _builtins.int
+    """How many accounts those overrides belong to."""
+    revision: _builtins.int
+    """The revision of the change; with validate_only, the revision the checks ran against."""
+    @_builtins.property
+    def model(self) -> _resources_pb2.Model:
+        """The retired model as it is now (inactive, naming its successor)."""
+
+    @_builtins.property
+    def successor(self) -> _resources_pb2.Model:
+        """The successor."""
+
+    @_builtins.property
+    def global_slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose global setting moved to the successor."""
+
+    @_builtins.property
+    def default_slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose default moved to the successor."""
+
+    def __init__(
+        self,
+        *,
+        model: _resources_pb2.Model | None = ...,
+        successor: _resources_pb2.Model | None = ...,
+        global_slots: _abc.Iterable[_builtins.str] | None = ...,
+        default_slots: _abc.Iterable[_builtins.str] | None = ...,
+        account_overrides: _builtins.int = ...,
+        accounts: _builtins.int = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "successor", b"successor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_overrides", b"account_overrides", "accounts", b"accounts", "default_slots", b"default_slots", "global_slots", b"global_slots", "model", b"model", "revision", b"revision", "successor", b"successor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireModelResponse: _TypeAlias = RetireModelResponse  # noqa: Y015
+
+@_typing.final
+class ListAccountsRequest(_message.Message):
+    """ListAccountsRequest narrows the accounts listed and pages through them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    slot: _builtins.str
+    """Only accounts that override this slot; empty for any slot."""
+    model_id: _builtins.int
+    """Only accounts with an override selecting this model; 0 for any model."""
+    page_size: _builtins.int
+    """The largest number of accounts to return; 0 means 100, larger values are capped at 1000."""
+    page_token: _builtins.str
+    """The `next_page_token` of the previous page, sent with the same filters; empty for the first."""
+    def __init__(
+        self,
+        *,
+        slot: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "page_size", b"page_size", "page_token", b"page_token", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountsRequest: _TypeAlias = ListAccountsRequest  # noqa: Y015
+
+@_typing.final
+class ListAccountsResponse(_message.Message):
+    """ListAccountsResponse is one page of accounts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token for the next page; empty on the last page."""
+    revision: _builtins.int
+    """The revision of the state the page was read from."""
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountOverrides]:
+        """The accounts of this page, in account id order."""
+
+    def __init__(
+        self,
+        *,
+        accounts: _abc.Iterable[Global___AccountOverrides] | None = ...,
+        next_page_token: _builtins.str = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "next_page_token", b"next_page_token", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountsResponse: _TypeAlias = ListAccountsResponse  # noqa: Y015
+
+@_typing.final
+class AccountOverrides(_message.Message):
+    """AccountOverrides is one account's overrides."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    OVERRIDES_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account."""
+    etag: _builtins.str
+    """Versions the account's overrides, as ResolveForAccount returns it."""
+    @_builtins.property
+    def overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountOverride]:
+        """Every override the account has, in slot order (not only those the filters matched)."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        overrides: _abc.Iterable[Global___AccountOverride] | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "etag", b"etag", "overrides", b"overrides"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountOverrides: _TypeAlias = AccountOverrides  # noqa: Y015
+
+@_typing.final
+class AccountOverride(_message.Message):
+    """AccountOverride is one slot an account overrides and the model it selects."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    slot: _builtins.str
+    """The slot."""
+    model_id: _builtins.int
+    """The model the account selects for it."""
+    def __init__(
+        self,
+        *,
+        slot: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountOverride: _TypeAlias = AccountOverride  # noqa: Y015

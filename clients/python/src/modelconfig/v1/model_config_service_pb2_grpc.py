@@ -150,6 +150,16 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostResponse.FromString,
                 _registered_method=True)
+        self.RetireModel = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/RetireModel',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.RetireModelRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.RetireModelResponse.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/modelconfig.v1.ModelConfigService/ListAccounts',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class ModelConfigServiceServicer:
@@ -213,7 +223,8 @@ class ModelConfigServiceServicer:
     def DeleteModel(self, request, context):
         """DeleteModel removes a model that nothing uses.
         Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-        FAILED_PRECONDITION when a global setting, an account override or a slot default uses it.
+        FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+        default uses it, or another model names it as its successor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -389,6 +400,31 @@ class ModelConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetireModel(self, request, context):
+        """RetireModel replaces a model by its successor everywhere, in one change (one revision,
+        revertible with RevertChange): every global setting, slot default and account override
+        that selects the model then selects the successor, the model names the successor
+        (`successor_id`) and is deactivated. The successor must fit every slot involved.
+        Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
+        (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
+        successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
+        requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
+        import is applied (IMPORT_IN_PROGRESS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """ListAccounts lists the accounts that override at least one slot, in account id order, with
+        their overrides, one page at a time.
+        Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
+        page_size, or a page_token that is malformed or was issued for other filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -491,6 +527,16 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     servicer.EstimateCost,
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostResponse.SerializeToString,
+            ),
+            'RetireModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireModel,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.RetireModelRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.RetireModelResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1049,6 +1095,60 @@ class ModelConfigService:
             '/modelconfig.v1.ModelConfigService/EstimateCost',
             modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostRequest.SerializeToString,
             modelconfig_dot_v1_dot_model__config__service__pb2.EstimateCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/RetireModel',
+            modelconfig_dot_v1_dot_model__config__service__pb2.RetireModelRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.RetireModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/ListAccounts',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,7 +75,8 @@ class ModelConfigServiceStub:
     DeleteModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.DeleteModelRequest, _model_config_service_pb2.DeleteModelResponse]
     """DeleteModel removes a model that nothing uses.
     Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-    FAILED_PRECONDITION when a global setting, an account override or a slot default uses it.
+    FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+    default uses it, or another model names it as its successor.
     """
     GetGlobalSettings: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.GetGlobalSettingsRequest, _model_config_service_pb2.GetGlobalSettingsResponse]
     """GetGlobalSettings returns every slot with its global model and default.
@@ -187,6 +188,23 @@ class ModelConfigServiceStub:
     absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
     estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
     """
+    RetireModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.RetireModelRequest, _model_config_service_pb2.RetireModelResponse]
+    """RetireModel replaces a model by its successor everywhere, in one change (one revision,
+    revertible with RevertChange): every global setting, slot default and account override
+    that selects the model then selects the successor, the model names the successor
+    (`successor_id`) and is deactivated. The successor must fit every slot involved.
+    Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
+    (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
+    successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
+    requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
+    import is applied (IMPORT_IN_PROGRESS).
+    """
+    ListAccounts: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ListAccountsRequest, _model_config_service_pb2.ListAccountsResponse]
+    """ListAccounts lists the accounts that override at least one slot, in account id order, with
+    their overrides, one page at a time.
+    Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
+    page_size, or a page_token that is malformed or was issued for other filters.
+    """
 
 @_typing.type_check_only
 class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
@@ -235,7 +253,8 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     DeleteModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.DeleteModelRequest, _model_config_service_pb2.DeleteModelResponse]  # type: ignore[assignment]
     """DeleteModel removes a model that nothing uses.
     Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-    FAILED_PRECONDITION when a global setting, an account override or a slot default uses it.
+    FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+    default uses it, or another model names it as its successor.
     """
     GetGlobalSettings: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.GetGlobalSettingsRequest, _model_config_service_pb2.GetGlobalSettingsResponse]  # type: ignore[assignment]
     """GetGlobalSettings returns every slot with its global model and default.
@@ -347,6 +366,23 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
     estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
     """
+    RetireModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.RetireModelRequest, _model_config_service_pb2.RetireModelResponse]  # type: ignore[assignment]
+    """RetireModel replaces a model by its successor everywhere, in one change (one revision,
+    revertible with RevertChange): every global setting, slot default and account override
+    that selects the model then selects the successor, the model names the successor
+    (`successor_id`) and is deactivated. The successor must fit every slot involved.
+    Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
+    (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
+    successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
+    requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
+    import is applied (IMPORT_IN_PROGRESS).
+    """
+    ListAccounts: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ListAccountsRequest, _model_config_service_pb2.ListAccountsResponse]  # type: ignore[assignment]
+    """ListAccounts lists the accounts that override at least one slot, in account id order, with
+    their overrides, one page at a time.
+    Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
+    page_size, or a page_token that is malformed or was issued for other filters.
+    """
 
 class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     """ModelConfigService is the single source of truth for which AI models the platform uses.
@@ -422,7 +458,8 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.DeleteModelResponse, _abc.Awaitable[_model_config_service_pb2.DeleteModelResponse]]:
         """DeleteModel removes a model that nothing uses.
         Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-        FAILED_PRECONDITION when a global setting, an account override or a slot default uses it.
+        FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+        default uses it, or another model names it as its successor.
         """
 
     @_abc_1.abstractmethod
@@ -623,6 +660,35 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
         absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
         estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+        """
+
+    @_abc_1.abstractmethod
+    def RetireModel(
+        self,
+        request: _model_config_service_pb2.RetireModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.RetireModelResponse, _abc.Awaitable[_model_config_service_pb2.RetireModelResponse]]:
+        """RetireModel replaces a model by its successor everywhere, in one change (one revision,
+        revertible with RevertChange): every global setting, slot default and account override
+        that selects the model then selects the successor, the model names the successor
+        (`successor_id`) and is deactivated. The successor must fit every slot involved.
+        Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
+        (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
+        successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
+        requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
+        import is applied (IMPORT_IN_PROGRESS).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccounts(
+        self,
+        request: _model_config_service_pb2.ListAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ListAccountsResponse, _abc.Awaitable[_model_config_service_pb2.ListAccountsResponse]]:
+        """ListAccounts lists the accounts that override at least one slot, in account id order, with
+        their overrides, one page at a time.
+        Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
+        page_size, or a page_token that is malformed or was issued for other filters.
         """
 
 def add_ModelConfigServiceServicer_to_server(servicer: ModelConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,35 +26,43 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emodelconfig/v1/resources.proto\x12\x0emodelconfig.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x03\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12-\n\nmodel_type\x18\x05 \x01(\x0e\x32\x19.modelconfig.v1.ModelType\x12\x16\n\tis_active\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12!\n\x19input_price_per_1m_tokens\x18\x07 \x01(\t\x12\"\n\x1aoutput_price_per_1m_tokens\x18\x08 \x01(\t\x12\x17\n\x0fprice_per_image\x18\t \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\n \x01(\x05\x12\x19\n\x11max_output_tokens\x18\x0b \x01(\x05\x12\x0f\n\x07\x61liases\x18\x0c \x03(\t\x12\r\n\x05label\x18\r \x01(\t\x12(\n cached_input_price_per_1m_tokens\x18\x0e \x01(\tB\x0c\n\n_is_active\"\xd8\x01\n\x0bSlotSetting\x12\x0c\n\x04slot\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\x19\n\x11required_provider\x18\x03 \x01(\t\x12\x36\n\x13required_model_type\x18\x04 \x01(\x0e\x32\x19.modelconfig.v1.ModelType\x12,\n\rdefault_model\x18\x05 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\"\xc5\x01\n\x04Slot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x19\n\x11required_provider\x18\x03 \x01(\t\x12\x36\n\x13required_model_type\x18\x04 \x01(\x0e\x32\x19.modelconfig.v1.ModelType\x12\x18\n\x10\x64\x65\x66\x61ult_model_id\x18\x05 \x01(\x03\x12,\n\rdefault_model\x18\x06 \x01(\x0b\x32\x15.modelconfig.v1.Model\"j\n\x0c\x43hangeValues\x12\x10\n\x08model_id\x18\x01 \x01(\x03\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\"\n\x04slot\x18\x03 \x01(\x0b\x32\x14.modelconfig.v1.Slot\"\xe3\x03\n\x06\x43hange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.modelconfig.v1.ChangeKind\x12$\n\x05scope\x18\x08 \x01(\x0e\x32\x15.modelconfig.v1.Scope\x12\x0c\n\x04slot\x18\t \x01(\t\x12\x12\n\naccount_id\x18\n \x01(\t\x12\x10\n\x08model_id\x18\x0b \x01(\x03\x12,\n\x06\x62\x65\x66ore\x18\x0c \x01(\x0b\x32\x1c.modelconfig.v1.ChangeValues\x12+\n\x05\x61\x66ter\x18\r \x01(\x0b\x32\x1c.modelconfig.v1.ChangeValues\x12\x32\n\x0e\x63hanged_fields\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x19\n\x11reverted_revision\x18\x0f \x01(\x03\x12\x13\n\x0bimport_rows\x18\x10 \x01(\x03\x12\x17\n\x0fimport_accounts\x18\x11 \x01(\x03\"\x9b\x01\n\x0cResolvedSlot\x12\x0c\n\x04slot\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12&\n\x06source\x18\x03 \x01(\x0e\x32\x16.modelconfig.v1.Source\x12/\n\x10skipped_override\x18\x04 \x01(\x0b\x32\x15.modelconfig.v1.Model\"V\n\x0eOverrideChange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0c\n\x04slot\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\x03\"q\n\x07\x43\x61talog\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.modelconfig.v1.Model\x12*\n\x05slots\x18\x02 \x03(\x0b\x32\x1b.modelconfig.v1.SlotSetting\x12\x13\n\x0bglobal_etag\x18\x03 \x01(\t*R\n\tModelType\x12\x1a\n\x16MODEL_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_TYPE_TEXT\x10\x01\x12\x14\n\x10MODEL_TYPE_IMAGE\x10\x02*[\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSOURCE_ACCOUNT\x10\x01\x12\x11\n\rSOURCE_GLOBAL\x10\x02\x12\x12\n\x0eSOURCE_DEFAULT\x10\x03*C\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_GLOBAL\x10\x01\x12\x11\n\rSCOPE_ACCOUNT\x10\x02*\xa2\x02\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HANGE_KIND_SEED\x10\x01\x12\x1d\n\x19\x43HANGE_KIND_MODEL_CREATED\x10\x02\x12\x1d\n\x19\x43HANGE_KIND_MODEL_UPDATED\x10\x03\x12\x1d\n\x19\x43HANGE_KIND_MODEL_DELETED\x10\x04\x12\x1c\n\x18\x43HANGE_KIND_SLOT_CREATED\x10\x05\x12\x1c\n\x18\x43HANGE_KIND_SLOT_UPDATED\x10\x06\x12\x17\n\x13\x43HANGE_KIND_SETTING\x10\x07\x12\x16\n\x12\x43HANGE_KIND_IMPORT\x10\x08\x12\x17\n\x13\x43HANGE_KIND_CATALOG\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emodelconfig/v1/resources.proto\x12\x0emodelconfig.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x04\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12-\n\nmodel_type\x18\x05 \x01(\x0e\x32\x19.modelconfig.v1.ModelType\x12\x16\n\tis_active\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12!\n\x19input_price_per_1m_tokens\x18\x07 \x01(\t\x12\"\n\x1aoutput_price_per_1m_tokens\x18\x08 \x01(\t\x12\x17\n\x0fprice_per_image\x18\t \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\n \x01(\x05\x12\x19\n\x11max_output_tokens\x18\x0b \x01(\x05\x12\x0f\n\x07\x61liases\x18\x0c \x03(\t\x12\r\n\x05label\x18\r \x01(\t\x12(\n cached_input_price_per_1m_tokens\x18\x0e \x01(\t\x12\x30\n\x0cimage_prices\x18\x0f \x03(\x0b\x32\x1a.modelconfig.v1.ImagePrice\x12\x32\n\rprice_sources\x18\x10 \x03(\x0b\x32\x1b.modelconfig.v1.PriceSource\x12\x18\n\x10\x64\x65precation_date\x18\x11 \x01(\t\x12\x14\n\x0csuccessor_id\x18\x12 \x01(\x03\x42\x0c\n\n_is_active\"b\n\nImagePrice\x12\x0c\n\x04size\x18\x01 \x01(\t\x12\x0f\n\x07quality\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12\x12\n\nchecked_on\x18\x04 \x01(\t\x12\x12\n\nsource_url\x18\x05 \x01(\t\"D\n\x0bPriceSource\x12\r\n\x05price\x18\x01 \x01(\t\x12\x12\n\nchecked_on\x18\x02 \x01(\t\x12\x12\n\nsource_url\x18\x03 \x01(\t\"\xd8\x01\n\x0bSlotSetting\x12\x0c\n\x04slot\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\x19\n\x11required_provider\x18\x03 \x01(\t\x12\x36\n\x13required_model_type\x18\x04 \x01(\x0e\x32\x19.modelconfig.v1.ModelType\x12,\n\rdefault_model\x18\x05 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\"\xc5\x01\n\x04Slot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x19\n\x11required_provider\x18\x03 \x01(\t\x12\x36\n\x13required_model_type\x18\x04 \x01(\x0e\x32\x19.modelconfig.v1.ModelType\x12\x18\n\x10\x64\x65\x66\x61ult_model_id\x18\x05 \x01(\x03\x12,\n\rdefault_model\x18\x06 \x01(\x0b\x32\x15.modelconfig.v1.Model\"\x9a\x01\n\x0c\x43hangeValues\x12\x10\n\x08model_id\x18\x01 \x01(\x03\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\"\n\x04slot\x18\x03 \x01(\x0b\x32\x14.modelconfig.v1.Slot\x12.\n\nretirement\x18\x04 \x01(\x0b\x32\x1a.modelconfig.v1.Retirement\"K\n\nRetirement\x12\x14\n\x0cglobal_slots\x18\x01 \x03(\t\x12\x15\n\rdefault_slots\x18\x02 \x03(\t\x12\x10\n\x08model_id\x18\x03 \x01(\x03\"\xe3\x03\n\x06\x43hange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.modelconfig.v1.ChangeKind\x12$\n\x05scope\x18\x08 \x01(\x0e\x32\x15.modelconfig.v1.Scope\x12\x0c\n\x04slot\x18\t \x01(\t\x12\x12\n\naccount_id\x18\n \x01(\t\x12\x10\n\x08model_id\x18\x0b \x01(\x03\x12,\n\x06\x62\x65\x66ore\x18\x0c \x01(\x0b\x32\x1c.modelconfig.v1.ChangeValues\x12+\n\x05\x61\x66ter\x18\r \x01(\x0b\x32\x1c.modelconfig.v1.ChangeValues\x12\x32\n\x0e\x63hanged_fields\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x19\n\x11reverted_revision\x18\x0f \x01(\x03\x12\x13\n\x0bimport_rows\x18\x10 \x01(\x03\x12\x17\n\x0fimport_accounts\x18\x11 \x01(\x03\"\xaf\x01\n\x0cResolvedSlot\x12\x0c\n\x04slot\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12&\n\x06source\x18\x03 \x01(\x0e\x32\x16.modelconfig.v1.Source\x12/\n\x10skipped_override\x18\x04 \x01(\x0b\x32\x15.modelconfig.v1.Model\x12\x12\n\ndeprecated\x18\x05 \x01(\x08\"V\n\x0eOverrideChange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0c\n\x04slot\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\x03\"q\n\x07\x43\x61talog\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.modelconfig.v1.Model\x12*\n\x05slots\x18\x02 \x03(\x0b\x32\x1b.modelconfig.v1.SlotSetting\x12\x13\n\x0bglobal_etag\x18\x03 \x01(\t*R\n\tModelType\x12\x1a\n\x16MODEL_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_TYPE_TEXT\x10\x01\x12\x14\n\x10MODEL_TYPE_IMAGE\x10\x02*[\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSOURCE_ACCOUNT\x10\x01\x12\x11\n\rSOURCE_GLOBAL\x10\x02\x12\x12\n\x0eSOURCE_DEFAULT\x10\x03*\x96\x01\n\x11\x44\x65precationFilter\x12\"\n\x1e\x44\x45PRECATION_FILTER_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45PRECATION_FILTER_SCHEDULED\x10\x01\x12\x1b\n\x17\x44\x45PRECATION_FILTER_PAST\x10\x02\x12\x1e\n\x1a\x44\x45PRECATION_FILTER_CURRENT\x10\x03*C\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_GLOBAL\x10\x01\x12\x11\n\rSCOPE_ACCOUNT\x10\x02*\xc1\x02\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HANGE_KIND_SEED\x10\x01\x12\x1d\n\x19\x43HANGE_KIND_MODEL_CREATED\x10\x02\x12\x1d\n\x19\x43HANGE_KIND_MODEL_UPDATED\x10\x03\x12\x1d\n\x19\x43HANGE_KIND_MODEL_DELETED\x10\x04\x12\x1c\n\x18\x43HANGE_KIND_SLOT_CREATED\x10\x05\x12\x1c\n\x18\x43HANGE_KIND_SLOT_UPDATED\x10\x06\x12\x17\n\x13\x43HANGE_KIND_SETTING\x10\x07\x12\x16\n\x12\x43HANGE_KIND_IMPORT\x10\x08\x12\x17\n\x13\x43HANGE_KIND_CATALOG\x10\t\x12\x1d\n\x19\x43HANGE_KIND_MODEL_RETIRED\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelconfig.v1.resources_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELTYPE']._serialized_start=1879
-  _globals['_MODELTYPE']._serialized_end=1961
-  _globals['_SOURCE']._serialized_start=1963
-  _globals['_SOURCE']._serialized_end=2054
-  _globals['_SCOPE']._serialized_start=2056
-  _globals['_SCOPE']._serialized_end=2123
-  _globals['_CHANGEKIND']._serialized_start=2126
-  _globals['_CHANGEKIND']._serialized_end=2416
+  _globals['_MODELTYPE']._serialized_start=2345
+  _globals['_MODELTYPE']._serialized_end=2427
+  _globals['_SOURCE']._serialized_start=2429
+  _globals['_SOURCE']._serialized_end=2520
+  _globals['_DEPRECATIONFILTER']._serialized_start=2523
+  _globals['_DEPRECATIONFILTER']._serialized_end=2673
+  _globals['_SCOPE']._serialized_start=2675
+  _globals['_SCOPE']._serialized_end=2742
+  _globals['_CHANGEKIND']._serialized_start=2745
+  _globals['_CHANGEKIND']._serialized_end=3066
   _globals['_MODEL']._serialized_start=118
-  _globals['_MODEL']._serialized_end=503
-  _globals['_SLOTSETTING']._serialized_start=506
-  _globals['_SLOTSETTING']._serialized_end=722
-  _globals['_SLOT']._serialized_start=725
-  _globals['_SLOT']._serialized_end=922
-  _globals['_CHANGEVALUES']._serialized_start=924
-  _globals['_CHANGEVALUES']._serialized_end=1030
-  _globals['_CHANGE']._serialized_start=1033
-  _globals['_CHANGE']._serialized_end=1516
-  _globals['_RESOLVEDSLOT']._serialized_start=1519
-  _globals['_RESOLVEDSLOT']._serialized_end=1674
-  _globals['_OVERRIDECHANGE']._serialized_start=1676
-  _globals['_OVERRIDECHANGE']._serialized_end=1762
-  _globals['_CATALOG']._serialized_start=1764
-  _globals['_CATALOG']._serialized_end=1877
+  _globals['_MODEL']._serialized_end=653
+  _globals['_IMAGEPRICE']._serialized_start=655
+  _globals['_IMAGEPRICE']._serialized_end=753
+  _globals['_PRICESOURCE']._serialized_start=755
+  _globals['_PRICESOURCE']._serialized_end=823
+  _globals['_SLOTSETTING']._serialized_start=826
+  _globals['_SLOTSETTING']._serialized_end=1042
+  _globals['_SLOT']._serialized_start=1045
+  _globals['_SLOT']._serialized_end=1242
+  _globals['_CHANGEVALUES']._serialized_start=1245
+  _globals['_CHANGEVALUES']._serialized_end=1399
+  _globals['_RETIREMENT']._serialized_start=1401
+  _globals['_RETIREMENT']._serialized_end=1476
+  _globals['_CHANGE']._serialized_start=1479
+  _globals['_CHANGE']._serialized_end=1962
+  _globals['_RESOLVEDSLOT']._serialized_start=1965
+  _globals['_RESOLVEDSLOT']._serialized_end=2140
+  _globals['_OVERRIDECHANGE']._serialized_start=2142
+  _globals['_OVERRIDECHANGE']._serialized_end=2228
+  _globals['_CATALOG']._serialized_start=2230
+  _globals['_CATALOG']._serialized_end=2343
 # @@protoc_insertion_point(module_scope)

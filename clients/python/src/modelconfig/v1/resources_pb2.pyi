@@ -73,6 +73,34 @@ SOURCE_DEFAULT: Source.ValueType  # 3
 """The slot's built-in default model."""
 Global___Source: _TypeAlias = Source  # noqa: Y015
 
+class _DeprecationFilter:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeprecationFilterEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeprecationFilter.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEPRECATION_FILTER_UNSPECIFIED: _DeprecationFilter.ValueType  # 0
+    """Every model, whatever its deprecation date."""
+    DEPRECATION_FILTER_SCHEDULED: _DeprecationFilter.ValueType  # 1
+    """Only models with a deprecation date, reached or not."""
+    DEPRECATION_FILTER_PAST: _DeprecationFilter.ValueType  # 2
+    """Only models whose deprecation date has been reached (UTC)."""
+    DEPRECATION_FILTER_CURRENT: _DeprecationFilter.ValueType  # 3
+    """Only models without a deprecation date or whose date lies ahead."""
+
+class DeprecationFilter(_DeprecationFilter, metaclass=_DeprecationFilterEnumTypeWrapper):
+    """DeprecationFilter narrows a model listing by the models' deprecation dates."""
+
+DEPRECATION_FILTER_UNSPECIFIED: DeprecationFilter.ValueType  # 0
+"""Every model, whatever its deprecation date."""
+DEPRECATION_FILTER_SCHEDULED: DeprecationFilter.ValueType  # 1
+"""Only models with a deprecation date, reached or not."""
+DEPRECATION_FILTER_PAST: DeprecationFilter.ValueType  # 2
+"""Only models whose deprecation date has been reached (UTC)."""
+DEPRECATION_FILTER_CURRENT: DeprecationFilter.ValueType  # 3
+"""Only models without a deprecation date or whose date lies ahead."""
+Global___DeprecationFilter: _TypeAlias = DeprecationFilter  # noqa: Y015
+
 class _Scope:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -131,6 +159,12 @@ class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind
     """
     CHANGE_KIND_CATALOG: _ChangeKind.ValueType  # 9
     """A catalog change recorded before the audit trail existed: what changed was not kept."""
+    CHANGE_KIND_MODEL_RETIRED: _ChangeKind.ValueType  # 10
+    """A model was retired to its successor (RetireModel), or such a retirement reverted: the
+    global settings and slot defaults it moved are in `before.retirement` / `after.retirement`,
+    the model's changed fields in `before.model` / `after.model`; `import_rows` and
+    `import_accounts` count the account overrides it moved.
+    """
 
 class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
     """ChangeKind says what a recorded change did."""
@@ -159,6 +193,12 @@ rows are not listed; `import_rows` and `import_accounts` count them.
 """
 CHANGE_KIND_CATALOG: ChangeKind.ValueType  # 9
 """A catalog change recorded before the audit trail existed: what changed was not kept."""
+CHANGE_KIND_MODEL_RETIRED: ChangeKind.ValueType  # 10
+"""A model was retired to its successor (RetireModel), or such a retirement reverted: the
+global settings and slot defaults it moved are in `before.retirement` / `after.retirement`,
+the model's changed fields in `before.model` / `after.model`; `import_rows` and
+`import_accounts` count the account overrides it moved.
+"""
 Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
 @_typing.final
@@ -181,6 +221,10 @@ class Model(_message.Message):
     ALIASES_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     CACHED_INPUT_PRICE_PER_1M_TOKENS_FIELD_NUMBER: _builtins.int
+    IMAGE_PRICES_FIELD_NUMBER: _builtins.int
+    PRICE_SOURCES_FIELD_NUMBER: _builtins.int
+    DEPRECATION_DATE_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """The model's numeric id; assigned by the daemon, never reused. Ignored on create."""
     model_name: _builtins.str
@@ -209,9 +253,28 @@ class Model(_message.Message):
     """USD per one million cached input tokens (prompt caching) as an exact decimal string, e.g.
     `0.075`; empty when the model has no such price. Text models only.
     """
+    deprecation_date: _builtins.str
+    """The day (UTC, `YYYY-MM-DD`) from which the model counts as deprecated; empty for none.
+    Resolution still answers with it, marked `ResolvedSlot.deprecated`, until it is retired.
+    """
+    successor_id: _builtins.int
+    """The id of the model that replaces it (see RetireModel); 0 for none. An existing model of
+    the same provider and type, other than the model itself.
+    """
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Other names the model is known by, e.g. `runware:97@1`; unique across all names and aliases."""
+
+    @_builtins.property
+    def image_prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImagePrice]:
+        """Prices per image of one size and quality, for image models the provider charges so (DALL-E
+        3: standard and hd, square and tall); `price_per_image` is the price of the smallest
+        standard image. At most one entry per size and quality.
+        """
+
+    @_builtins.property
+    def price_sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___PriceSource]:
+        """Where and when the model's prices were checked: at most one entry per price field."""
 
     def __init__(
         self,
@@ -230,16 +293,92 @@ class Model(_message.Message):
         aliases: _abc.Iterable[_builtins.str] | None = ...,
         label: _builtins.str = ...,
         cached_input_price_per_1m_tokens: _builtins.str = ...,
+        image_prices: _abc.Iterable[Global___ImagePrice] | None = ...,
+        price_sources: _abc.Iterable[Global___PriceSource] | None = ...,
+        deprecation_date: _builtins.str = ...,
+        successor_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "is_active", b"is_active"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "aliases", b"aliases", "cached_input_price_per_1m_tokens", b"cached_input_price_per_1m_tokens", "context_window", b"context_window", "display_name", b"display_name", "id", b"id", "input_price_per_1m_tokens", b"input_price_per_1m_tokens", "is_active", b"is_active", "label", b"label", "max_output_tokens", b"max_output_tokens", "model_name", b"model_name", "model_type", b"model_type", "output_price_per_1m_tokens", b"output_price_per_1m_tokens", "price_per_image", b"price_per_image", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "aliases", b"aliases", "cached_input_price_per_1m_tokens", b"cached_input_price_per_1m_tokens", "context_window", b"context_window", "deprecation_date", b"deprecation_date", "display_name", b"display_name", "id", b"id", "image_prices", b"image_prices", "input_price_per_1m_tokens", b"input_price_per_1m_tokens", "is_active", b"is_active", "label", b"label", "max_output_tokens", b"max_output_tokens", "model_name", b"model_name", "model_type", b"model_type", "output_price_per_1m_tokens", b"output_price_per_1m_tokens", "price_per_image", b"price_per_image", "price_sources", b"price_sources", "provider", b"provider", "successor_id", b"successor_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
     _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
 
 Global___Model: _TypeAlias = Model  # noqa: Y015
+
+@_typing.final
+class ImagePrice(_message.Message):
+    """ImagePrice is the price of one generated image of a given size and quality."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIZE_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    CHECKED_ON_FIELD_NUMBER: _builtins.int
+    SOURCE_URL_FIELD_NUMBER: _builtins.int
+    size: _builtins.str
+    """The image size as WIDTHxHEIGHT in pixels, e.g. `1024x1792`."""
+    quality: _builtins.str
+    """The provider's quality tier in lower case, e.g. `standard` or `hd`."""
+    price: _builtins.str
+    """USD per image as an exact decimal string, e.g. `0.08`."""
+    checked_on: _builtins.str
+    """The day (`YYYY-MM-DD`) the price was checked; empty when unknown."""
+    source_url: _builtins.str
+    """The public page (an http or https URL) the price was checked against; empty when unknown."""
+    def __init__(
+        self,
+        *,
+        size: _builtins.str = ...,
+        quality: _builtins.str = ...,
+        price: _builtins.str = ...,
+        checked_on: _builtins.str = ...,
+        source_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_on", b"checked_on", "price", b"price", "quality", b"quality", "size", b"size", "source_url", b"source_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePrice: _TypeAlias = ImagePrice  # noqa: Y015
+
+@_typing.final
+class PriceSource(_message.Message):
+    """PriceSource says where and when one of a model's prices was checked, so that operators can
+    tell a current list price from a stale one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FIELD_NUMBER: _builtins.int
+    CHECKED_ON_FIELD_NUMBER: _builtins.int
+    SOURCE_URL_FIELD_NUMBER: _builtins.int
+    price: _builtins.str
+    """The price it vouches for: the name of a price field the model has set, e.g.
+    `input_price_per_1m_tokens`.
+    """
+    checked_on: _builtins.str
+    """The day (`YYYY-MM-DD`) the price was checked; not in the future."""
+    source_url: _builtins.str
+    """The public page (an http or https URL) the price was checked against."""
+    def __init__(
+        self,
+        *,
+        price: _builtins.str = ...,
+        checked_on: _builtins.str = ...,
+        source_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_on", b"checked_on", "price", b"price", "source_url", b"source_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PriceSource: _TypeAlias = PriceSource  # noqa: Y015
 
 @_typing.final
 class SlotSetting(_message.Message):
@@ -342,6 +481,7 @@ class ChangeValues(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     SLOT_FIELD_NUMBER: _builtins.int
+    RETIREMENT_FIELD_NUMBER: _builtins.int
     model_id: _builtins.int
     """For settings: the id of the model selected in the scope; 0 when it selected none."""
     @_builtins.property
@@ -356,20 +496,61 @@ class ChangeValues(_message.Message):
         did not exist on this side.
         """
 
+    @_builtins.property
+    def retirement(self) -> Global___Retirement:
+        """For retirements: which global settings and slot defaults selected which model."""
+
     def __init__(
         self,
         *,
         model_id: _builtins.int = ...,
         model: Global___Model | None = ...,
         slot: Global___Slot | None = ...,
+        retirement: Global___Retirement | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "slot", b"slot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "retirement", b"retirement", "slot", b"slot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "model_id", b"model_id", "slot", b"slot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "model_id", b"model_id", "retirement", b"retirement", "slot", b"slot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChangeValues: _TypeAlias = ChangeValues  # noqa: Y015
+
+@_typing.final
+class Retirement(_message.Message):
+    """Retirement is one side of a retirement: the slots whose global setting or default it moved,
+    and the model each selected on that side.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GLOBAL_SLOTS_FIELD_NUMBER: _builtins.int
+    DEFAULT_SLOTS_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.int
+    """The model those settings and defaults selected on this side."""
+    @_builtins.property
+    def global_slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose global setting it moved."""
+
+    @_builtins.property
+    def default_slots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose default it moved."""
+
+    def __init__(
+        self,
+        *,
+        global_slots: _abc.Iterable[_builtins.str] | None = ...,
+        default_slots: _abc.Iterable[_builtins.str] | None = ...,
+        model_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_slots", b"default_slots", "global_slots", b"global_slots", "model_id", b"model_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Retirement: _TypeAlias = Retirement  # noqa: Y015
 
 @_typing.final
 class Change(_message.Message):
@@ -484,10 +665,15 @@ class ResolvedSlot(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     SKIPPED_OVERRIDE_FIELD_NUMBER: _builtins.int
+    DEPRECATED_FIELD_NUMBER: _builtins.int
     slot: _builtins.str
     """The slot's name."""
     source: Global___Source.ValueType
     """Which layer of the merge rule gave the model."""
+    deprecated: _builtins.bool
+    """True when the model's deprecation date has been reached (UTC): it still works, but should
+    be replaced (`model.successor_id` names a successor when one is set).
+    """
     @_builtins.property
     def model(self) -> Global___Model:
         """The model to use; always active."""
@@ -505,10 +691,11 @@ class ResolvedSlot(_message.Message):
         model: Global___Model | None = ...,
         source: Global___Source.ValueType = ...,
         skipped_override: Global___Model | None = ...,
+        deprecated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "skipped_override", b"skipped_override"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "skipped_override", b"skipped_override", "slot", b"slot", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deprecated", b"deprecated", "model", b"model", "skipped_override", b"skipped_override", "slot", b"slot", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
