@@ -8,6 +8,7 @@ import contextlib
 import random
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -63,6 +64,12 @@ def storm(client) -> Iterator[object]:
     yield client.update_model(deactivated, ["is_active"])
     yield client.revert_change(imported)
     yield client.clear_global_model("openai_model")
+    today = datetime.now(UTC).date().isoformat()
+    yield client.update_model(pb.Model(id=1, deprecation_date=today), ["deprecation_date"])
+    yield client.set_model("openai_model", "gpt-4o-mini", account_id="umbrella")
+    retired = client.retire_model(1, 13)  # the default and umbrella's override move
+    yield retired
+    yield client.revert_change(retired.revision)
 
 
 def test_the_resolver_answers_what_the_daemon_answers_across_a_write_storm(client, resolver):

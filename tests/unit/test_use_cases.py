@@ -304,3 +304,22 @@ def test_a_global_setting_needs_the_admin_role_an_override_does_not(services, st
     assert err.value.metadata == {"role": "writer", "required_role": "admin"}
     set_account(services, "acme", "openai_model", 2, origin=writer)
     assert store.commits == 1 and newest(store).origin.actor == "checkout"
+
+
+def test_a_new_day_republishes_the_snapshot_so_deprecations_start(services, store):
+    """The hot path caches answers per State; past midnight (UTC) the next catch-up publishes
+    the same revision as of the new day, so a deprecation date just reached shows."""
+    from datetime import timedelta
+
+    from modelconfigd.domain.state import utc_today
+
+    live = services._live
+    services.update_model(1, {"deprecation_date": utc_today().isoformat()})
+    yesterday = live.current.on(utc_today() - timedelta(days=1))
+    live._state = yesterday  # as if published just before midnight
+    assert yesterday.view("acme", ("openai_model",)).slots[0].deprecated is False
+    today = live.catch_up()
+    assert today is not yesterday and today.revision == yesterday.revision
+    assert today.today == utc_today()
+    assert today.view("acme", ("openai_model",)).slots[0].deprecated is True
+    assert live.catch_up() is today  # the same day: nothing new

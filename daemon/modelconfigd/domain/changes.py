@@ -87,10 +87,9 @@ class Change:
 
     @property
     def changes_accounts(self) -> bool:
-        """Whether a replica must reload the accounts changed at this revision."""
-        if self.kind is ChangeKind.MODEL_RETIRED:
-            return bool(self.after and self.after["rows"])
-        return self.kind is ChangeKind.IMPORT or self.scope is Scope.ACCOUNT
+        """Whether a replica must reload the accounts changed at this revision. Decided by kind
+        and scope alone: replicas read only those of the changes they catch up with."""
+        return self.writes_overrides or self.scope is Scope.ACCOUNT
 
     @property
     def writes_overrides(self) -> bool:

@@ -95,6 +95,7 @@ class ModelConfigClient:
         active_only: bool = False,
         page_size: int = 0,
         page_token: str = "",
+        deprecation: int = pb.DEPRECATION_FILTER_UNSPECIFIED,
     ) -> api.ListModelsResponse:
         return self._call(
             self._stub.ListModels,
@@ -104,6 +105,7 @@ class ModelConfigClient:
                 active_only=active_only,
                 page_size=page_size,
                 page_token=page_token,
+                deprecation=deprecation,
             ),
         )
 
@@ -175,6 +177,47 @@ class ModelConfigClient:
         while True:
             page = self.get_model_usage(model_id, page_size=page_size, page_token=token)
             yield from page.account_ids
+            token = page.next_page_token
+            if not token:
+                return
+
+    def retire_model(
+        self,
+        model_id: int,
+        successor_id: int,
+        *,
+        validate_only: bool = False,
+        reason: str = "",
+        request_id: str = "",
+    ) -> api.RetireModelResponse:
+        """Move every setting that selects the model to its successor and deactivate it, in one
+        change (revertible with revert_change)."""
+        return self._call(
+            self._stub.RetireModel,
+            api.RetireModelRequest(
+                model_id=model_id, successor_id=successor_id, validate_only=validate_only
+            ),
+            reason=reason,
+            request_id=request_id,
+        )
+
+    def list_accounts(
+        self, *, slot: str = "", model_id: int = 0, page_size: int = 0, page_token: str = ""
+    ) -> api.ListAccountsResponse:
+        """One page of the accounts with overrides (of `slot`, selecting `model_id`, if given)."""
+        return self._call(
+            self._stub.ListAccounts,
+            api.ListAccountsRequest(
+                slot=slot, model_id=model_id, page_size=page_size, page_token=page_token
+            ),
+        )
+
+    def iter_accounts(self, **filters) -> Iterator[api.AccountOverrides]:
+        """Every account with overrides matching the filters, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_accounts(page_token=token, **filters)
+            yield from page.accounts
             token = page.next_page_token
             if not token:
                 return
