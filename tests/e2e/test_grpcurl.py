@@ -24,7 +24,7 @@ RPCS = {
     "GetGlobalSettings", "SetModel", "ClearAccountModel", "ResolveForAccount", "GetModelUsage",
     "ResolveForAccounts", "ImportOverrides", "ClearGlobalModel", "ListSlots", "CreateSlot",
     "UpdateSlot", "ListChanges", "RevertChange", "WatchChanges", "EstimateCost", "RetireModel",
-    "ListAccounts",
+    "ListAccounts", "ExportConfiguration", "ApplyConfiguration",
 }
 # grpcurl exits with 64 + the gRPC status code when a call fails.
 FAILED_PRECONDITION_EXIT = 64 + 9

@@ -45,6 +45,7 @@ def assert_same_answers(client, local: LocalResolver) -> None:
 
 def storm(client) -> Iterator[object]:
     """Writes of every kind that changes a resolution, each followed by a comparison."""
+    exported = list(client.export_configuration())
     yield client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
     yield client.set_model("dalle_model", "dall-e-3", account_id="globex")
     yield client.set_model("openai_model", "gpt-3.5-turbo", scope=pb.SCOPE_GLOBAL)
@@ -70,6 +71,9 @@ def storm(client) -> Iterator[object]:
     retired = client.retire_model(1, 13)  # the default and umbrella's override move
     yield retired
     yield client.revert_change(retired.revision)
+    yield client.apply_configuration(  # back to the start: the overrides too
+        exported[0].configuration, [r for part in exported for r in part.overrides]
+    )
 
 
 def test_the_resolver_answers_what_the_daemon_answers_across_a_write_storm(client, resolver):

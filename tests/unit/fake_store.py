@@ -116,7 +116,7 @@ class FakeModels:
     def add(self, model: Model) -> Model:
         if not model.id:
             model = replace(model, id=self._data.next_model_id)
-            self._data.next_model_id += 1
+        self._data.next_model_id = max(self._data.next_model_id, model.id + 1)
         assert model.id not in self._data.models
         self._data.models[model.id] = model
         return model
@@ -246,6 +246,9 @@ class FakeOverrides:
         data = self._unit.data
         using = {a for (a, _), m in data.overrides.items() if m == model_id and a > after}
         return sorted(using)[:limit]
+
+    def pairs(self) -> set[tuple[str, str]]:
+        return set(self._unit.data.overrides)
 
     def selecting(self, model_id: int) -> list[tuple[str, str]]:
         return sorted(key for key, m in self._unit.data.overrides.items() if m == model_id)

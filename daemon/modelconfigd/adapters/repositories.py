@@ -146,6 +146,8 @@ class PeeweeModels:
         ModelRow.insert(id=model.id, **_model_columns(model)).execute()
 
     def add(self, model: Model) -> Model:
+        if model.id:
+            self._unit.reserve_model_id(model.id)
         model_id = model.id or self._unit.allocate_model_id()
         self.insert_row(replace(model, id=model_id))
         self._write_aliases(model_id, model.aliases)
@@ -385,6 +387,10 @@ class PeeweeOverrides:
             )
             for a in accounts
         ]
+
+    def pairs(self) -> set[tuple[str, str]]:
+        query = OverrideTable.select(OverrideTable.account, OverrideTable.slot)
+        return {(account, slot) for account, slot in self._db.execute(query)}
 
     def selecting(self, model_id: int) -> list[tuple[str, str]]:
         query = OverrideTable.select(OverrideTable.account, OverrideTable.slot).where(

@@ -145,6 +145,10 @@ class PeeweeUnit:
         self._state.next_model_id += 1
         return model_id
 
+    def reserve_model_id(self, model_id: int) -> None:
+        """A model stored with an id of its own: later allocations come after it."""
+        self._state.next_model_id = max(self._state.next_model_id, model_id + 1)
+
     def commit(self, change: Change) -> Change:
         assert self._origin is not None, "a read unit cannot commit"
         assert self._open and self.committed is None, "one commit per unit"

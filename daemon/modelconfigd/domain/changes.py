@@ -32,6 +32,7 @@ class ChangeKind(enum.Enum):
     SETTING = "setting"
     IMPORT = "import"
     MODEL_RETIRED = "model_retired"
+    CONFIGURATION_APPLIED = "configuration_applied"
     # A catalog change recorded by schema 1, before the audit trail: its details were not kept.
     CATALOG = "catalog"
 
@@ -94,7 +95,11 @@ class Change:
     @property
     def writes_overrides(self) -> bool:
         """Whether the change's overrides are kept beside it (an import, a retirement)."""
-        return self.kind in (ChangeKind.IMPORT, ChangeKind.MODEL_RETIRED)
+        return self.kind in (
+            ChangeKind.IMPORT,
+            ChangeKind.MODEL_RETIRED,
+            ChangeKind.CONFIGURATION_APPLIED,
+        )
 
     @property
     def changes_global_settings(self) -> bool:
@@ -102,6 +107,10 @@ class Change:
         if self.kind is ChangeKind.MODEL_RETIRED:
             moved = self.after or {}
             return bool(moved.get("global_slots") or moved.get("default_slots"))
+        if self.kind is ChangeKind.CONFIGURATION_APPLIED:
+            done = self.after or {}
+            names = ("slots_created", "slots_updated", "global_settings_changed")
+            return any(done.get(name) for name in names)
         return self.scope is Scope.GLOBAL or self.kind in (
             ChangeKind.SLOT_CREATED,
             ChangeKind.SLOT_UPDATED,
@@ -131,6 +140,11 @@ class Change:
             return (
                 f"{self.after['rows']} overrides of {self.after['accounts']} accounts{reverts}"
             )
+        if self.kind is ChangeKind.CONFIGURATION_APPLIED and self.after:
+            done = ", ".join(
+                f"{name} {values}" for name, values in self.after.items() if values
+            )
+            return f"configuration applied: {done or 'nothing'}{reverts}"
         if self.kind is ChangeKind.MODEL_RETIRED and self.before and self.after:
             return (
                 f"model {self.before['model_id']} -> {self.after['model_id']}: globals "
@@ -209,6 +223,26 @@ def model_retired(old: Model, new: Model, moved: Moved) -> Change:
         },
         models=frozenset([old.id, moved.from_model, moved.to_model]),
         slots=frozenset([*moved.global_slots, *moved.default_slots]) | moved.override_slots,
+    )
+
+
+def configuration_applied(
+    summary: Mapping[str, list[Any]], rows: int, accounts: int, override_slots: frozenset[str]
+) -> Change:
+    """A whole configuration applied: what it changed; its overrides are kept beside it."""
+    models = {
+        i for name in ("models_created", "models_updated", "models_deleted") for i in summary[name]
+    }
+    slots = {
+        s
+        for name in ("slots_created", "slots_updated", "global_settings_changed")
+        for s in summary[name]
+    }
+    return Change(
+        ChangeKind.CONFIGURATION_APPLIED,
+        after={**summary, "rows": rows, "accounts": accounts},
+        models=frozenset(models),
+        slots=frozenset(slots) | override_slots,
     )
 
 

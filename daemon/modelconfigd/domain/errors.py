@@ -208,6 +208,10 @@ class SuccessorMismatch(FailedPrecondition):
     reason = "SUCCESSOR_MISMATCH"
 
 
+class SlotNotInConfiguration(FailedPrecondition):
+    reason = "SLOT_NOT_IN_CONFIGURATION"
+
+
 class SlotInUse(FailedPrecondition):
     reason = "SLOT_IN_USE"
 

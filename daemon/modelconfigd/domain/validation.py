@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .changes import Scope, model_values
 from .errors import FieldViolation, InvalidArgument
-from .model import ImagePrice, Model, ModelType, PriceSource
+from .model import ImagePrice, Model, ModelType, PriceSource, Slot
 from .prices import PriceError, parse_price
 
 # Account ids come from other systems (integers, UUIDs, slugs): allow what those use, and nothing
@@ -394,6 +394,19 @@ def slot_fields(fields: Mapping[str, Any], *, creating: bool) -> None:
             reason="INVALID_SLOT",
             metadata={"fields": ",".join(v.field for v in bad)},
         )
+
+
+def build_slot(fields: Mapping[str, Any]) -> Slot:
+    """A new slot from raw field values (every one of SLOT_FIELDS and its name), or
+    InvalidArgument naming every fault."""
+    slot_fields(fields, creating=True)
+    return Slot(
+        name=fields["name"],
+        display_name=fields["display_name"].strip() or fields["name"],
+        required_provider=fields["required_provider"],
+        required_model_type=fields["required_model_type"],
+        default_model_id=fields["default_model_id"],
+    )
 
 
 # -- writes ------------------------------------------------------------------------------------

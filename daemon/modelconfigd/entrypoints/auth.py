@@ -34,6 +34,7 @@ REQUIRED_ROLES = {
     "WatchChanges": READER,
     "EstimateCost": READER,
     "ListAccounts": READER,
+    "ExportConfiguration": READER,
     "SetModel": WRITER,
     "ClearAccountModel": WRITER,
     "ImportOverrides": WRITER,
@@ -45,6 +46,7 @@ REQUIRED_ROLES = {
     "UpdateSlot": ADMIN,
     "RevertChange": ADMIN,
     "RetireModel": ADMIN,
+    "ApplyConfiguration": ADMIN,
 }
 # The caller of an open daemon: named by its address when it writes (see request_origin.py).
 ANYONE = Principal("", ADMIN)

@@ -19,6 +19,7 @@ from ..domain.prices import price_text
 from ..domain.state import Resolved, account_etag
 from ..domain.validation import MODEL_FIELDS, SLOT_FIELDS
 from ..service_layer.change_feed import FeedPart
+from ..service_layer.configurations import ApplyOutcome
 from ..service_layer.unit_of_work import AccountOverrides
 from ..service_layer.views import SlotView
 
@@ -42,6 +43,7 @@ KIND_TO_PB = {
     ChangeKind.IMPORT: pb.CHANGE_KIND_IMPORT,
     ChangeKind.CATALOG: pb.CHANGE_KIND_CATALOG,
     ChangeKind.MODEL_RETIRED: pb.CHANGE_KIND_MODEL_RETIRED,
+    ChangeKind.CONFIGURATION_APPLIED: pb.CHANGE_KIND_CONFIGURATION_APPLIED,
 }
 # Output-only and identifier fields: ignored in an update mask, as AIP-134 and AIP-203 ask.
 IGNORED_MODEL_PATHS = frozenset({"id", "label"})
@@ -92,6 +94,34 @@ def deprecation_from_pb(value: int) -> Deprecation | None:
             deprecation=value,
         )
     return found
+
+
+def configuration_to_pb(
+    models: Sequence[Model], slots: Sequence[Slot], global_settings: Mapping[str, int]
+) -> api.Configuration:
+    return api.Configuration(
+        models=[model_to_pb(m) for m in models],
+        slots=[slot_to_pb(s) for s in slots],
+        global_settings=[
+            api.GlobalSetting(slot=s.name, model_id=global_settings[s.name])
+            for s in slots
+            if s.name in global_settings
+        ],
+    )
+
+
+def apply_outcome_to_pb(outcome: ApplyOutcome, revision: int) -> api.ApplyConfigurationResponse:
+    return api.ApplyConfigurationResponse(
+        models_created=outcome.models_created,
+        models_updated=outcome.models_updated,
+        models_deleted=outcome.models_deleted,
+        slots_created=outcome.slots_created,
+        slots_updated=outcome.slots_updated,
+        global_settings_changed=outcome.global_settings_changed,
+        overrides_changed=outcome.overrides_changed,
+        accounts_changed=outcome.accounts_changed,
+        revision=revision,
+    )
 
 
 def account_overrides_to_pb(account: AccountOverrides) -> api.AccountOverrides:
@@ -302,6 +332,9 @@ def _values_to_pb(change: Change, values: Mapping[str, Any] | None) -> pb.Change
     ):
         if values or change.kind is ChangeKind.MODEL_UPDATED:
             message.model.CopyFrom(_model_values_to_pb(change.model_id, values))
+    elif change.kind is ChangeKind.CONFIGURATION_APPLIED:
+        names = [f.name for f in pb.AppliedConfiguration.DESCRIPTOR.fields]
+        message.applied.CopyFrom(pb.AppliedConfiguration(**{n: values[n] for n in names}))
     elif change.kind is ChangeKind.MODEL_RETIRED:
         message.model.CopyFrom(_model_values_to_pb(change.model_id, values["model"]))
         message.retirement.CopyFrom(

@@ -11,13 +11,16 @@ from modelconfig.v1 import resources_pb2 as pb
 from ..domain.access import Principal
 from ..domain.changes import ChangeFilter
 from ..domain.costs import Volume
+from ..domain.errors import InvalidArgument
 from ..domain.model import Slot
 from ..domain.state import ResolvedView
 from ..service_layer.change_feed import ChangeFeed
 from ..service_layer.services import ImportRow, ModelConfigServices, ModelRef
 from .convert import (
     account_overrides_to_pb,
+    apply_outcome_to_pb,
     change_to_pb,
+    configuration_to_pb,
     deprecation_from_pb,
     estimate_to_pb,
     feed_part_to_pb,
@@ -264,6 +267,67 @@ class ModelConfigServicer:
             revision=result.revision,
             changed_rows=result.changed_rows,
         )
+
+    # -- whole configurations ------------------------------------------------------------------
+
+    EXPORT_PART = 10_000  # overrides per response
+
+    def ExportConfiguration(
+        self, request: api.ExportConfigurationRequest, context, caller: Principal
+    ) -> Iterator[api.ExportConfigurationResponse]:
+        export = self._services.export_configuration()
+        yield api.ExportConfigurationResponse(
+            configuration=configuration_to_pb(
+                export.models, export.slots, export.global_settings
+            ),
+            revision=export.revision,
+            override_count=export.override_count,
+        )
+        rows = iter(export.overrides)
+        while part := list(itertools.islice(rows, self.EXPORT_PART)):
+            yield api.ExportConfigurationResponse(
+                revision=export.revision,
+                overrides=[
+                    api.OverrideRecord(account_id=a, slot=s, model_id=m) for a, s, m in part
+                ],
+            )
+
+    def ApplyConfiguration(
+        self, requests: Iterator[api.ApplyConfigurationRequest], context, caller: Principal
+    ) -> api.ApplyConfigurationResponse:
+        origin = request_origin(context, caller, "ApplyConfiguration")
+        first = next(requests, None)
+        if first is None or not first.HasField("configuration"):
+            raise InvalidArgument.field(
+                "configuration",
+                "the first message must carry the configuration",
+                reason="NO_CONFIGURATION",
+            )
+        config = first.configuration
+        messages = itertools.chain([first], requests)
+        records = (r for message in messages for r in message.overrides)
+        rows = (
+            ImportRow(r.line or n, r.account_id, r.slot, _ref(r))
+            for n, r in enumerate(records, start=1)
+        )
+        if not first.replace_overrides:
+            if first.overrides or next(requests, None) is not None:
+                raise InvalidArgument.field(
+                    "overrides",
+                    "overrides were sent without replace_overrides: set it to make them every "
+                    "override the daemon holds",
+                    reason="OVERRIDES_NOT_REPLACED",
+                )
+            rows = None
+        result = self._services.apply_configuration(
+            [(m.id, model_fields_from_pb(m)) for m in config.models],
+            [slot_fields_from_pb(s) for s in config.slots],
+            [(g.slot, g.model_id) for g in config.global_settings],
+            rows,
+            first.validate_only,
+            origin,
+        )
+        return apply_outcome_to_pb(result.outcome, result.revision)
 
     # -- the audit trail -----------------------------------------------------------------------
 

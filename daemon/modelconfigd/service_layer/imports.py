@@ -12,7 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..domain import rules, validation
-from ..domain.errors import Aborted, InvalidArgument, ModelConfigError, ModelNotFound
+from ..domain.errors import (
+    Aborted,
+    InvalidArgument,
+    ModelConfigError,
+    ModelInactive,
+    ModelNotFound,
+)
 from ..domain.model import Model, Slot
 from ..domain.state import Catalog
 from .write_steps import ModelRef, not_found
@@ -49,16 +55,24 @@ def find(catalog: Catalog, ref: ModelRef) -> Model:
     return model
 
 
-def _fit_error(slot: Slot, model: Model) -> ModelConfigError | None:
+def _fit_error(slot: Slot, model: Model, inactive_ok: bool = False) -> ModelConfigError | None:
     try:
         rules.check_fits(slot, model)
+    except ModelInactive as exc:
+        return None if inactive_ok else exc
     except ModelConfigError as exc:
         return exc
     return None
 
 
-def check_rows(catalog: Catalog, rows: Iterable[ImportRow]) -> CheckedImport:
-    """Every row checked; InvalidArgument (or the first bad row's error) naming all bad rows."""
+def check_rows(
+    catalog: Catalog, rows: Iterable[ImportRow], *, whole: bool = False
+) -> CheckedImport:
+    """Every row checked; InvalidArgument (or the first bad row's error) naming all bad rows.
+
+    `whole`: the rows are every override of a whole configuration, so there may be none, and an
+    override of an inactive model is kept (and skipped by resolution) as a deactivation keeps it.
+    """
     slots = {name: name for name in catalog.slots}  # one shared string per slot
     seen: dict[str, set[str]] = {name: set() for name in slots}
     chosen: dict[ModelRef, Model] = {}
@@ -79,7 +93,7 @@ def check_rows(catalog: Catalog, rows: Iterable[ImportRow]) -> CheckedImport:
                 row.ref, find(catalog, row.ref.validated())
             )
             if (slot, model.id) not in fits:
-                fits[slot, model.id] = _fit_error(catalog.slots[slot], model)
+                fits[slot, model.id] = _fit_error(catalog.slots[slot], model, whole)
             if fits[slot, model.id] is not None:
                 raise fits[slot, model.id]
         except ModelConfigError as exc:
@@ -89,7 +103,7 @@ def check_rows(catalog: Catalog, rows: Iterable[ImportRow]) -> CheckedImport:
         records.append((account_id, slot, model.id))
     if bad:
         raise bad[0][1].for_rows(sorted(bad, key=lambda pair: pair[0]))
-    if not records:
+    if not records and not whole:
         raise InvalidArgument.field("rows", "the import has no rows", reason="EMPTY_IMPORT")
     accounts = len(set().union(*seen.values()))
     return CheckedImport(records, accounts, chosen, frozenset(p for p, e in fits.items() if not e))

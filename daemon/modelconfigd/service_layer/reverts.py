@@ -22,6 +22,7 @@ _NOT_REVERTIBLE = {
     ChangeKind.SEED: "the seed cannot be reverted",
     ChangeKind.CATALOG: "it was recorded before the audit trail, which keeps what it changed",
     ChangeKind.SLOT_CREATED: "slots cannot be deleted; change its default or name instead",
+    ChangeKind.CONFIGURATION_APPLIED: "apply the configuration exported before it instead",
 }
 
 

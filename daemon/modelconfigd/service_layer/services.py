@@ -31,7 +31,16 @@ from ..domain.errors import (
 )
 from ..domain.model import Deprecation, Model, ModelType, Slot
 from ..domain.state import Resolved, ResolvedView, State, utc_today
-from . import estimates, imports, pagination, retirements, reverts, write_steps
+from . import (
+    configurations,
+    estimates,
+    imports,
+    pagination,
+    retirements,
+    reverts,
+    write_steps,
+)
+from .configurations import ApplyOutcome
 from .estimates import CostAnswer
 from .imports import ImportRow
 from .live_state import LiveState
@@ -110,6 +119,22 @@ class SetResult:
     setting: SlotView
     revision: int
     etag: str
+
+
+@dataclass(frozen=True)
+class Export:
+    models: list[Model]
+    slots: list[Slot]
+    global_settings: dict[str, int]
+    override_count: int
+    overrides: Iterator[tuple[str, str, int]]  # in (account id, slot order) order
+    revision: int
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcome: ApplyOutcome
+    revision: int
 
 
 @dataclass(frozen=True)
@@ -347,14 +372,7 @@ class ModelConfigServices:
             return uow.commit(write_steps.delete_model(uow, model_id)).revision
 
     def create_slot(self, fields: Mapping[str, Any], origin: Origin = LOCAL) -> tuple[Slot, int]:
-        validation.slot_fields(fields, creating=True)
-        slot = Slot(
-            name=fields["name"],
-            display_name=fields["display_name"].strip() or fields["name"],
-            required_provider=fields["required_provider"],
-            required_model_type=fields["required_model_type"],
-            default_model_id=fields["default_model_id"],
-        )
+        slot = validation.build_slot(fields)
         with self._writing(origin) as uow:
             revision = uow.commit(write_steps.add_slot(uow, slot)).revision
         return slot, revision
@@ -501,6 +519,77 @@ class ModelConfigServices:
                 return Retired(change, model, successor, uow.revision)
             recorded = uow.commit(change)
         return Retired(recorded, model, successor, recorded.revision)
+
+    # -- whole configurations ------------------------------------------------------------------
+
+    def export_configuration(self) -> Export:
+        """The whole configuration as of the snapshot's revision."""
+        state = self.state
+        catalog = state.catalog
+        slots = state.all_slots
+
+        def overrides() -> Iterator[tuple[str, str, int]]:
+            for account_id, record in sorted(state.accounts.items()):
+                for slot, model_id in zip(slots, record[1:], strict=False):
+                    if model_id is not None:
+                        yield account_id, slot, model_id
+
+        count = sum(
+            1 for _, record in state.accounts.items() for m in record[1:] if m is not None
+        )
+        return Export(
+            [catalog.models[i] for i in sorted(catalog.models)],
+            list(catalog.slots.values()),
+            dict(catalog.global_models),
+            count,
+            overrides(),
+            state.revision,
+        )
+
+    def apply_configuration(
+        self,
+        models: Sequence[tuple[int, Mapping[str, Any]]],
+        slots: Sequence[Mapping[str, Any]],
+        global_settings: Sequence[tuple[str, int]],
+        overrides: Iterable[ImportRow] | None,
+        validate_only: bool,
+        origin: Origin = LOCAL,
+    ) -> ApplyResult:
+        """Make the configuration match, in one change; overrides too unless None."""
+        built = []
+        for i, (model_id, fields) in enumerate(models):
+            try:
+                built.append(validation.build_model(model_id, fields))
+            except InvalidArgument as exc:
+                exc.message = f"configuration.models[{i}] (id {model_id}): {exc.message}"
+                exc.args = (exc.message,)
+                raise
+        settings: dict[str, int] = {}
+        for slot, model_id in global_settings:
+            if slot in settings:
+                raise InvalidArgument.field(
+                    "configuration.global_settings",
+                    f"slot {slot!r} has two global settings",
+                    reason="DUPLICATE_IN_CONFIGURATION",
+                    slot=slot,
+                )
+            settings[slot] = model_id
+        wanted = configurations.target(
+            built, [validation.build_slot(fields) for fields in slots], settings
+        )
+        checked = None if overrides is None else configurations.check_overrides(wanted, overrides)
+        if not self._import_lock.acquire(blocking=False):
+            raise ImportInProgress("an import is running; retry when it has finished")
+        try:
+            with self._writing(origin) as uow:
+                records = None if checked is None else checked.records
+                change, outcome = configurations.apply(uow, wanted, records)
+                if change is None or validate_only:
+                    return ApplyResult(outcome, uow.revision)
+                recorded = uow.commit(change)
+        finally:
+            self._import_lock.release()
+        return ApplyResult(outcome, recorded.revision)
 
     # -- the audit trail -----------------------------------------------------------------------
 

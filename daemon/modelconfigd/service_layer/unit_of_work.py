@@ -131,6 +131,9 @@ class OverrideRepository(Protocol):
     def selecting(self, model_id: int) -> list[tuple[str, str]]:
         """Every (account, slot) whose override selects the model."""
 
+    def pairs(self) -> set[tuple[str, str]]:
+        """Every (account, slot) with an override."""
+
     def accounts_page(
         self, slot: str, model_id: int, after: str, limit: int
     ) -> list[AccountOverrides]:

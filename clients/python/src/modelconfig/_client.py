@@ -374,6 +374,59 @@ class ModelConfigClient:
             timeout=timeout,
         )
 
+    # -- whole configurations ------------------------------------------------------------------
+
+    def export_configuration(
+        self, *, timeout: float | None = None
+    ) -> Iterator[api.ExportConfigurationResponse]:
+        """The whole configuration as of one revision: the first response holds the catalog,
+        slots and global settings, the rest every account override. No deadline unless
+        `timeout` is given: a million overrides take a while."""
+        metadata = list(self._auth) or None
+        with typed_errors():
+            responses = self._stub.ExportConfiguration(
+                api.ExportConfigurationRequest(), timeout=timeout, metadata=metadata
+            )
+            yield from responses
+
+    def apply_configuration(
+        self,
+        configuration: api.Configuration,
+        overrides: Iterable[api.OverrideRecord] | None = None,
+        *,
+        validate_only: bool = False,
+        chunk_size: int = 5000,
+        timeout: float | None = None,
+        reason: str = "",
+        request_id: str = "",
+    ) -> api.ApplyConfigurationResponse:
+        """Make the daemon's configuration match, in one change. With `overrides` (even empty)
+        they become every account override the daemon holds; None leaves overrides as they are.
+        """
+
+        def messages() -> Iterator[api.ApplyConfigurationRequest]:
+            yield api.ApplyConfigurationRequest(
+                configuration=configuration,
+                replace_overrides=overrides is not None,
+                validate_only=validate_only,
+            )
+            batch: list[api.OverrideRecord] = []
+            for record in overrides or ():
+                batch.append(record)
+                if len(batch) == chunk_size:
+                    yield api.ApplyConfigurationRequest(overrides=batch)
+                    batch = []
+            if batch:
+                yield api.ApplyConfigurationRequest(overrides=batch)
+
+        return self._call(
+            self._stub.ApplyConfiguration,
+            messages(),
+            reason=reason,
+            request_id=request_id,
+            timeout=timeout,
+        )
+
     # -- the audit trail -----------------------------------------------------------------------
 
     def estimate_cost(

@@ -1653,3 +1653,227 @@ class AccountOverride(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccountOverride: _TypeAlias = AccountOverride  # noqa: Y015
+
+@_typing.final
+class Configuration(_message.Message):
+    """Configuration is the daemon's whole configuration but the account overrides."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    GLOBAL_SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Model]:
+        """Every model, in id order, with its id."""
+
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Slot]:
+        """Every slot, in slot order."""
+
+    @_builtins.property
+    def global_settings(self) -> _containers.RepeatedCompositeFieldContainer[Global___GlobalSetting]:
+        """Every global setting (a slot without one resolves to its default)."""
+
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[_resources_pb2.Model] | None = ...,
+        slots: _abc.Iterable[_resources_pb2.Slot] | None = ...,
+        global_settings: _abc.Iterable[Global___GlobalSetting] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["global_settings", b"global_settings", "models", b"models", "slots", b"slots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Configuration: _TypeAlias = Configuration  # noqa: Y015
+
+@_typing.final
+class GlobalSetting(_message.Message):
+    """GlobalSetting is the model selected for a slot globally."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    slot: _builtins.str
+    """The slot."""
+    model_id: _builtins.int
+    """The model's id."""
+    def __init__(
+        self,
+        *,
+        slot: _builtins.str = ...,
+        model_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GlobalSetting: _TypeAlias = GlobalSetting  # noqa: Y015
+
+@_typing.final
+class ExportConfigurationRequest(_message.Message):
+    """ExportConfigurationRequest asks for the whole configuration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportConfigurationRequest: _TypeAlias = ExportConfigurationRequest  # noqa: Y015
+
+@_typing.final
+class ExportConfigurationResponse(_message.Message):
+    """ExportConfigurationResponse is one part of an export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIGURATION_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    OVERRIDE_COUNT_FIELD_NUMBER: _builtins.int
+    OVERRIDES_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision the whole export was read at (the same in every response)."""
+    override_count: _builtins.int
+    """The first response only: how many account overrides follow."""
+    @_builtins.property
+    def configuration(self) -> Global___Configuration:
+        """The first response only: the catalog, slots and global settings."""
+
+    @_builtins.property
+    def overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverrideRecord]:
+        """Account overrides (the model by id), in account id order, each account's in slot order."""
+
+    def __init__(
+        self,
+        *,
+        configuration: Global___Configuration | None = ...,
+        revision: _builtins.int = ...,
+        override_count: _builtins.int = ...,
+        overrides: _abc.Iterable[Global___OverrideRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "override_count", b"override_count", "overrides", b"overrides", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportConfigurationResponse: _TypeAlias = ExportConfigurationResponse  # noqa: Y015
+
+@_typing.final
+class ApplyConfigurationRequest(_message.Message):
+    """ApplyConfigurationRequest is one message of an apply: the configuration first, then overrides."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIGURATION_FIELD_NUMBER: _builtins.int
+    REPLACE_OVERRIDES_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    OVERRIDES_FIELD_NUMBER: _builtins.int
+    replace_overrides: _builtins.bool
+    """The first message only: the overrides sent are every override the daemon must hold (the
+    others are cleared); when false, the account overrides are left as they are and none may be
+    sent.
+    """
+    validate_only: _builtins.bool
+    """The first message only: run every check and report what would change, changing nothing."""
+    @_builtins.property
+    def configuration(self) -> Global___Configuration:
+        """The first message only: the configuration to match."""
+
+    @_builtins.property
+    def overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverrideRecord]:
+        """Account overrides (the model by id or name), at most 10,000 per message."""
+
+    def __init__(
+        self,
+        *,
+        configuration: Global___Configuration | None = ...,
+        replace_overrides: _builtins.bool = ...,
+        validate_only: _builtins.bool = ...,
+        overrides: _abc.Iterable[Global___OverrideRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "overrides", b"overrides", "replace_overrides", b"replace_overrides", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyConfigurationRequest: _TypeAlias = ApplyConfigurationRequest  # noqa: Y015
+
+@_typing.final
+class ApplyConfigurationResponse(_message.Message):
+    """ApplyConfigurationResponse says what the apply changed (or would change, when validate_only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_CREATED_FIELD_NUMBER: _builtins.int
+    MODELS_UPDATED_FIELD_NUMBER: _builtins.int
+    MODELS_DELETED_FIELD_NUMBER: _builtins.int
+    SLOTS_CREATED_FIELD_NUMBER: _builtins.int
+    SLOTS_UPDATED_FIELD_NUMBER: _builtins.int
+    GLOBAL_SETTINGS_CHANGED_FIELD_NUMBER: _builtins.int
+    OVERRIDES_CHANGED_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_CHANGED_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    overrides_changed: _builtins.int
+    """How many account overrides changed (set, replaced or cleared)."""
+    accounts_changed: _builtins.int
+    """How many accounts those overrides belong to."""
+    revision: _builtins.int
+    """The revision of the change; when nothing changed or with validate_only, the current one."""
+    @_builtins.property
+    def models_created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models created."""
+
+    @_builtins.property
+    def models_updated(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models whose fields changed."""
+
+    @_builtins.property
+    def models_deleted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models deleted."""
+
+    @_builtins.property
+    def slots_created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots created."""
+
+    @_builtins.property
+    def slots_updated(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose fields changed."""
+
+    @_builtins.property
+    def global_settings_changed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose global setting changed (set, replaced or cleared)."""
+
+    def __init__(
+        self,
+        *,
+        models_created: _abc.Iterable[_builtins.int] | None = ...,
+        models_updated: _abc.Iterable[_builtins.int] | None = ...,
+        models_deleted: _abc.Iterable[_builtins.int] | None = ...,
+        slots_created: _abc.Iterable[_builtins.str] | None = ...,
+        slots_updated: _abc.Iterable[_builtins.str] | None = ...,
+        global_settings_changed: _abc.Iterable[_builtins.str] | None = ...,
+        overrides_changed: _builtins.int = ...,
+        accounts_changed: _builtins.int = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts_changed", b"accounts_changed", "global_settings_changed", b"global_settings_changed", "models_created", b"models_created", "models_deleted", b"models_deleted", "models_updated", b"models_updated", "overrides_changed", b"overrides_changed", "revision", b"revision", "slots_created", b"slots_created", "slots_updated", b"slots_updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyConfigurationResponse: _TypeAlias = ApplyConfigurationResponse  # noqa: Y015

@@ -160,6 +160,16 @@ class ModelConfigServiceStub:
                 request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsRequest.SerializeToString,
                 response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsResponse.FromString,
                 _registered_method=True)
+        self.ExportConfiguration = channel.unary_stream(
+                '/modelconfig.v1.ModelConfigService/ExportConfiguration',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ExportConfigurationRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ExportConfigurationResponse.FromString,
+                _registered_method=True)
+        self.ApplyConfiguration = channel.stream_unary(
+                '/modelconfig.v1.ModelConfigService/ApplyConfiguration',
+                request_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ApplyConfigurationRequest.SerializeToString,
+                response_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ApplyConfigurationResponse.FromString,
+                _registered_method=True)
 
 
 class ModelConfigServiceServicer:
@@ -425,6 +435,39 @@ class ModelConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportConfiguration(self, request, context):
+        """ExportConfiguration streams the whole configuration as of one revision: the first response
+        holds the catalog, the slots and the global settings; the following ones every account
+        override, in account id order (each account's in slot order), at most 10,000 per response.
+        It returns no errors of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyConfiguration(self, request_iterator, context):
+        """ApplyConfiguration makes the daemon's configuration match the one sent, in one change (one
+        revision): models are created, updated (by id) or deleted, slots created or updated, global
+        settings set or cleared, and, when `replace_overrides` is set, the account overrides made
+        exactly those sent. A configuration that matches changes nothing and keeps the revision.
+        The first message carries the configuration, the following ones the overrides.
+        The result is checked as a whole: every slot default and global setting an active model the
+        slot accepts, every override a model of the slot's provider and type (an inactive one is
+        kept and skipped, as after a deactivation), every successor an existing model of the same
+        provider and type. Existing slots keep their order; slots cannot be deleted.
+        Errors: INVALID_ARGUMENT for a malformed model, slot, setting or override, a repeated id,
+        name, slot or (account, slot) (DUPLICATE_IN_CONFIGURATION, DUPLICATE_ROW), a reference to a
+        model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
+        without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
+        (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
+        PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
+        as they are still select (MODEL_IN_USE) or leaves out an existing slot
+        (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -537,6 +580,16 @@ def add_ModelConfigServiceServicer_to_server(servicer, server):
                     servicer.ListAccounts,
                     request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsRequest.FromString,
                     response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'ExportConfiguration': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportConfiguration,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ExportConfigurationRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ExportConfigurationResponse.SerializeToString,
+            ),
+            'ApplyConfiguration': grpc.stream_unary_rpc_method_handler(
+                    servicer.ApplyConfiguration,
+                    request_deserializer=modelconfig_dot_v1_dot_model__config__service__pb2.ApplyConfigurationRequest.FromString,
+                    response_serializer=modelconfig_dot_v1_dot_model__config__service__pb2.ApplyConfigurationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1149,6 +1202,60 @@ class ModelConfigService:
             '/modelconfig.v1.ModelConfigService/ListAccounts',
             modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsRequest.SerializeToString,
             modelconfig_dot_v1_dot_model__config__service__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportConfiguration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelconfig.v1.ModelConfigService/ExportConfiguration',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ExportConfigurationRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ExportConfigurationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyConfiguration(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/modelconfig.v1.ModelConfigService/ApplyConfiguration',
+            modelconfig_dot_v1_dot_model__config__service__pb2.ApplyConfigurationRequest.SerializeToString,
+            modelconfig_dot_v1_dot_model__config__service__pb2.ApplyConfigurationResponse.FromString,
             options,
             channel_credentials,
             insecure,

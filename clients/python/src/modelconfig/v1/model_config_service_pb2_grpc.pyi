@@ -205,6 +205,31 @@ class ModelConfigServiceStub:
     Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
     page_size, or a page_token that is malformed or was issued for other filters.
     """
+    ExportConfiguration: _grpc.UnaryStreamMultiCallable[_model_config_service_pb2.ExportConfigurationRequest, _model_config_service_pb2.ExportConfigurationResponse]
+    """ExportConfiguration streams the whole configuration as of one revision: the first response
+    holds the catalog, the slots and the global settings; the following ones every account
+    override, in account id order (each account's in slot order), at most 10,000 per response.
+    It returns no errors of its own.
+    """
+    ApplyConfiguration: _grpc.StreamUnaryMultiCallable[_model_config_service_pb2.ApplyConfigurationRequest, _model_config_service_pb2.ApplyConfigurationResponse]
+    """ApplyConfiguration makes the daemon's configuration match the one sent, in one change (one
+    revision): models are created, updated (by id) or deleted, slots created or updated, global
+    settings set or cleared, and, when `replace_overrides` is set, the account overrides made
+    exactly those sent. A configuration that matches changes nothing and keeps the revision.
+    The first message carries the configuration, the following ones the overrides.
+    The result is checked as a whole: every slot default and global setting an active model the
+    slot accepts, every override a model of the slot's provider and type (an inactive one is
+    kept and skipped, as after a deactivation), every successor an existing model of the same
+    provider and type. Existing slots keep their order; slots cannot be deleted.
+    Errors: INVALID_ARGUMENT for a malformed model, slot, setting or override, a repeated id,
+    name, slot or (account, slot) (DUPLICATE_IN_CONFIGURATION, DUPLICATE_ROW), a reference to a
+    model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
+    without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
+    (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
+    PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
+    as they are still select (MODEL_IN_USE) or leaves out an existing slot
+    (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
+    """
 
 @_typing.type_check_only
 class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
@@ -382,6 +407,31 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     their overrides, one page at a time.
     Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
     page_size, or a page_token that is malformed or was issued for other filters.
+    """
+    ExportConfiguration: _aio.UnaryStreamMultiCallable[_model_config_service_pb2.ExportConfigurationRequest, _model_config_service_pb2.ExportConfigurationResponse]  # type: ignore[assignment]
+    """ExportConfiguration streams the whole configuration as of one revision: the first response
+    holds the catalog, the slots and the global settings; the following ones every account
+    override, in account id order (each account's in slot order), at most 10,000 per response.
+    It returns no errors of its own.
+    """
+    ApplyConfiguration: _aio.StreamUnaryMultiCallable[_model_config_service_pb2.ApplyConfigurationRequest, _model_config_service_pb2.ApplyConfigurationResponse]  # type: ignore[assignment]
+    """ApplyConfiguration makes the daemon's configuration match the one sent, in one change (one
+    revision): models are created, updated (by id) or deleted, slots created or updated, global
+    settings set or cleared, and, when `replace_overrides` is set, the account overrides made
+    exactly those sent. A configuration that matches changes nothing and keeps the revision.
+    The first message carries the configuration, the following ones the overrides.
+    The result is checked as a whole: every slot default and global setting an active model the
+    slot accepts, every override a model of the slot's provider and type (an inactive one is
+    kept and skipped, as after a deactivation), every successor an existing model of the same
+    provider and type. Existing slots keep their order; slots cannot be deleted.
+    Errors: INVALID_ARGUMENT for a malformed model, slot, setting or override, a repeated id,
+    name, slot or (account, slot) (DUPLICATE_IN_CONFIGURATION, DUPLICATE_ROW), a reference to a
+    model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
+    without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
+    (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
+    PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
+    as they are still select (MODEL_IN_USE) or leaves out an existing slot
+    (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
     """
 
 class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -689,6 +739,43 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         their overrides, one page at a time.
         Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a negative model_id or
         page_size, or a page_token that is malformed or was issued for other filters.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportConfiguration(
+        self,
+        request: _model_config_service_pb2.ExportConfigurationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_model_config_service_pb2.ExportConfigurationResponse], _abc.AsyncIterator[_model_config_service_pb2.ExportConfigurationResponse]]:
+        """ExportConfiguration streams the whole configuration as of one revision: the first response
+        holds the catalog, the slots and the global settings; the following ones every account
+        override, in account id order (each account's in slot order), at most 10,000 per response.
+        It returns no errors of its own.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyConfiguration(
+        self,
+        request_iterator: _MaybeAsyncIterator[_model_config_service_pb2.ApplyConfigurationRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_config_service_pb2.ApplyConfigurationResponse, _abc.Awaitable[_model_config_service_pb2.ApplyConfigurationResponse]]:
+        """ApplyConfiguration makes the daemon's configuration match the one sent, in one change (one
+        revision): models are created, updated (by id) or deleted, slots created or updated, global
+        settings set or cleared, and, when `replace_overrides` is set, the account overrides made
+        exactly those sent. A configuration that matches changes nothing and keeps the revision.
+        The first message carries the configuration, the following ones the overrides.
+        The result is checked as a whole: every slot default and global setting an active model the
+        slot accepts, every override a model of the slot's provider and type (an inactive one is
+        kept and skipped, as after a deactivation), every successor an existing model of the same
+        provider and type. Existing slots keep their order; slots cannot be deleted.
+        Errors: INVALID_ARGUMENT for a malformed model, slot, setting or override, a repeated id,
+        name, slot or (account, slot) (DUPLICATE_IN_CONFIGURATION, DUPLICATE_ROW), a reference to a
+        model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
+        without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
+        (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
+        PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
+        as they are still select (MODEL_IN_USE) or leaves out an existing slot
+        (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
         """
 
 def add_ModelConfigServiceServicer_to_server(servicer: ModelConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

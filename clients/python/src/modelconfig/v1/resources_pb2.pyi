@@ -165,6 +165,10 @@ class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind
     the model's changed fields in `before.model` / `after.model`; `import_rows` and
     `import_accounts` count the account overrides it moved.
     """
+    CHANGE_KIND_CONFIGURATION_APPLIED: _ChangeKind.ValueType  # 11
+    """A whole configuration was applied (ApplyConfiguration): `after.applied` says what changed;
+    `import_rows` and `import_accounts` count the account overrides it changed.
+    """
 
 class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
     """ChangeKind says what a recorded change did."""
@@ -198,6 +202,10 @@ CHANGE_KIND_MODEL_RETIRED: ChangeKind.ValueType  # 10
 global settings and slot defaults it moved are in `before.retirement` / `after.retirement`,
 the model's changed fields in `before.model` / `after.model`; `import_rows` and
 `import_accounts` count the account overrides it moved.
+"""
+CHANGE_KIND_CONFIGURATION_APPLIED: ChangeKind.ValueType  # 11
+"""A whole configuration was applied (ApplyConfiguration): `after.applied` says what changed;
+`import_rows` and `import_accounts` count the account overrides it changed.
 """
 Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
@@ -482,6 +490,7 @@ class ChangeValues(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     SLOT_FIELD_NUMBER: _builtins.int
     RETIREMENT_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
     model_id: _builtins.int
     """For settings: the id of the model selected in the scope; 0 when it selected none."""
     @_builtins.property
@@ -500,6 +509,10 @@ class ChangeValues(_message.Message):
     def retirement(self) -> Global___Retirement:
         """For retirements: which global settings and slot defaults selected which model."""
 
+    @_builtins.property
+    def applied(self) -> Global___AppliedConfiguration:
+        """For an applied configuration (`after` only): what it changed."""
+
     def __init__(
         self,
         *,
@@ -507,14 +520,69 @@ class ChangeValues(_message.Message):
         model: Global___Model | None = ...,
         slot: Global___Slot | None = ...,
         retirement: Global___Retirement | None = ...,
+        applied: Global___AppliedConfiguration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "retirement", b"retirement", "slot", b"slot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "model", b"model", "retirement", b"retirement", "slot", b"slot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "model_id", b"model_id", "retirement", b"retirement", "slot", b"slot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "model", b"model", "model_id", b"model_id", "retirement", b"retirement", "slot", b"slot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChangeValues: _TypeAlias = ChangeValues  # noqa: Y015
+
+@_typing.final
+class AppliedConfiguration(_message.Message):
+    """AppliedConfiguration says what an applied configuration changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_CREATED_FIELD_NUMBER: _builtins.int
+    MODELS_UPDATED_FIELD_NUMBER: _builtins.int
+    MODELS_DELETED_FIELD_NUMBER: _builtins.int
+    SLOTS_CREATED_FIELD_NUMBER: _builtins.int
+    SLOTS_UPDATED_FIELD_NUMBER: _builtins.int
+    GLOBAL_SETTINGS_CHANGED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models_created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models created."""
+
+    @_builtins.property
+    def models_updated(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models whose fields changed."""
+
+    @_builtins.property
+    def models_deleted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ids of the models deleted."""
+
+    @_builtins.property
+    def slots_created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots created."""
+
+    @_builtins.property
+    def slots_updated(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose fields changed."""
+
+    @_builtins.property
+    def global_settings_changed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The slots whose global setting changed."""
+
+    def __init__(
+        self,
+        *,
+        models_created: _abc.Iterable[_builtins.int] | None = ...,
+        models_updated: _abc.Iterable[_builtins.int] | None = ...,
+        models_deleted: _abc.Iterable[_builtins.int] | None = ...,
+        slots_created: _abc.Iterable[_builtins.str] | None = ...,
+        slots_updated: _abc.Iterable[_builtins.str] | None = ...,
+        global_settings_changed: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["global_settings_changed", b"global_settings_changed", "models_created", b"models_created", "models_deleted", b"models_deleted", "models_updated", b"models_updated", "slots_created", b"slots_created", "slots_updated", b"slots_updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppliedConfiguration: _TypeAlias = AppliedConfiguration  # noqa: Y015
 
 @_typing.final
 class Retirement(_message.Message):
