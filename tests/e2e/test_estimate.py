@@ -158,3 +158,30 @@ def test_an_image_model_refuses_a_cached_input_price(client):
     with pytest.raises(InvalidArgument) as refused:
         client.update_model(model, ["cached_input_price_per_1m_tokens"])
     assert refused.value.field_violations[0].field == "model.cached_input_price_per_1m_tokens"
+
+
+def test_images_are_priced_at_a_size_and_quality_where_the_provider_charges_so(client):
+    answer = client.estimate_cost(
+        "dalle_model", scope=GLOBAL, images=1000, image_size="1024x1792", image_quality="hd"
+    )
+    assert table(answer) == [("dall-e-3", "120", "0", True, [])]  # 1000 x 0.12
+    runware = client.estimate_cost(
+        "runware_model", scope=GLOBAL, images=10, image_size="1024x1024", image_quality="hd"
+    )
+    # The FLUX models are priced per image only: the tier's price is named missing.
+    assert {tuple(e.missing_prices) for e in runware.estimates} == {
+        ("image_prices[1024x1024:hd]",)
+    }
+    plain = client.estimate_cost("dalle_model", scope=GLOBAL, images=1000)
+    assert table(plain) == [("dall-e-3", "40", "0", True, [])]  # price_per_image: 0.04
+
+
+@pytest.mark.parametrize(
+    "tier", [{"image_size": "1024x1024"}, {"image_quality": "hd"},
+             {"image_size": "big", "image_quality": "hd"},
+             {"image_size": "1024x1024", "image_quality": "HD!"}]
+)
+def test_an_image_tier_needs_a_size_and_a_quality(client, tier):
+    with pytest.raises(InvalidArgument) as refused:
+        client.estimate_cost("dalle_model", scope=GLOBAL, images=1, **tier)
+    assert refused.value.reason == "INVALID_IMAGE_TIER"

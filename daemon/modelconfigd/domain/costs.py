@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from .errors import InvalidArgument
 from .model import Model
+from .validation import IMAGE_QUALITY, IMAGE_SIZE
 
 _MILLION = Decimal(1_000_000)
 # A volume's parts, each with the model field that prices it and the unit it is priced in.
@@ -32,8 +33,22 @@ class Volume:
     cached_input_tokens: int = 0
     output_tokens: int = 0
     images: int = 0
+    # Both or neither: images priced at this size and quality from the models' image_prices.
+    image_size: str = ""
+    image_quality: str = ""
 
     def check(self) -> Volume:
+        tier_ok = bool(
+            IMAGE_SIZE.fullmatch(self.image_size) and IMAGE_QUALITY.fullmatch(self.image_quality)
+        )
+        if (self.image_size or self.image_quality) and not tier_ok:
+            raise InvalidArgument.field(
+                "image_size",
+                "give both image_size (WIDTHxHEIGHT) and image_quality (e.g. hd), or neither",
+                reason="INVALID_IMAGE_TIER",
+                image_size=self.image_size,
+                image_quality=self.image_quality,
+            )
         for name, _, _ in _PRICED:
             count = getattr(self, name)
             if count < 0 or count > _MAX_COUNT:
@@ -69,6 +84,10 @@ def cost_of(model: Model, volume: Volume) -> Cost:
         if not count:
             continue
         price = getattr(model, price_field, None)
+        if name == "images" and volume.image_size:
+            tier = (volume.image_size, volume.image_quality)
+            price = next((p.price for p in model.image_prices if (p.size, p.quality) == tier), None)
+            price_field = f"image_prices[{tier[0]}:{tier[1]}]"
         if price is None:
             missing.append(price_field)
         else:

@@ -22,8 +22,8 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,99}$")
 _PROVIDER = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _MAX_DISPLAY_NAME = 200
 _MAX_ALIASES = 32
-_IMAGE_SIZE = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
-_QUALITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+IMAGE_SIZE = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
+IMAGE_QUALITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _MAX_IMAGE_PRICES = 32
 _MAX_URL = 2000
 _MAX_INT32 = 2**31 - 1
@@ -199,9 +199,9 @@ def _image_price_faults(entries: Sequence[Mapping[str, str]]) -> list[FieldViola
     seen: set[tuple[str, str]] = set()
     for i, entry in enumerate(entries):
         where = f"model.image_prices[{i}]"
-        if not _IMAGE_SIZE.fullmatch(entry["size"]):
+        if not IMAGE_SIZE.fullmatch(entry["size"]):
             bad.append(FieldViolation(f"{where}.size", "must be WIDTHxHEIGHT, e.g. 1024x1792"))
-        if not _QUALITY.fullmatch(entry["quality"]):
+        if not IMAGE_QUALITY.fullmatch(entry["quality"]):
             bad.append(
                 FieldViolation(f"{where}.quality", "must be a lower-case tier, e.g. standard")
             )

@@ -376,6 +376,8 @@ class ModelConfigServicer:
                 cached_input_tokens=request.cached_input_tokens,
                 output_tokens=request.output_tokens,
                 images=request.images,
+                image_size=request.image_size,
+                image_quality=request.image_quality,
             ),
             request.weight_by_accounts,
         )

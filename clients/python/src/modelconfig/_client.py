@@ -440,9 +440,12 @@ class ModelConfigClient:
         output_tokens: int = 0,
         images: int = 0,
         weight_by_accounts: bool = False,
+        image_size: str = "",
+        image_quality: str = "",
     ) -> api.EstimateCostResponse:
         """What a volume per period costs under the slot's model and every model it accepts,
-        cheapest first, as exact decimal strings."""
+        cheapest first, as exact decimal strings; images at `image_size` and `image_quality`
+        when given (both), from the models' prices per size and quality."""
         return self._call(
             self._stub.EstimateCost,
             api.EstimateCostRequest(
@@ -454,6 +457,8 @@ class ModelConfigClient:
                 output_tokens=output_tokens,
                 images=images,
                 weight_by_accounts=weight_by_accounts,
+                image_size=image_size,
+                image_quality=image_quality,
             ),
         )
 

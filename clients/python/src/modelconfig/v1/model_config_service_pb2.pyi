@@ -1323,6 +1323,8 @@ class EstimateCostRequest(_message.Message):
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     IMAGES_FIELD_NUMBER: _builtins.int
     WEIGHT_BY_ACCOUNTS_FIELD_NUMBER: _builtins.int
+    IMAGE_SIZE_FIELD_NUMBER: _builtins.int
+    IMAGE_QUALITY_FIELD_NUMBER: _builtins.int
     slot: _builtins.str
     """The slot, e.g. `openai_model`."""
     account_id: _builtins.str
@@ -1343,6 +1345,13 @@ class EstimateCostRequest(_message.Message):
     """SCOPE_GLOBAL only: the volume is per account; multiply it by the accounts that follow the
     global setting for this slot (accounts with their own override are not moved by a switch).
     """
+    image_size: _builtins.str
+    """With image_quality: price images at this size (e.g. `1024x1792`) from the models'
+    `image_prices`, instead of `price_per_image`; a model without that price has it named
+    missing as `image_prices[SIZE:QUALITY]`.
+    """
+    image_quality: _builtins.str
+    """With image_size: the quality tier to price images at, e.g. `hd`."""
     def __init__(
         self,
         *,
@@ -1354,10 +1363,12 @@ class EstimateCostRequest(_message.Message):
         output_tokens: _builtins.int = ...,
         images: _builtins.int = ...,
         weight_by_accounts: _builtins.bool = ...,
+        image_size: _builtins.str = ...,
+        image_quality: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cached_input_tokens", b"cached_input_tokens", "images", b"images", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "scope", b"scope", "slot", b"slot", "weight_by_accounts", b"weight_by_accounts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cached_input_tokens", b"cached_input_tokens", "image_quality", b"image_quality", "image_size", b"image_size", "images", b"images", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "scope", b"scope", "slot", b"slot", "weight_by_accounts", b"weight_by_accounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

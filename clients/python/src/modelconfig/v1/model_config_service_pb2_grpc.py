@@ -403,8 +403,9 @@ class ModelConfigServiceServicer:
         with their own override do not.
         Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
         scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
-        absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
-        estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+        absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), weighting an account's
+        estimate (WEIGHT_NEEDS_GLOBAL_SCOPE), or an image size without a quality, the other way
+        round, or either malformed (INVALID_IMAGE_TIER).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -185,8 +185,9 @@ class ModelConfigServiceStub:
     with their own override do not.
     Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
     scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
-    absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
-    estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+    absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), weighting an account's
+    estimate (WEIGHT_NEEDS_GLOBAL_SCOPE), or an image size without a quality, the other way
+    round, or either malformed (INVALID_IMAGE_TIER).
     """
     RetireModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.RetireModelRequest, _model_config_service_pb2.RetireModelResponse]
     """RetireModel replaces a model by its successor everywhere, in one change (one revision,
@@ -388,8 +389,9 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     with their own override do not.
     Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
     scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
-    absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
-    estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+    absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), weighting an account's
+    estimate (WEIGHT_NEEDS_GLOBAL_SCOPE), or an image size without a quality, the other way
+    round, or either malformed (INVALID_IMAGE_TIER).
     """
     RetireModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.RetireModelRequest, _model_config_service_pb2.RetireModelResponse]  # type: ignore[assignment]
     """RetireModel replaces a model by its successor everywhere, in one change (one revision,
@@ -708,8 +710,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         with their own override do not.
         Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), a missing or contradicted
         scope (SCOPE_REQUIRED, SCOPE_CONFLICT, as SetModel), a malformed account id, a negative or
-        absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), or weighting an account's
-        estimate (WEIGHT_NEEDS_GLOBAL_SCOPE).
+        absurd count (INVALID_VOLUME), no volume at all (NO_VOLUME), weighting an account's
+        estimate (WEIGHT_NEEDS_GLOBAL_SCOPE), or an image size without a quality, the other way
+        round, or either malformed (INVALID_IMAGE_TIER).
         """
 
     @_abc_1.abstractmethod
