@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from modelconfig import NotFound
+from modelconfig.cli import estimate
+from modelconfig.cli.main import main
 from modelconfig.v1 import resources_pb2 as pb
-from modelconfigd.entrypoints import ctl_estimate
-from modelconfigd.entrypoints.ctl import main
 
 SEEDED_IDS = ["1", "2", "3", "4", "5", "6", "7"]
 
@@ -346,7 +346,7 @@ def test_estimate_refuses_a_count_it_cannot_read(volume, capsys):
 
 
 def test_estimate_reads_counts_as_people_write_them():
-    assert [ctl_estimate.count(t) for t in ("1000", "2.5k", "10M", "1_000", "3,000", "1B")] == [
+    assert [estimate.count(t) for t in ("1000", "2.5k", "10M", "1_000", "3,000", "1B")] == [
         1000,
         2500,
         10_000_000,
@@ -365,7 +365,7 @@ def test_version_prints_the_installed_version(capsys):
 
 def test_a_reader_that_leaves_early_gets_no_traceback(daemon):
     """`modelconfigctl models list | true`: the reader is gone before anything is written."""
-    command = f"'{sys.executable}' -m modelconfigd.entrypoints.ctl --target {daemon.address} "
+    command = f"'{sys.executable}' -m modelconfig.cli --target {daemon.address} "
     done = subprocess.run(
         f"{command} models list | true",
         shell=True,
@@ -376,3 +376,15 @@ def test_a_reader_that_leaves_early_gets_no_traceback(daemon):
     )
     assert "Traceback" not in done.stderr, done.stderr
     assert done.stderr == ""
+
+
+def test_the_command_line_needs_nothing_of_the_daemon(daemon):
+    """An operator's machine has the client package only: no modelconfigd, Peewee or driver."""
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in (
+        "modelconfigd", "peewee", "psycopg"))  # importing one of them now fails
+    program = (f"import sys; {blocked}; from modelconfig.cli.main import main; "
+               f"sys.exit(main(['--target', {daemon.address!r}, 'models', 'list']))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (0, ""), done
+    assert "gpt-4o-mini" in done.stdout

@@ -12,8 +12,7 @@ from modelconfig import ModelConfigClient
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
-from ..domain.prices import display_price
-from . import ctl_format as fmt
+from . import output as fmt
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)([kmbg]?)$", re.IGNORECASE)
@@ -45,22 +44,14 @@ def _estimate(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     )
 
 
-def _money(text: str) -> str:
-    """`-9.85` -> `-$9.85`, `2.7` -> `$2.70`; exact, with at least two decimals."""
-    if not text:
-        return ""
-    amount = Decimal(text)
-    return ("-" if amount < 0 else "") + display_price(abs(amount))
-
-
 def _show(response: api.EstimateCostResponse, args: argparse.Namespace) -> str:
     table = fmt.table(
         ("MODEL", "COST", "DIFFERENCE", "", "MISSING PRICES"),
         (
             (
                 fmt.name(e.model),
-                _money(e.cost) or "unknown",
-                "" if e.current else (_money(e.difference) if e.difference else ""),
+                fmt.money(e.cost) or "unknown",
+                "" if e.current else (fmt.money(e.difference) if e.difference else ""),
                 "current" if e.current else "",
                 ", ".join(e.missing_prices),
             )

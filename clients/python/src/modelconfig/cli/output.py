@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -50,6 +51,20 @@ def name(model: pb.Model) -> str:
 
 def scope(account_id: str) -> str:
     return f"account {account_id}" if account_id else "global"
+
+
+def money(text: str) -> str:
+    """`-9.85` -> `-$9.85`, `2.7` -> `$2.70`, `0.125` -> `$0.125`: exact, at least two decimals.
+
+    The daemon's admin label shows prices the same way (modelconfigd's domain/prices.py); the
+    command line does not import the daemon, which an operator's machine need not have.
+    """
+    if not text:
+        return ""
+    amount = Decimal(text)
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(2, -exponent if isinstance(exponent, int) else 0)
+    return f"{'-' if amount < 0 else ''}${abs(amount):.{places}f}"
 
 
 def model_ref(text: str) -> int | str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .tokens import ROLES, new_token
+from ..tokens import ROLE_NAMES, new_token
 
 
 def _new(args: argparse.Namespace) -> str:
@@ -33,5 +33,5 @@ def add_commands(subparsers) -> None:
         "paste into the daemon's tokens file. Nothing is sent to a daemon.",
     )
     making.add_argument("--name", required=True, help="the caller: the actor of its changes")
-    making.add_argument("--role", required=True, choices=list(ROLES), help="what it may do")
+    making.add_argument("--role", required=True, choices=ROLE_NAMES, help="what it may do")
     making.set_defaults(offline=_new)

@@ -10,7 +10,7 @@ from modelconfig import ModelConfigClient
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
-from . import ctl_format as fmt
+from . import output as fmt
 
 
 def _model_id(client: ModelConfigClient, ref: str) -> int:

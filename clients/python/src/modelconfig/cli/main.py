@@ -17,9 +17,9 @@ from modelconfig import ModelConfigClient, ModelConfigError, Unavailable
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
 
-from . import ctl_changes, ctl_estimate, ctl_slots, ctl_tokens, override_files
-from . import ctl_format as fmt
-from .ctl_format import TYPES
+from . import changes, estimate, override_files, slots, tokens
+from . import output as fmt
+from .output import TYPES
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -369,7 +369,7 @@ def _add_import_command(subparsers) -> None:
     )
 
 
-_DIST = "modelconfigd"  # the distribution that installs modelconfigctl
+_DIST = "modelconfig-client"  # the distribution that installs modelconfigctl
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -407,10 +407,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_commands(subparsers)
     _add_setting_commands(subparsers)
     _add_import_command(subparsers)
-    ctl_slots.add_commands(subparsers)
-    ctl_changes.add_commands(subparsers)
-    ctl_estimate.add_commands(subparsers)
-    ctl_tokens.add_commands(subparsers)
+    slots.add_commands(subparsers)
+    changes.add_commands(subparsers)
+    estimate.add_commands(subparsers)
+    tokens.add_commands(subparsers)
     return parser
 
 
