@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modelconfig import NotFound
 from modelconfig.cli import estimate
@@ -303,9 +306,13 @@ def test_target_defaults_to_modelconfig_target(daemon, capsys, monkeypatch):
     [],
     ["models"],
     ["models", "list", "--type", "video"],
-    ["models", "usage", "gpt-4o-mini"],
+    ["models", "usage"],
     ["clear", "openai_model"],
-    ["settings", "--json"],
+    ["settings", "set", "openai_model", "gpt-4o-mini"],  # no --global
+    ["settings", "clear", "openai_model", "--account", "acme"],
+    ["accounts", "set", "", "openai_model", "gpt-4o-mini"],
+    ["models", "create", "--name", "x", "--provider", "openai"],  # no --type
+    ["--output", "xml", "models", "list"],
 ])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -356,11 +363,12 @@ def test_estimate_reads_counts_as_people_write_them():
     ]
 
 
-def test_version_prints_the_installed_version(capsys):
+def test_version_prints_the_client_package_version(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
     assert exited.value.code == 0
-    assert capsys.readouterr().out.startswith("modelconfigctl 0.")
+    version = importlib.metadata.version("modelconfig-client")
+    assert capsys.readouterr().out == f"modelconfigctl {version}\n"
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback(daemon):
@@ -388,3 +396,332 @@ def test_the_command_line_needs_nothing_of_the_daemon(daemon):
                           timeout=60, check=False)
     assert (done.returncode, done.stderr) == (0, ""), done
     assert "gpt-4o-mini" in done.stdout
+
+
+# -- global options, before or after the command ----------------------------------------------
+
+
+@dataclass
+class Called:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def call(capsys):
+    """modelconfigctl with the arguments as given: no --target added in front."""
+    def run(*args: str) -> Called:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Called(code, out, err)
+
+    return run
+
+
+def test_global_options_work_after_the_command(daemon, call):
+    run = call("models", "show", "gpt-4o-mini", "--target", daemon.address, "--output", "json")
+    assert (run.code, run.err) == (0, "")
+    assert json.loads(run.out)["model_name"] == "gpt-4o-mini"
+    run = call("accounts", "resolve", "acme", "openai_model", "--json", "--target", daemon.address)
+    assert json.loads(run.out)["slots"][0]["model"]["model_name"] == "gpt-4o-mini"
+
+
+def test_an_option_after_the_command_wins_over_the_one_before(daemon, call):
+    run = call("--target", "127.0.0.1:1", "--output", "yaml", "settings",
+               "--target", daemon.address, "--output", "json")
+    assert run.code == 0, run
+    assert json.loads(run.out)["slots"][0]["slot"] == "openai_model"
+
+
+def test_an_option_before_the_command_holds_when_not_repeated_after(daemon, call):
+    run = call("--target", daemon.address, "--json", "models", "list", "--page-size", "2")
+    assert [m["id"] for m in json.loads(run.out)["models"]] == SEEDED_IDS
+
+
+def test_reason_after_the_command_is_recorded(daemon, call, client):
+    run = call("settings", "set", "openai_model", "gpt-3.5-turbo", "--global",
+               "--target", daemon.address, "--reason", "ticket OPS-7")
+    assert run.code == 0, run
+    assert client.list_changes(page_size=1).changes[0].reason == "ticket OPS-7"
+
+
+def test_yaml_output_holds_the_same_fields_as_json(ctl):
+    got = yaml.safe_load(ok(ctl("--output", "yaml", "models", "show", "runware:97@1")).out)
+    assert got == json_of(ctl, "models", "show", "runware:97@1")
+    assert got["aliases"] == ["runware:97@1"]
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan", "inf", "1e300"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_a_usage_error(timeout, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--target", "127.0.0.1:1", "settings", "--timeout", timeout])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"modelconfigctl settings: error: argument --timeout: {timeout!r} is not a number of "
+        "seconds from 0 to 86400, e.g. 2.5")
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def silent_target():
+    """A port that accepts connections and never answers: every call runs into its deadline."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_call_past_its_timeout_exits_6_naming_the_deadline(silent_target, call):
+    started = time.monotonic()
+    run = call("--target", silent_target, "--timeout", "0.5", "settings")
+    assert time.monotonic() - started < 5
+    assert (run.code, run.out) == (6, "")
+    first, hint = run.err.splitlines()
+    assert first.startswith("error: DEADLINE_EXCEEDED: ")
+    assert hint == (f"hint: {silent_target} did not answer within 0.5 s; a busy daemon or a "
+                    "slow network may need a longer --timeout")
+
+
+# -- errors as JSON ----------------------------------------------------------------------------
+
+
+def json_error(run) -> dict:
+    assert run.out == ""
+    assert len(run.err.splitlines()) == 1, run.err  # one object, on one line
+    return json.loads(run.err)
+
+
+def test_json_error_carries_code_reason_message_and_metadata(ctl):
+    run = ctl("--output", "json", "models", "show", "no-such-model")
+    assert run.code == 3
+    error = json_error(run)
+    assert (error["code"], error["reason"]) == ("NOT_FOUND", "MODEL_NOT_FOUND")
+    assert "no-such-model" in error["message"]
+    assert "no-such-model" in error["metadata"].values()
+
+
+def test_json_error_carries_field_and_precondition_violations(ctl):
+    run = ctl("set", "gemini_model", "gpt-4o-mini", "--global", "--json")
+    assert run.code == 2
+    error = json_error(run)
+    [violation] = error["field_violations"]
+    assert violation["field"] == "slot"
+    assert violation["description"].startswith("unknown slot 'gemini_model'")
+    run = ctl("models", "delete", "gpt-4o-mini", "--json")
+    assert run.code == 4
+    error = json_error(run)
+    assert error["reason"] == "MODEL_IN_USE"
+    assert {"GLOBAL_SETTING", "SLOT_DEFAULT"} <= {v["type"] for v in
+                                                    error["precondition_violations"]}
+
+
+def test_json_error_of_an_unreachable_daemon_has_the_hint(call):
+    target = f"127.0.0.1:{unused_port()}"
+    run = call("settings", "--target", target, "--json")
+    assert run.code == 6
+    assert f"reachable at {target}" in json_error(run)["hint"]
+
+
+def test_json_usage_error_is_json_too(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--json", "models", "list", "--type", "video"])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    error = json.loads(err)
+    assert (out, error["reason"]) == ("", "USAGE")
+    assert "invalid choice: 'video'" in error["message"]
+
+
+def test_a_file_that_cannot_be_read_is_one_line_exit_1(ctl, tmp_path):
+    run = ctl("import", str(tmp_path / "absent.csv"))
+    assert (run.code, run.out) == (1, "")
+    assert run.err == f"error: cannot read {tmp_path / 'absent.csv'}: No such file or directory\n"
+
+
+# -- models: show, create, update, and a name wherever an id goes ------------------------------
+
+
+def test_models_show_is_get(ctl):
+    assert ok(ctl("models", "show", "6")).out == ok(ctl("models", "get", "6")).out
+
+
+def test_models_create_takes_every_field(ctl, client):
+    run = ok(ctl("models", "create", "--name", "gpt-4.1-nano", "--display-name", "GPT-4.1 Nano",
+                 "--provider", "openai", "--type", "text", "--input-price", "0.10",
+                 "--cached-input-price", "0.025", "--output-price", "0.40",
+                 "--context-window", "1047576", "--max-output-tokens", "32768",
+                 "--alias", "nano", "--alias", "gpt-nano"))
+    assert run.out.startswith("created model 8 gpt-4.1-nano, an openai text model (active)\n")
+    model = client.get_model("nano")
+    assert (model.id, model.display_name, model.is_active) == (8, "GPT-4.1 Nano", True)
+    assert (model.input_price_per_1m_tokens, model.cached_input_price_per_1m_tokens,
+            model.output_price_per_1m_tokens) == ("0.10", "0.025", "0.40")
+    assert (model.context_window, model.max_output_tokens) == (1047576, 32768)
+    assert list(model.aliases) == ["nano", "gpt-nano"]
+
+
+def test_models_create_inactive_image_model(ctl, client):
+    run = ok(ctl("models", "create", "--name", "dall-e-2", "--provider", "openai",
+                 "--type", "image", "--price-per-image", "0.02", "--inactive"))
+    assert run.out.startswith("created model 8 dall-e-2, an openai image model (inactive: ")
+    model = client.get_model("dall-e-2")
+    assert (model.is_active, model.price_per_image) == (False, "0.02")
+
+
+def test_models_create_of_a_taken_name_is_refused(ctl):
+    run = ctl("models", "create", "--name", "nano", "--provider", "openai", "--type", "text",
+              "--alias", "gpt-4o-mini")
+    assert run.code == 4
+    assert run.err.startswith("error: ALREADY_EXISTS ")
+
+
+def test_models_update_sends_only_the_flags_given(ctl, client):
+    before = client.get_model(2)
+    run = ok(ctl("models", "update", "gpt-3.5-turbo", "--output-price", "1.25",
+                 "--display-name", "GPT-3.5"))
+    assert run.out.startswith("updated model 2 gpt-3.5-turbo\n")
+    after = client.get_model(2)
+    assert (after.output_price_per_1m_tokens, after.display_name) == ("1.25", "GPT-3.5")
+    assert after.input_price_per_1m_tokens == before.input_price_per_1m_tokens
+    assert after.context_window == before.context_window
+    assert list(client.list_changes(page_size=1).changes[0].changed_fields.paths) == [
+        "display_name", "output_price_per_1m_tokens"]
+
+
+def test_models_update_aliases_replaces_or_clears_them(ctl, client):
+    ok(ctl("models", "update", "6", "--alias", "flux", "--alias", "runware:97@1"))
+    assert list(client.get_model(6).aliases) == ["flux", "runware:97@1"]
+    ok(ctl("models", "update", "flux", "--clear-aliases"))
+    assert list(client.get_model(6).aliases) == []
+
+
+def test_models_update_with_nothing_to_change_is_a_usage_error(ctl):
+    run = ctl("models", "update", "gpt-4o-mini")
+    assert (run.code, run.out) == (2, "")
+    assert run.err == (
+        "error: models update: nothing to change; name a field to change (see --help)\n")
+
+
+def test_models_update_of_an_unknown_model_is_not_found(ctl):
+    assert ctl("models", "update", "gpt-9", "--display-name", "x").code == 3
+
+
+def test_models_commands_take_a_name_or_alias(ctl, client):
+    assert ok(ctl("models", "deactivate", "gpt-4-turbo-2024-04-09")).out.startswith("model 3 ")
+    assert not client.get_model(3).is_active
+    ok(ctl("models", "activate", "gpt-4-turbo-2024-04-09"))
+    assert client.get_model(3).is_active
+    assert "global slots:      runware_model\n" in ok(ctl("models", "usage", "runware:97@1")).out
+    client.create_model(pb.Model(model_name="spare", provider="openai",
+                                 model_type=pb.MODEL_TYPE_TEXT, aliases=["extra"]))
+    assert ok(ctl("models", "delete", "extra")).out.startswith("deleted model 8\n")
+
+
+def test_models_usage_pages_through_accounts(ctl, client):
+    for account in ("a1", "a2", "a3"):
+        client.set_model("openai_model", 2, account_id=account)
+    first = ok(ctl("models", "usage", "2", "--page-size", "2")).out
+    assert "accounts:          a1, a2, ... (--all lists every one)\n" in first
+    token = first.rsplit("next page: --page-token ", 1)[1].strip()
+    second = ok(ctl("models", "usage", "2", "--page-size", "2", "--page-token", token)).out
+    assert "accounts:          a3\n" in second
+    assert "next page" not in second
+    every = ok(ctl("models", "usage", "2", "--page-size", "2", "--all")).out
+    assert "accounts:          a1, a2, a3\n" in every
+    assert json_of(ctl, "models", "usage", "2", "--all")["account_ids"] == ["a1", "a2", "a3"]
+
+
+# -- accounts and settings ---------------------------------------------------------------------
+
+
+def test_accounts_set_clear_and_resolve(ctl):
+    run = ok(ctl("accounts", "set", "acme", "openai_model", "gpt-3.5-turbo"))
+    assert run.out.startswith("set openai_model = gpt-3.5-turbo (account acme)\netag: ")
+    assert ok(ctl("accounts", "resolve", "acme", "openai_model")).rows == [
+        ["openai_model", "gpt-3.5-turbo", "account"]]
+    assert ok(ctl("accounts", "clear", "acme", "openai_model")).out.startswith(
+        "cleared openai_model (account acme)\n")
+    assert resolved(ctl, "acme")["openai_model"] == ("gpt-4o-mini", "global")
+
+
+def test_accounts_set_validate_only_and_a_stale_etag(ctl, client):
+    etag = client.resolve_for_account("acme").etag
+    ok(ctl("accounts", "set", "acme", "openai_model", "2", "--validate-only"))
+    assert resolved(ctl, "acme")["openai_model"] == ("gpt-4o-mini", "global")
+    ok(ctl("accounts", "set", "acme", "openai_model", "2", "--etag", etag))
+    assert ctl("accounts", "set", "acme", "openai_model", "3", "--etag", etag).code == 5
+
+
+def test_accounts_resolve_without_an_account_is_a_usage_error(ctl):
+    run = ctl("accounts", "resolve")
+    assert run.code == 2
+    assert "name an ACCOUNT, or --file" in run.err
+
+
+def test_accounts_resolve_file_resolves_in_batches(ctl, client, tmp_path):
+    client.set_model("openai_model", "gpt-3.5-turbo", account_id="acct-1500")
+    ids = [f"acct-{n}" for n in range(1, 1502)]  # two calls of at most 1,000
+    path = tmp_path / "accounts.txt"
+    path.write_text("\ufeff" + "\n".join(ids) + "\n\n")
+    run = ok(ctl("accounts", "resolve", "--file", str(path), "openai_model"))
+    rows = run.rows
+    assert len(rows) == 1501
+    assert rows[0] == ["acct-1", "openai_model", "gpt-4o-mini", "global"]
+    assert rows[1499] == ["acct-1500", "openai_model", "gpt-3.5-turbo", "account"]
+    assert run.out.endswith("accounts: 1,501 accounts  revision: 2\n")
+    got = json_of(ctl, "accounts", "resolve", "--file", str(path), "openai_model")
+    assert [r["account_id"] for r in got["results"]] == ids
+    assert got["results"][1499]["slots"][0]["source"] == "SOURCE_ACCOUNT"
+    got = yaml.safe_load(ok(ctl("accounts", "resolve", "--file", str(path), "-o", "yaml")).out)
+    assert len(got["results"]) == 1501 and len(got["results"][0]["slots"]) == 4
+
+
+def test_accounts_resolve_file_names_accounts_it_could_not_resolve(ctl, tmp_path):
+    path = tmp_path / "accounts.txt"
+    path.write_text("acme\nnot valid!\nglobex\n")
+    run = ctl("accounts", "resolve", "--file", str(path), "openai_model")
+    assert run.code == 2
+    assert [row[:2] for row in run.rows] == [
+        ["acme", "openai_model"], ["not", "valid!"], ["globex", "openai_model"]]
+    assert "INVALID_ACCOUNT_ID" in run.out
+    assert run.err.startswith("error: 1 account could not be resolved, the first (not valid!): ")
+
+
+def test_settings_get_set_and_clear_need_global(ctl, client):
+    assert ok(ctl("settings", "get")).out == ok(ctl("settings")).out
+    run = ok(ctl("settings", "set", "anthropic_model", "claude-3-haiku-20240307", "--global"))
+    assert run.out.startswith("set anthropic_model = claude-3-haiku-20240307 (global)\n")
+    assert resolved(ctl, "acme")["anthropic_model"] == ("claude-3-haiku-20240307", "global")
+    run = ok(ctl("settings", "clear", "anthropic_model", "--global"))
+    assert run.out.startswith("cleared anthropic_model (global)\n")
+    assert resolved(ctl, "acme")["anthropic_model"] == ("claude-3-5-sonnet-20241022", "default")
+
+
+def test_settings_set_without_global_changes_nothing(ctl, client, capsys):
+    before = client.get_global_settings()
+    with pytest.raises(SystemExit) as exited:
+        ctl("settings", "set", "openai_model", "gpt-3.5-turbo")
+    assert exited.value.code == 2
+    assert "the following arguments are required: --global" in capsys.readouterr().err
+    assert client.get_global_settings() == before
+
+
+# -- plain English -----------------------------------------------------------------------------
+
+
+def test_counts_are_singular_or_plural(ctl, tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("account_id,slot,model\nacme,openai_model,gpt-3.5-turbo\n")
+    assert "imported 1 override for 1 account: 1 changed" in ok(ctl("import", str(path))).out
+    path.write_text("account_id,slot,model\nacme,openai_model,2\nacme,dalle_model,7\n")
+    assert "would import 2 overrides for 1 account\n" in ok(
+        ctl("import", str(path), "--validate-only")).out
+    assert "1 override of 1 account" in ok(ctl("changes", "list")).out
+
+
+def test_tokens_new_as_json(call):
+    made = json.loads(call("tokens", "new", "--name", "ops", "--role", "admin", "--json").out)
+    assert (made["name"], made["role"]) == ("ops", "admin")
+    assert made["token"].startswith("mct_") and len(made["sha256"]) == 64

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 from google.protobuf.message import Message
 
-from modelconfig import ModelConfigClient
-from modelconfig.v1 import model_config_service_pb2 as api
-from modelconfig.v1 import resources_pb2 as pb
-
+from .._client import ModelConfigClient
+from ..v1 import model_config_service_pb2 as api
+from ..v1 import resources_pb2 as pb
 from . import output as fmt
+from .parsing import command
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)([kmbg]?)$", re.IGNORECASE)
@@ -61,15 +61,16 @@ def _show(response: api.EstimateCostResponse, args: argparse.Namespace) -> str:
     lines = [table, ""]
     if args.weighted:
         lines.append(
-            f"for {response.accounts_following} accounts that follow the global setting; "
-            f"{response.accounts_overriding} with their own override are not moved by a switch"
+            f"for {fmt.plural(response.accounts_following, 'account')} following the global "
+            f"setting; {fmt.plural(response.accounts_overriding, 'account')} with their own "
+            "override would not move with a switch"
         )
     lines.append(fmt.footer(revision=response.revision))
     return "\n".join(lines)
 
 
 def add_commands(subparsers) -> None:
-    estimating = fmt.command(
+    estimating = command(
         subparsers,
         "estimate",
         _estimate,

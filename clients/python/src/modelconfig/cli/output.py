@@ -1,14 +1,16 @@
-"""modelconfigctl's output: tables, aligned fields, footers and the short names it prints."""
+"""modelconfigctl's output: tables, aligned fields, English phrases, and JSON or YAML."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from modelconfig.v1 import resources_pb2 as pb
+from ..v1 import resources_pb2 as pb
+from .errors import CommandError
 
 TYPES = {"text": pb.MODEL_TYPE_TEXT, "image": pb.MODEL_TYPE_IMAGE}
 
@@ -33,6 +35,16 @@ def footer(**values: object) -> str:
     return "  ".join(f"{key}: {value}" for key, value in values.items())
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 override`, `2 overrides`, `1,000 accounts`."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def a(phrase: str) -> str:
+    """`an image model`, `a text model`: the article by the first letter, which fits our words."""
+    return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
+
+
 def model_type(value: int) -> str:
     return pb.ModelType.Name(value).removeprefix("MODEL_TYPE_").lower()
 
@@ -49,7 +61,7 @@ def name(model: pb.Model) -> str:
     return model.model_name or "-"
 
 
-def scope(account_id: str) -> str:
+def scope(account_id: str | None) -> str:
     return f"account {account_id}" if account_id else "global"
 
 
@@ -67,17 +79,33 @@ def money(text: str) -> str:
     return f"{'-' if amount < 0 else ''}${abs(amount):.{places}f}"
 
 
-def model_ref(text: str) -> int | str:
-    """A model id if the text is all digits, else a name or alias."""
-    return int(text) if text.isascii() and text.isdigit() else text
+def data(response: object) -> object:
+    """Plain data of a response: a message in the proto JSON mapping (int64 as strings)."""
+    if isinstance(response, Message):
+        return json_format.MessageToDict(response, preserving_proto_field_name=True)
+    if isinstance(response, dict):
+        return {key: data(value) for key, value in response.items()}
+    if isinstance(response, list | tuple):
+        return [data(item) for item in response]
+    return response
 
 
-def as_json(message: Message) -> str:
-    return json_format.MessageToJson(message, preserving_proto_field_name=True)
+def render(response: object, output: str, show, args) -> str:
+    """What a command prints: its table, or its response as JSON or YAML.
 
-
-def command(subparsers, name: str, run, show, help: str):
-    """A subcommand that calls `run(client, args)` and prints `show(response, args)`."""
-    parser = subparsers.add_parser(name, help=help, description=help)
-    parser.set_defaults(run=run, show=show)
-    return parser
+    A response that is already text (a completion script) is printed as it is.
+    """
+    if isinstance(response, str):
+        return response
+    if output == "table":
+        return show(response, args)
+    if output == "json":
+        return json.dumps(data(response), indent=2, ensure_ascii=False)
+    try:
+        import yaml  # the [cli] extra: only --output yaml needs it
+    except ImportError:
+        raise CommandError(
+            "--output yaml needs PyYAML: pip install 'modelconfig-client[cli]'",
+            reason="MISSING_EXTRA",
+        ) from None
+    return yaml.safe_dump(data(response), sort_keys=False, allow_unicode=True).rstrip("\n")
