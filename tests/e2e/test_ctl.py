@@ -313,6 +313,7 @@ def test_target_defaults_to_modelconfig_target(daemon, capsys, monkeypatch):
     ["accounts", "set", "", "openai_model", "gpt-4o-mini"],
     ["models", "create", "--name", "x", "--provider", "openai"],  # no --type
     ["--output", "xml", "models", "list"],
+    ["completion", "fish"],
 ])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -538,6 +539,26 @@ def test_a_file_that_cannot_be_read_is_one_line_exit_1(ctl, tmp_path):
     run = ctl("import", str(tmp_path / "absent.csv"))
     assert (run.code, run.out) == (1, "")
     assert run.err == f"error: cannot read {tmp_path / 'absent.csv'}: No such file or directory\n"
+
+
+# -- completion --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_prints_a_script_that_knows_the_commands(shell, call):
+    run = call("completion", shell)
+    assert (run.code, run.err) == (0, "")
+    assert "modelconfigctl" in run.out
+    for word in ("accounts", "deactivate", "--timeout", "bash"):
+        assert word in run.out
+
+
+def test_the_bash_completion_script_is_valid_bash(call, tmp_path):
+    script = tmp_path / "modelconfigctl.bash"
+    script.write_text(call("completion", "bash").out)
+    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True,
+                          check=False)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 # -- models: show, create, update, and a name wherever an id goes ------------------------------

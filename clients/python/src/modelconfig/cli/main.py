@@ -13,6 +13,7 @@ from .._errors import ModelConfigError
 from . import (
     accounts,
     changes,
+    completion,
     errors,
     estimate,
     imports,
@@ -45,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
         changes,
         estimate,
         tokens,
+        completion,
     ):
         module.add_commands(subparsers)
     return top
