@@ -549,7 +549,7 @@ def test_completion_prints_a_script_that_knows_the_commands(shell, call):
     run = call("completion", shell)
     assert (run.code, run.err) == (0, "")
     assert "modelconfigctl" in run.out
-    for word in ("accounts", "deactivate", "--timeout", "bash"):
+    for word in ("import-legacy", "accounts", "deactivate", "--timeout"):
         assert word in run.out
 
 
@@ -746,3 +746,162 @@ def test_tokens_new_as_json(call):
     made = json.loads(call("tokens", "new", "--name", "ops", "--role", "admin", "--json").out)
     assert (made["name"], made["role"]) == ("ops", "admin")
     assert made["token"].startswith("mct_") and len(made["sha256"]) == 64
+
+
+# -- import-legacy -----------------------------------------------------------------------------
+
+
+def write(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_import_legacy_global_string_settings(ctl, client, tmp_path):
+    path = write(tmp_path, "global.json", json.dumps(
+        {"openai_model": "gpt-3.5-turbo", "dalle_model": "dall-e-3",
+         "runware_model": "runware:97@1"}))
+    run = ok(ctl("import-legacy", path))
+    assert "set openai_model = gpt-3.5-turbo (global)" in run.out
+    assert "set runware_model = runware-flux-1.1-pro (global)" in run.out
+    settings = {s.slot: s.model.id for s in client.get_global_settings().slots}
+    assert (settings["openai_model"], settings["dalle_model"], settings["runware_model"]) == (
+        2, 7, 6)
+    assert client.list_changes(page_size=1).changes[0].reason == (
+        "modelconfigctl import-legacy global.json")
+
+
+def test_import_legacy_account_configs_in_one_revision(ctl, client, tmp_path):
+    path = write(tmp_path, "accounts.jsonl", "\n".join(json.dumps(item) for item in (
+        {"account_id": "42", "openai_model_id": 2},
+        {"account_id": 43, "openai_model": "gpt-4-turbo-2024-04-09", "dalle_model_id": None},
+        {"account_id": "44", "runware_model": "runware:97@1", "openai_model_id": "2"},
+    )) + "\n")
+    revision = client.get_global_settings().revision
+    run = ok(ctl("import-legacy", path))
+    assert "imported 4 overrides for 3 accounts: 4 changed" in run.out
+    assert client.get_global_settings().revision == revision + 1  # one import, one revision
+    assert resolved(ctl, "42")["openai_model"] == ("gpt-3.5-turbo", "account")
+    assert resolved(ctl, "43")["openai_model"] == ("gpt-4-turbo-2024-04-09", "account")
+    assert resolved(ctl, "43")["dalle_model"] == ("dall-e-3", "global")  # null: no override
+    assert resolved(ctl, "44")["runware_model"] == ("runware-flux-1.1-pro", "account")
+
+
+def test_import_legacy_reads_a_json_list_with_global_settings_too(ctl, client, tmp_path):
+    path = write(tmp_path, "all.json", json.dumps([
+        {"openai_model": "gpt-3.5-turbo"},
+        {"account_id": "42", "openai_model": "gpt-4o-mini"},
+    ]))
+    run = ok(ctl("import-legacy", path))
+    assert "imported 1 override for 1 account" in run.out
+    assert resolved(ctl, "42")["openai_model"] == ("gpt-4o-mini", "account")
+    assert resolved(ctl, "43")["openai_model"] == ("gpt-3.5-turbo", "global")
+
+
+LEGACY_WITH_GAPS = [
+    {"openai_model": "gpt-4.1", "dalle_model": "dall-e-3"},  # a choice the catalog lacks
+    {"account_id": "42", "openai_model_id": 99},
+    {"account_id": "43", "gemini_model": "gpt-4o-mini", "openai_model": "gpt-3.5-turbo"},
+]
+
+
+def test_import_legacy_applies_nothing_unless_everything_maps(ctl, client, tmp_path):
+    path = write(tmp_path, "old.jsonl", "\n".join(map(json.dumps, LEGACY_WITH_GAPS)))
+    before = client.get_global_settings()
+    run = ctl("import-legacy", path)
+    assert (run.code, run.out) == (4, "")
+    report = [line.split(None, 4) for line in run.err.splitlines()[1:4]]
+    assert report == [
+        ["1", "(global)", "openai_model", "gpt-4.1",
+         "NOT MAPPED: no model has this name or alias"],
+        ["2", "42", "openai_model_id", "99", "NOT MAPPED: no model has this id"],
+        ["3", "43", "gemini_model", "gpt-4o-mini", "NOT MAPPED: no such slot"],
+    ]
+    assert run.err.splitlines()[-1] == (
+        f"error: 3 values of {path} map to no slot or model; nothing was applied "
+        "(--skip-unmapped applies the rest)")
+    assert client.get_global_settings() == before
+    assert resolved(ctl, "43")["openai_model"] == ("gpt-4o-mini", "global")
+
+
+def test_import_legacy_unmapped_as_json(ctl, tmp_path):
+    path = write(tmp_path, "old.json", json.dumps(LEGACY_WITH_GAPS))
+    run = ctl("import-legacy", path, "--json")
+    assert run.code == 4
+    error = json_error(run)
+    assert error["reason"] == "UNMAPPED_VALUES"
+    assert error["unmapped"][1] == {"line": 2, "account_id": "42", "key": "openai_model_id",
+                                    "value": 99, "problem": "no model has this id"}
+
+
+def test_import_legacy_skip_unmapped_applies_the_rest(ctl, client, tmp_path):
+    path = write(tmp_path, "old.jsonl", "\n".join(map(json.dumps, LEGACY_WITH_GAPS)))
+    run = ok(ctl("import-legacy", path, "--skip-unmapped"))
+    assert "skipped 3 unmapped values" in run.out
+    assert "set dalle_model = dall-e-3 (global)" in run.out
+    assert "imported 1 override for 1 account" in run.out
+    assert resolved(ctl, "43")["openai_model"] == ("gpt-3.5-turbo", "account")
+    assert resolved(ctl, "42")["openai_model"] == ("gpt-4o-mini", "global")
+
+
+def test_import_legacy_dry_run_prints_the_mapping_and_applies_nothing(ctl, client, tmp_path):
+    path = write(tmp_path, "old.jsonl", json.dumps(
+        {"account_id": "42", "openai_model_id": 1, "runware_model": "runware:97@1"}))
+    before = client.get_global_settings().revision
+    run = ok(ctl("import-legacy", path, "--dry-run"))
+    assert [line.split(None, 4) for line in run.out.splitlines()[1:3]] == [
+        ["1", "42", "openai_model_id", "1", "openai_model = 1 gpt-4o-mini"],
+        ["1", "42", "runware_model", "runware:97@1", "runware_model = 6 runware-flux-1.1-pro"],
+    ]
+    assert run.out.endswith("\n\ndry run: nothing applied\n")
+    assert client.get_global_settings().revision == before
+    got = json_of(ctl, "import-legacy", path, "--dry-run")
+    assert got["mapped"][1] == {"line": 1, "account_id": "42", "key": "runware_model",
+                                "value": "runware:97@1", "slot": "runware_model",
+                                "model_id": 6, "model_name": "runware-flux-1.1-pro"}
+    assert got["unmapped"] == []
+
+
+def test_import_legacy_dry_run_with_unmapped_values_exits_4(ctl, tmp_path):
+    path = write(tmp_path, "old.json", json.dumps(LEGACY_WITH_GAPS))
+    run = ctl("import-legacy", path, "--dry-run")
+    assert run.code == 4
+    assert "NOT MAPPED: no such slot" in run.out
+    assert run.err.startswith("error: 3 values of ")
+
+
+def test_import_legacy_checks_every_write_before_the_first(ctl, client, tmp_path):
+    """A model of the wrong provider is found by the daemon: nothing is applied either."""
+    path = write(tmp_path, "old.json", json.dumps([
+        {"account_id": "42", "openai_model": "gpt-3.5-turbo"},
+        {"openai_model": "claude-3-haiku-20240307"},
+    ]))
+    before = client.get_global_settings().revision
+    run = ctl("import-legacy", path)
+    assert run.code == 4
+    assert "PROVIDER_MISMATCH" in run.err
+    assert client.get_global_settings().revision == before
+
+
+def test_import_legacy_refuses_a_file_that_is_not_the_old_shape(ctl, tmp_path):
+    run = ctl("import-legacy", write(tmp_path, "old.jsonl", '{"account_id": "1"}\nnot json\n'))
+    assert run.code == 1
+    assert run.err.startswith(f"error: {tmp_path}/old.jsonl:2: neither a JSON document")
+    run = ctl("import-legacy", write(tmp_path, "old.json", '[{"account_id": null}]'))
+    assert run.err == (f"error: {tmp_path}/old.json:1: account_id must be a non-empty string "
+                       "or number\n")
+
+
+def test_import_legacy_a_slot_given_two_models_maps_to_neither(ctl, tmp_path):
+    path = write(tmp_path, "old.jsonl", "\n".join(map(json.dumps, [
+        {"account_id": "42", "openai_model": "gpt-4o-mini", "openai_model_id": 1},  # agree
+        {"account_id": "43", "openai_model": "gpt-4o-mini", "openai_model_id": 2},
+    ])))
+    run = ctl("import-legacy", path, "--dry-run")
+    assert run.code == 4
+    assert [line.split(None, 4) for line in run.out.splitlines()[1:]][:3] == [
+        ["1", "42", "openai_model", "gpt-4o-mini", "openai_model = 1 gpt-4o-mini"],
+        ["2", "43", "openai_model", "gpt-4o-mini",
+         "NOT MAPPED: openai_model is given models 1 and 2"],
+        ["2", "43", "openai_model_id", "2", "NOT MAPPED: openai_model is given models 1 and 2"],
+    ]
