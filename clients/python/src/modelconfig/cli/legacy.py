@@ -172,8 +172,9 @@ def _import_legacy(client: ModelConfigClient, args: argparse.Namespace) -> dict[
     args.mappings = mappings
     if unmapped and not args.skip_unmapped:
         failure = CommandError(
-            f"{fmt.plural(len(unmapped), 'value')} of {path} map to no slot or model; nothing "
-            "was applied (--skip-unmapped applies the rest)",
+            f"{fmt.plural(len(unmapped), 'value')} of {path} "
+            f"{'maps' if len(unmapped) == 1 else 'map'} to no slot or model; nothing was "
+            "applied (--skip-unmapped applies the rest)",
             reason="UNMAPPED_VALUES",
             exit_code=EXIT_REFUSED,
             report=None if args.dry_run else _report(unmapped),
