@@ -569,42 +569,47 @@ def test_models_show_is_get(ctl):
 
 
 def test_models_create_takes_every_field(ctl, client):
-    run = ok(ctl("models", "create", "--name", "gpt-4.1-nano", "--display-name", "GPT-4.1 Nano",
+    run = ok(ctl("models", "create", "--name", "test-text-1", "--display-name", "Test Text 1",
                  "--provider", "openai", "--type", "text", "--input-price", "0.10",
                  "--cached-input-price", "0.025", "--output-price", "0.40",
                  "--context-window", "1047576", "--max-output-tokens", "32768",
-                 "--alias", "nano", "--alias", "gpt-nano"))
-    assert run.out.startswith("created model 8 gpt-4.1-nano, an openai text model (active)\n")
-    model = client.get_model("nano")
-    assert (model.id, model.display_name, model.is_active) == (8, "GPT-4.1 Nano", True)
+                 "--alias", "test-t1", "--alias", "test-text-one"))
+    model = client.get_model("test-t1")
+    assert run.out.startswith(f"created model {model.id} test-text-1, an openai text model "
+                              "(active)\n")
+    assert (model.display_name, model.is_active) == ("Test Text 1", True)
     assert (model.input_price_per_1m_tokens, model.cached_input_price_per_1m_tokens,
             model.output_price_per_1m_tokens) == ("0.10", "0.025", "0.40")
     assert (model.context_window, model.max_output_tokens) == (1047576, 32768)
-    assert list(model.aliases) == ["nano", "gpt-nano"]
+    assert list(model.aliases) == ["test-t1", "test-text-one"]
 
 
 def test_models_create_inactive_image_model(ctl, client):
-    run = ok(ctl("models", "create", "--name", "dall-e-2", "--provider", "openai",
+    run = ok(ctl("models", "create", "--name", "test-image-1", "--provider", "openai",
                  "--type", "image", "--price-per-image", "0.02", "--inactive"))
-    assert run.out.startswith("created model 8 dall-e-2, an openai image model (inactive: ")
-    model = client.get_model("dall-e-2")
+    model = client.get_model("test-image-1")
+    assert run.out.startswith(f"created model {model.id} test-image-1, an openai image model "
+                              "(inactive: ")
     assert (model.is_active, model.price_per_image) == (False, "0.02")
 
 
 def test_models_create_of_a_taken_name_is_refused(ctl):
-    run = ctl("models", "create", "--name", "nano", "--provider", "openai", "--type", "text",
+    run = ctl("models", "create", "--name", "test-text-2", "--provider", "openai", "--type", "text",
               "--alias", "gpt-4o-mini")
     assert run.code == 4
     assert run.err.startswith("error: ALREADY_EXISTS ")
 
 
 def test_models_update_sends_only_the_flags_given(ctl, client):
-    before = client.get_model(2)
-    run = ok(ctl("models", "update", "gpt-3.5-turbo", "--output-price", "1.25",
-                 "--display-name", "GPT-3.5"))
-    assert run.out.startswith("updated model 2 gpt-3.5-turbo\n")
-    after = client.get_model(2)
-    assert (after.output_price_per_1m_tokens, after.display_name) == ("1.25", "GPT-3.5")
+    before = client.create_model(pb.Model(
+        model_name="test-text-3", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
+        input_price_per_1m_tokens="1", output_price_per_1m_tokens="2", context_window=1000,
+        is_active=True))
+    run = ok(ctl("models", "update", "test-text-3", "--output-price", "1.25",
+                 "--display-name", "Test 3"))
+    assert run.out.startswith(f"updated model {before.id} test-text-3\n")
+    after = client.get_model(before.id)
+    assert (after.output_price_per_1m_tokens, after.display_name) == ("1.25", "Test 3")
     assert after.input_price_per_1m_tokens == before.input_price_per_1m_tokens
     assert after.context_window == before.context_window
     assert list(client.list_changes(page_size=1).changes[0].changed_fields.paths) == [
@@ -612,10 +617,12 @@ def test_models_update_sends_only_the_flags_given(ctl, client):
 
 
 def test_models_update_aliases_replaces_or_clears_them(ctl, client):
-    ok(ctl("models", "update", "6", "--alias", "flux", "--alias", "runware:97@1"))
-    assert list(client.get_model(6).aliases) == ["flux", "runware:97@1"]
-    ok(ctl("models", "update", "flux", "--clear-aliases"))
-    assert list(client.get_model(6).aliases) == []
+    model = client.create_model(pb.Model(model_name="test-text-4", provider="openai",
+                                         model_type=pb.MODEL_TYPE_TEXT, aliases=["test-4"]))
+    ok(ctl("models", "update", "test-4", "--alias", "test-four", "--alias", "test-iv"))
+    assert list(client.get_model(model.id).aliases) == ["test-four", "test-iv"]
+    ok(ctl("models", "update", "test-four", "--clear-aliases"))
+    assert list(client.get_model(model.id).aliases) == []
 
 
 def test_models_update_with_nothing_to_change_is_a_usage_error(ctl):
@@ -626,7 +633,7 @@ def test_models_update_with_nothing_to_change_is_a_usage_error(ctl):
 
 
 def test_models_update_of_an_unknown_model_is_not_found(ctl):
-    assert ctl("models", "update", "gpt-9", "--display-name", "x").code == 3
+    assert ctl("models", "update", "no-such-model", "--display-name", "x").code == 3
 
 
 def test_models_commands_take_a_name_or_alias(ctl, client):
@@ -635,9 +642,9 @@ def test_models_commands_take_a_name_or_alias(ctl, client):
     ok(ctl("models", "activate", "gpt-4-turbo-2024-04-09"))
     assert client.get_model(3).is_active
     assert "global slots:      runware_model\n" in ok(ctl("models", "usage", "runware:97@1")).out
-    client.create_model(pb.Model(model_name="spare", provider="openai",
-                                 model_type=pb.MODEL_TYPE_TEXT, aliases=["extra"]))
-    assert ok(ctl("models", "delete", "extra")).out.startswith("deleted model 8\n")
+    spare = client.create_model(pb.Model(model_name="test-spare", provider="openai",
+                                         model_type=pb.MODEL_TYPE_TEXT, aliases=["test-extra"]))
+    assert ok(ctl("models", "delete", "test-extra")).out.startswith(f"deleted model {spare.id}\n")
 
 
 def test_models_usage_pages_through_accounts(ctl, client):
@@ -799,8 +806,8 @@ def test_import_legacy_reads_a_json_list_with_global_settings_too(ctl, client, t
 
 
 LEGACY_WITH_GAPS = [
-    {"openai_model": "gpt-4.1", "dalle_model": "dall-e-3"},  # a choice the catalog lacks
-    {"account_id": "42", "openai_model_id": 99},
+    {"openai_model": "gpt-0-retired", "dalle_model": "dall-e-3"},  # a choice the catalog lacks
+    {"account_id": "42", "openai_model_id": 9999},
     {"account_id": "43", "gemini_model": "gpt-4o-mini", "openai_model": "gpt-3.5-turbo"},
 ]
 
@@ -812,9 +819,9 @@ def test_import_legacy_applies_nothing_unless_everything_maps(ctl, client, tmp_p
     assert (run.code, run.out) == (4, "")
     report = [line.split(None, 4) for line in run.err.splitlines()[1:4]]
     assert report == [
-        ["1", "(global)", "openai_model", "gpt-4.1",
+        ["1", "(global)", "openai_model", "gpt-0-retired",
          "NOT MAPPED: no model has this name or alias"],
-        ["2", "42", "openai_model_id", "99", "NOT MAPPED: no model has this id"],
+        ["2", "42", "openai_model_id", "9999", "NOT MAPPED: no model has this id"],
         ["3", "43", "gemini_model", "gpt-4o-mini", "NOT MAPPED: no such slot"],
     ]
     assert run.err.splitlines()[-1] == (
@@ -831,7 +838,7 @@ def test_import_legacy_unmapped_as_json(ctl, tmp_path):
     error = json_error(run)
     assert error["reason"] == "UNMAPPED_VALUES"
     assert error["unmapped"][1] == {"line": 2, "account_id": "42", "key": "openai_model_id",
-                                    "value": 99, "problem": "no model has this id"}
+                                    "value": 9999, "problem": "no model has this id"}
 
 
 def test_import_legacy_skip_unmapped_applies_the_rest(ctl, client, tmp_path):
