@@ -450,7 +450,7 @@ def test_reason_after_the_command_is_recorded(daemon, call, client):
 def test_yaml_output_holds_the_same_fields_as_json(ctl):
     got = yaml.safe_load(ok(ctl("--output", "yaml", "models", "show", "runware:97@1")).out)
     assert got == json_of(ctl, "models", "show", "runware:97@1")
-    assert got["aliases"] == ["runware:97@1"]
+    assert "runware:97@1" in got["aliases"]
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan", "inf", "1e300"])
