@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e 'clients/python[openfeature]' -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e 'clients/python[openfeature,cli]' -e '.[dev]'
 	touch $@
 
 run: $(STAMP)

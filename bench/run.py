@@ -60,9 +60,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from modelconfig import ModelConfigClient
+from modelconfig.tokens import new_token
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import model_config_service_pb2_grpc as api_grpc
-from modelconfigd.entrypoints.tokens import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent

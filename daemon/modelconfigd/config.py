@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .adapters.database import DEFAULT_URL
 from .service_layer.change_feed import KeepPolicy
@@ -62,10 +65,31 @@ class Settings:
         return 0.05 if self.database_url.startswith("sqlite:") else 0.5
 
 
+_MAX_SECONDS = 3600.0  # no wait the daemon takes is longer; time.sleep overflows on inf
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan  # refused by every range check below, with the caller's message
+
+
 def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    value = _number(text)
+    if not 0 < value <= _MAX_SECONDS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of seconds (at most {_MAX_SECONDS:g})"
+        )
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= _MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to {_MAX_SECONDS:g}"
+        )
     return value
 
 
@@ -74,10 +98,23 @@ def _poll_interval(text: str) -> float | None:
 
 
 def _at_least_one(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level: {', '.join(_LOG_LEVELS)}")
+    return level
 
 
 def _address(text: str) -> str:
@@ -188,11 +225,16 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
     (
         "--drain-seconds",
         "drain_seconds",
-        float,
+        _not_negative,
         "seconds NOT_SERVING before the port closes on SIGTERM",
     ),
-    ("--grace-seconds", "grace_seconds", float, "seconds in-flight calls may take after that"),
-    ("--log-level", "log_level", str.upper, "DEBUG, INFO, WARNING or ERROR"),
+    (
+        "--grace-seconds",
+        "grace_seconds",
+        _not_negative,
+        "seconds in-flight calls may take after that",
+    ),
+    ("--log-level", "log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     ("--log-format", "log_format", _log_format, "text or json (one object per line)"),
     ("--tokens-file", "tokens_file", str, "TOML file of callers and roles (SIGHUP reloads it)"),
     ("--tls-cert", "tls_cert", str, "PEM certificate (chain) to serve TLS with"),
@@ -226,11 +268,27 @@ def _text(default: object) -> str:
     return "auto" if default is None else str(default)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line (the usage is long), naming the variable it came from."""
+
+    def __init__(self, argv: list[str], environ: Mapping[str, str]) -> None:
+        super().__init__(prog="modelconfigd", description="Serve the modelconfig gRPC API.")
+        self._argv, self._environ = argv, environ
+
+    def error(self, message: str) -> NoReturn:
+        flag = message.removeprefix("argument ").partition(":")[0]
+        given = any(arg == flag or arg.startswith(flag + "=") for arg in self._argv)
+        variable = "MODELCONFIG_" + flag.removeprefix("--").replace("-", "_").upper()
+        if flag.startswith("--") and not given and variable in self._environ:
+            message = f"{variable} (the default of {flag}): {message.partition(': ')[2]}"
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parse(argv: list[str] | None = None) -> Settings:
     defaults = Settings()
-    parser = argparse.ArgumentParser(
-        prog="modelconfigd", description="Serve the modelconfig gRPC API."
-    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _Parser(argv, os.environ)
     for flag, field, kind, help_text in _OPTIONS:
         variable = "MODELCONFIG_" + field.upper()
         extra = {"nargs": "?", "const": "1"} if field in _FLAGS else {}

@@ -16,9 +16,9 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from modelconfig import EtagMismatch, FailedPrecondition, InvalidArgument, from_rpc_error
+from modelconfig.cli.main import main
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
-from modelconfigd.entrypoints.ctl import main
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 

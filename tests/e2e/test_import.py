@@ -9,9 +9,9 @@ import time
 import pytest
 
 from modelconfig import FailedPrecondition, InvalidArgument, NotFound
+from modelconfig.cli import main as ctl
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
-from modelconfigd.entrypoints import ctl
 
 
 def record(line, account, slot, model) -> api.OverrideRecord:

@@ -6,8 +6,10 @@ the middle of writes, two daemons on one fresh database, and a port that is alre
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from modelconfig import ModelConfigClient, Unavailable
 from modelconfig.v1 import resources_pb2 as pb
 from modelconfigd.adapters.migrations import load_seed
 
-from .process_helpers import SERVICE_NAME, free_port
+from .process_helpers import SERVICE_NAME, daemon_command, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -321,3 +323,38 @@ def test_a_sqlite_file_that_cannot_be_opened_is_named_by_its_absolute_path(daemo
     daemon = daemons.spawn("sqlite:///var/modelconfig.db", cwd=tmp_path)
     assert daemon.wait_exit() == 1, daemon.describe("started, or crashed")
     assert f"SQLite {tmp_path}/var/modelconfig.db" in daemon.stderr(), daemon.describe("no path")
+
+
+# -- 9. a command line that cannot work ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--log-level", "loud"], "argument --log-level: 'loud' is not a log level: DEBUG, INFO, "),
+    (["--threads", "many"], "argument --threads: 'many' is not a whole number of at least 1"),
+    (["--threads", "0"], "argument --threads: '0' is not a whole number of at least 1"),
+    (["--drain-seconds", "-1"], "argument --drain-seconds: '-1' is not a number of seconds"),
+    (["--grace-seconds", "nan"], "argument --grace-seconds: 'nan' is not a number of seconds"),
+    (["--poll-interval", "inf"], "argument --poll-interval: 'inf' is not a positive number"),
+])
+def test_a_bad_flag_stops_the_start_with_one_line_and_exit_2(tmp_path, argv, says):
+    done = subprocess.run(
+        [*daemon_command(), "--database-url", f"sqlite:///{tmp_path}/m.db", *argv],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MODELCONFIG_")},
+    )
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback, no usage block
+    assert done.stderr.startswith(f"modelconfigd: error: {says}"), done.stderr
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("MODELCONFIG_LOG_LEVEL", "loud"),
+    ("MODELCONFIG_THREADS", "many"),
+])
+def test_a_bad_variable_stops_the_start_naming_the_variable(daemons, tmp_path, variable, value):
+    daemon = daemons.spawn(f"sqlite:///{tmp_path}/m.db", env={variable: value})
+    assert daemon.wait_exit(timeout=30) == 2, daemon.describe("did not exit 2")
+    stderr = daemon.stderr()
+    assert stderr.count("\n") == 1, daemon.describe("not one line")
+    assert stderr.startswith(f"modelconfigd: error: {variable} (the default of --"), stderr
+    assert f"'{value}' is not" in stderr

@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from modelconfig import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from modelconfig.cli.main import main
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
-from modelconfigd.entrypoints.ctl import main
 
 
 def record(line: int, account: str, slot: str, model: int) -> api.OverrideRecord:

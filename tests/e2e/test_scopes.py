@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from modelconfig import EtagMismatch, InvalidArgument, NotFound, from_rpc_error
+from modelconfig.cli.main import main
 from modelconfig.v1 import model_config_service_pb2 as api
 from modelconfig.v1 import resources_pb2 as pb
-from modelconfigd.entrypoints.ctl import main
 
 TURBO = "gpt-4-turbo-2024-04-09"  # model 3, openai text
 

@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from modelconfig import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from modelconfig.cli.main import main
 from modelconfig.v1 import resources_pb2 as pb
-from modelconfigd.entrypoints.ctl import main
 
 SEEDED = [
     # name, display name, provider, type, default id, default name

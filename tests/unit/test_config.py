@@ -27,6 +27,10 @@ def test_environment_then_flags(monkeypatch):
         ("MODELCONFIG_POLL_INTERVAL", "0"),
         ("MODELCONFIG_WORKERS", "0"),
         ("MODELCONFIG_THREADS", "many"),
+        ("MODELCONFIG_LOG_LEVEL", "loud"),  # logging would raise at start-up
+        ("MODELCONFIG_DRAIN_SECONDS", "-1"),  # time.sleep would raise at SIGTERM
+        ("MODELCONFIG_GRACE_SECONDS", "nan"),
+        ("MODELCONFIG_POLL_INTERVAL", "inf"),  # the poll's wait would overflow
     ],
 )
 def test_bad_environment_values_are_refused_like_bad_flags(monkeypatch, variable, value):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from modelconfig.tokens import ROLE_NAMES, digest_of, new_token
 from modelconfigd.domain.access import Principal, Role
-from modelconfigd.entrypoints.tokens import TokensFileError, digest_of, load_tokens, new_token
+from modelconfigd.entrypoints.tokens import ROLES, TokensFileError, load_tokens
 
 
 def write(tmp_path, text: str) -> str:
@@ -37,6 +38,11 @@ common_name = "billing.internal"
 
 def test_new_tokens_are_random():
     assert len({new_token()[0] for _ in range(100)}) == 100
+
+
+def test_the_client_names_the_roles_the_daemon_knows():
+    """modelconfigctl offers the client's names: they must be the daemon's roles, in order."""
+    assert tuple(ROLES) == ROLE_NAMES
 
 
 @pytest.mark.parametrize(

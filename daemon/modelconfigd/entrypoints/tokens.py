@@ -18,14 +18,14 @@ the digest found is compared again in constant time. `modelconfigctl tokens new`
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelconfig.tokens import digest_of
 
 from ..domain.access import Principal, Role
 
@@ -43,16 +43,6 @@ class Caller:
     principal: Principal
     digest: bytes | None = None  # SHA-256 of the token
     common_name: str | None = None
-
-
-def digest_of(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-def new_token() -> tuple[str, str]:
-    """A fresh random token (shown once) and the hex digest the tokens file keeps."""
-    token = "mct_" + secrets.token_urlsafe(32)
-    return token, digest_of(token).hex()
 
 
 class Tokens:

@@ -8,11 +8,11 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
-from modelconfig import ModelConfigClient
-from modelconfig.v1 import model_config_service_pb2 as api
-from modelconfig.v1 import resources_pb2 as pb
-
-from . import ctl_format as fmt
+from .._client import ModelConfigClient
+from ..v1 import model_config_service_pb2 as api
+from ..v1 import resources_pb2 as pb
+from . import output as fmt
+from .parsing import command, group
 
 
 def _kind(change: pb.Change) -> str:
@@ -35,7 +35,8 @@ def summary(change: pb.Change) -> str:
             f"{_model(change.after.model_id)}{revert}"
         )
     if change.kind == pb.CHANGE_KIND_IMPORT:
-        return f"{change.import_rows:,} overrides of {change.import_accounts:,} accounts{revert}"
+        rows = fmt.plural(change.import_rows, "override")
+        return f"{rows} of {fmt.plural(change.import_accounts, 'account')}{revert}"
     paths = ", ".join(change.changed_fields.paths)
     if change.kind in (pb.CHANGE_KIND_SLOT_CREATED, pb.CHANGE_KIND_SLOT_UPDATED):
         return f"slot {change.slot}: {paths}{revert}"
@@ -95,7 +96,11 @@ def _show_list(response: api.ListChangesResponse, args: argparse.Namespace) -> s
 
 def _revert(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     return client.revert_change(
-        args.revision, force=args.force, validate_only=args.validate_only, reason=args.reason
+        args.revision,
+        force=args.force,
+        validate_only=args.validate_only,
+        reason=args.reason,
+        timeout=args.timeout,
     )
 
 
@@ -110,10 +115,8 @@ def _show_reverted(response: api.RevertChangeResponse, args: argparse.Namespace)
 
 
 def add_commands(subparsers) -> None:
-    changes = subparsers.add_parser(
-        "changes", help="the audit trail: who changed what, and reverting it"
-    ).add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = fmt.command(changes, "list", _list, _show_list, "list changes, newest first")
+    changes = group(subparsers, "changes", "the audit trail: who changed what, and reverting it")
+    listing = command(changes, "list", _list, _show_list, "list changes, newest first")
     listing.add_argument("--model", type=int, default=0, help="only changes concerning this id")
     listing.add_argument("--slot", default="", help="only changes concerning this slot")
     listing.add_argument("--account", default="", help="only changes of this account")
@@ -123,7 +126,7 @@ def add_commands(subparsers) -> None:
     listing.add_argument("--min-revision", type=int, default=0, help="only from this revision")
     listing.add_argument("--max-revision", type=int, default=0, help="only up to this revision")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    reverting = fmt.command(
+    reverting = command(
         changes, "revert", _revert, _show_reverted, "restore what a change replaced"
     )
     reverting.add_argument("revision", metavar="REVISION", type=int, help="the change's revision")

@@ -8,12 +8,11 @@ from decimal import Decimal
 
 from google.protobuf.message import Message
 
-from modelconfig import ModelConfigClient
-from modelconfig.v1 import model_config_service_pb2 as api
-from modelconfig.v1 import resources_pb2 as pb
-
-from ..domain.prices import display_price
-from . import ctl_format as fmt
+from .._client import ModelConfigClient
+from ..v1 import model_config_service_pb2 as api
+from ..v1 import resources_pb2 as pb
+from . import output as fmt
+from .parsing import command
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)([kmbg]?)$", re.IGNORECASE)
@@ -45,22 +44,14 @@ def _estimate(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     )
 
 
-def _money(text: str) -> str:
-    """`-9.85` -> `-$9.85`, `2.7` -> `$2.70`; exact, with at least two decimals."""
-    if not text:
-        return ""
-    amount = Decimal(text)
-    return ("-" if amount < 0 else "") + display_price(abs(amount))
-
-
 def _show(response: api.EstimateCostResponse, args: argparse.Namespace) -> str:
     table = fmt.table(
         ("MODEL", "COST", "DIFFERENCE", "", "MISSING PRICES"),
         (
             (
                 fmt.name(e.model),
-                _money(e.cost) or "unknown",
-                "" if e.current else (_money(e.difference) if e.difference else ""),
+                fmt.money(e.cost) or "unknown",
+                "" if e.current else (fmt.money(e.difference) if e.difference else ""),
                 "current" if e.current else "",
                 ", ".join(e.missing_prices),
             )
@@ -70,15 +61,16 @@ def _show(response: api.EstimateCostResponse, args: argparse.Namespace) -> str:
     lines = [table, ""]
     if args.weighted:
         lines.append(
-            f"for {response.accounts_following} accounts that follow the global setting; "
-            f"{response.accounts_overriding} with their own override are not moved by a switch"
+            f"for {fmt.plural(response.accounts_following, 'account')} following the global "
+            f"setting; {fmt.plural(response.accounts_overriding, 'account')} with their own "
+            "override would not move with a switch"
         )
     lines.append(fmt.footer(revision=response.revision))
     return "\n".join(lines)
 
 
 def add_commands(subparsers) -> None:
-    estimating = fmt.command(
+    estimating = command(
         subparsers,
         "estimate",
         _estimate,

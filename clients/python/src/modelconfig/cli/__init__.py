@@ -1,0 +1,1 @@
+"""modelconfigctl, the operator's command line: `pip install 'modelconfig-client[cli]'`."""

@@ -1,0 +1,7 @@
+"""`python -m modelconfig.cli`: the same as running modelconfigctl."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
