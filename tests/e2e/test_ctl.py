@@ -52,7 +52,7 @@ def ok(run: Run) -> Run:
 
 
 def resolved(ctl, account: str) -> dict[str, tuple[str, str]]:
-    return {slot: (model, source) for slot, model, source in ok(ctl("resolve", account)).rows}
+    return {row[0]: (row[1], row[2]) for row in ok(ctl("resolve", account)).rows}
 
 
 def unused_port() -> int:
@@ -66,7 +66,8 @@ def unused_port() -> int:
 
 def test_models_list_shows_the_catalog_as_a_table(ctl):
     run = ok(ctl("models", "list"))
-    assert run.out.splitlines()[0].split() == ["ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "LABEL"]
+    assert run.out.splitlines()[0].split() == [
+        "ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "DEPRECATED", "LABEL"]
     assert [row[0] for row in run.rows] == SEEDED_IDS
     assert run.rows[0][:5] == ["1", "gpt-4o-mini", "openai", "text", "yes"]
     assert run.rows[5][:5] == ["6", "runware-flux-1.1-pro", "runware", "image", "yes"]
@@ -670,7 +671,7 @@ def test_accounts_set_clear_and_resolve(ctl):
     run = ok(ctl("accounts", "set", "acme", "openai_model", "gpt-3.5-turbo"))
     assert run.out.startswith("set openai_model = gpt-3.5-turbo (account acme)\netag: ")
     assert ok(ctl("accounts", "resolve", "acme", "openai_model")).rows == [
-        ["openai_model", "gpt-3.5-turbo", "account"]]
+        ["openai_model", "gpt-3.5-turbo", "account", "deprecated", "since", "2026-10-23"]]
     assert ok(ctl("accounts", "clear", "acme", "openai_model")).out.startswith(
         "cleared openai_model (account acme)\n")
     assert resolved(ctl, "acme")["openai_model"] == ("gpt-4o-mini", "global")
@@ -699,7 +700,10 @@ def test_accounts_resolve_file_resolves_in_batches(ctl, client, tmp_path):
     rows = run.rows
     assert len(rows) == 1501
     assert rows[0] == ["acct-1", "openai_model", "gpt-4o-mini", "global"]
-    assert rows[1499] == ["acct-1500", "openai_model", "gpt-3.5-turbo", "account"]
+    # gpt-3.5-turbo's deprecation date has passed: the note says so.
+    assert rows[1499] == [
+        "acct-1500", "openai_model", "gpt-3.5-turbo", "account",
+        "deprecated", "since", "2026-10-23"]
     assert run.out.endswith("accounts: 1,501 accounts  revision: 2\n")
     got = json_of(ctl, "accounts", "resolve", "--file", str(path), "openai_model")
     assert [r["account_id"] for r in got["results"]] == ids

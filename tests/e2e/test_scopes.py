@@ -313,4 +313,8 @@ def test_ctl_resolve_notes_a_skipped_override(ctl, client):
     assert openai.split() == [
         "openai_model", "gpt-4o-mini", "global", "override", TURBO, "skipped:", "inactive"]
     dalle = next(line for line in lines if line.startswith("dalle_model "))
-    assert dalle.split() == ["dalle_model", "dall-e-3", "global"]
+    # The seed dates dall-e-3's deprecation to the day its page said it was removed.
+    assert dalle.split() == [
+        "dalle_model", "dall-e-3", "global", "deprecated", "since", "2026-11-30"]
+    runware = next(line for line in lines if line.startswith("runware_model "))
+    assert runware.split() == ["runware_model", "runware-flux-1.1-pro", "global"]

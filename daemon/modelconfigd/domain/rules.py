@@ -60,6 +60,11 @@ class Usage:
         return found
 
 
+def _a(word: str) -> str:
+    """`a text`, `an image`: the article our model types take."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def _describe(model: Model) -> str:
     return f"model {model.model_name!r} (id {model.id})"
 
@@ -87,8 +92,8 @@ def check_fits(slot: Slot, model: Model) -> None:
         )
     if model.model_type is not slot.required_model_type:
         message = (
-            f"{_describe(model)} is a {model.model_type.value} model, but slot {slot.name!r} "
-            f"requires a {slot.required_model_type.value} model"
+            f"{_describe(model)} is {_a(model.model_type.value)} model, but slot {slot.name!r} "
+            f"requires {_a(slot.required_model_type.value)} model"
         )
         raise ModelTypeMismatch(
             message,

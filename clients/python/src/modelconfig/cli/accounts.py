@@ -14,15 +14,24 @@ from ..v1 import resources_pb2 as pb
 from . import output as fmt
 from .errors import EXIT_USAGE, CommandError, exit_code_of_status
 from .parsing import command, group
+from .refs import model_id
 from .settings import account, add_write_flags, clear_model, set_model, show_cleared, show_set
 
 BATCH = 1000  # the most accounts one ResolveForAccounts takes
 
 
-def _skipped(resolved: pb.ResolvedSlot) -> str:
-    if not resolved.HasField("skipped_override"):
-        return ""
-    return f"override {resolved.skipped_override.model_name} skipped: inactive"
+def _note(resolved: pb.ResolvedSlot) -> str:
+    """What an operator should know of a resolved slot: a skipped override, a deprecation."""
+    notes = []
+    if resolved.HasField("skipped_override"):
+        notes.append(f"override {resolved.skipped_override.model_name} skipped: inactive")
+    if resolved.deprecated:
+        successor = resolved.model.successor_id
+        notes.append(
+            f"deprecated since {resolved.model.deprecation_date}"
+            + (f", successor {successor}" if successor else "")
+        )
+    return "; ".join(notes)
 
 
 def _resolve_one(client: ModelConfigClient, args: argparse.Namespace) -> Message:
@@ -32,7 +41,7 @@ def _resolve_one(client: ModelConfigClient, args: argparse.Namespace) -> Message
 def _show_one(response: api.ResolveForAccountResponse, args: argparse.Namespace) -> str:
     table = fmt.table(
         ("SLOT", "MODEL", "SOURCE", "NOTE"),
-        ((s.slot, fmt.name(s.model), fmt.source(s.source), _skipped(s)) for s in response.slots),
+        ((s.slot, fmt.name(s.model), fmt.source(s.source), _note(s)) for s in response.slots),
     )
     footer = fmt.footer(account=response.account_id, etag=response.etag, revision=response.revision)
     return f"{table}\n\n{footer}"
@@ -90,7 +99,7 @@ def _show_many(response: api.ResolveForAccountsResponse, args: argparse.Namespac
                     s.slot,
                     fmt.name(s.model),
                     fmt.source(s.source),
-                    _skipped(s),
+                    _note(s),
                 )
 
     failed = sum(1 for result in response.results if result.HasField("error"))
@@ -121,8 +130,41 @@ def _show_resolved(response: Message, args: argparse.Namespace) -> str:
     return _show_one(response, args)
 
 
+def _list(client: ModelConfigClient, args: argparse.Namespace) -> Message:
+    """One page, or with --all every page as one response."""
+    model = model_id(client, args.model) if args.model else 0
+    if not args.all:
+        return client.list_accounts(
+            slot=args.slot, model_id=model, page_size=args.page_size, page_token=args.page_token
+        )
+    found = list(client.iter_accounts(slot=args.slot, model_id=model, page_size=args.page_size))
+    return api.ListAccountsResponse(accounts=found)
+
+
+def _show_list(response: api.ListAccountsResponse, args: argparse.Namespace) -> str:
+    rows = [
+        (a.account_id, ", ".join(f"{o.slot}={o.model_id}" for o in a.overrides), a.etag)
+        for a in response.accounts
+    ]
+    lines = fmt.table(("ACCOUNT", "OVERRIDES (slot=model id)", "ETAG"), rows)
+    count = fmt.plural(len(rows), "account")
+    if response.next_page_token:
+        return f"{lines}\n\n{count} shown; next page: --page-token {response.next_page_token}"
+    return f"{lines}\n\n{count}"
+
+
 def add_commands(subparsers) -> None:
     accounts = group(subparsers, "accounts", "an account's overrides and resolved models")
+    listing = command(
+        accounts, "list", _list, _show_list, "list the accounts with overrides, in id order"
+    )
+    listing.add_argument("--slot", default="", help="only accounts overriding this slot")
+    listing.add_argument("--model", metavar="MODEL", help="only accounts selecting this model")
+    listing.add_argument("--all", action="store_true", help="every page, not only the first")
+    listing.add_argument(
+        "--page-size", type=int, default=0, help="accounts per page (default: the daemon's, 100)"
+    )
+    listing.add_argument("--page-token", default="", help="the page a previous call pointed to")
     setting = command(
         accounts, "set", set_model, show_set, "select a model for a slot of one account"
     )

@@ -37,6 +37,31 @@ def summary(change: pb.Change) -> str:
     if change.kind == pb.CHANGE_KIND_IMPORT:
         rows = fmt.plural(change.import_rows, "override")
         return f"{rows} of {fmt.plural(change.import_accounts, 'account')}{revert}"
+    if change.kind == pb.CHANGE_KIND_MODEL_RETIRED:
+        before, after = change.before.retirement, change.after.retirement
+        moved = [
+            *(f"global {s}" for s in after.global_slots),
+            *(f"default {s}" for s in after.default_slots),
+        ]
+        if change.import_rows:
+            moved.append(
+                f"{fmt.plural(change.import_rows, 'override')} of "
+                f"{fmt.plural(change.import_accounts, 'account')}"
+            )
+        what = ", ".join(moved) or "nothing used it"
+        return f"{_model(before.model_id)} -> {after.model_id}: {what}{revert}"
+    if change.kind == pb.CHANGE_KIND_CONFIGURATION_APPLIED:
+        applied = change.after.applied
+        parts = [
+            (len(applied.models_created), "model created", "models created"),
+            (len(applied.models_updated), "model updated", "models updated"),
+            (len(applied.models_deleted), "model deleted", "models deleted"),
+            (len(applied.slots_created) + len(applied.slots_updated), "slot", "slots"),
+            (len(applied.global_settings_changed), "global setting", "global settings"),
+            (change.import_rows, "override", "overrides"),
+        ]
+        done = ", ".join(fmt.plural(n, one, many) for n, one, many in parts if n)
+        return f"configuration applied: {done}{revert}"
     paths = ", ".join(change.changed_fields.paths)
     if change.kind in (pb.CHANGE_KIND_SLOT_CREATED, pb.CHANGE_KIND_SLOT_UPDATED):
         return f"slot {change.slot}: {paths}{revert}"

@@ -41,6 +41,8 @@ def _estimate(client: ModelConfigClient, args: argparse.Namespace) -> Message:
         output_tokens=args.output_tokens,
         images=args.images,
         weight_by_accounts=args.weighted,
+        image_size=args.image_size,
+        image_quality=args.image_quality,
     )
 
 
@@ -88,6 +90,12 @@ def add_commands(subparsers) -> None:
         ("--images", "images per period"),
     ):
         estimating.add_argument(flag, type=count, default=0, help=help_text)
+    estimating.add_argument(
+        "--image-size", default="", metavar="WxH", help="price images at this size (with --quality)"
+    )
+    estimating.add_argument(
+        "--quality", dest="image_quality", default="", help="price images at this quality, e.g. hd"
+    )
     estimating.add_argument(
         "--weighted",
         action="store_true",

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -16,15 +17,24 @@ from . import output as fmt
 from . import override_files
 from .parsing import command
 
+T = TypeVar("T")
+
 
 class Progress:
     """A one-line progress bar on stderr, redrawn at most every 0.2 s; silent unless a terminal."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(
+        self,
+        total: int,
+        enabled: bool,
+        doing: str = "sending",
+        then: str = "applying (one transaction)...",
+    ) -> None:
         self._total, self._enabled = max(total, 1), enabled
+        self._doing, self._then = doing, then
         self._started = self._drawn = time.monotonic()
 
-    def wrap(self, records: Iterable[api.OverrideRecord]) -> Iterator[api.OverrideRecord]:
+    def wrap(self, records: Iterable[T]) -> Iterator[T]:
         done = 0
         for done, record in enumerate(records, start=1):
             if self._enabled and time.monotonic() - self._drawn > 0.2:
@@ -32,13 +42,13 @@ class Progress:
             yield record
         if self._enabled:
             self._draw(done)
-            print("\napplying (one transaction)...", file=sys.stderr, flush=True)
+            print(f"\n{self._then}" if self._then else "", file=sys.stderr, flush=True)
 
     def _draw(self, done: int) -> None:
         self._drawn = time.monotonic()
         filled = int(30 * done / self._total)
         print(
-            f"\rsending [{'#' * filled}{' ' * (30 - filled)}] {done:,}/{self._total:,} rows "
+            f"\r{self._doing} [{'#' * filled}{' ' * (30 - filled)}] {done:,}/{self._total:,} rows "
             f"{self._drawn - self._started:.1f}s",
             end="",
             file=sys.stderr,

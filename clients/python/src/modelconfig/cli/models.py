@@ -41,6 +41,7 @@ def _list(client: ModelConfigClient, args: argparse.Namespace) -> Message:
             active_only=args.active_only,
             page_size=args.page_size,
             page_token=token,
+            deprecation=args.deprecation,
         )
         models.extend(page.models)
         token = page.next_page_token
@@ -50,7 +51,7 @@ def _list(client: ModelConfigClient, args: argparse.Namespace) -> Message:
 
 def _show_list(response: api.ListModelsResponse, args: argparse.Namespace) -> str:
     return fmt.table(
-        ("ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "LABEL"),
+        ("ID", "NAME", "PROVIDER", "TYPE", "ACTIVE", "DEPRECATED", "LABEL"),
         (
             (
                 m.id,
@@ -58,6 +59,7 @@ def _show_list(response: api.ListModelsResponse, args: argparse.Namespace) -> st
                 m.provider,
                 fmt.model_type(m.model_type),
                 fmt.yes_no(m.is_active),
+                m.deprecation_date or "-",
                 m.label,
             )
             for m in response.models
@@ -85,8 +87,39 @@ def _show_model(model: pb.Model, args: argparse.Namespace) -> str:
         ("max output tokens", model.max_output_tokens or ""),
         ("aliases", ", ".join(model.aliases)),
         ("label", model.label),
+        ("deprecated from", model.deprecation_date),
+        ("successor", model.successor_id or ""),
     ]
-    return fmt.fields([(key, value) for key, value in pairs if value != ""])
+    text = fmt.fields([(key, value) for key, value in pairs if value != ""])
+    if model.image_prices:
+        text += "\n\nprices per image:\n" + _indented(
+            (f"{p.size} {p.quality}", " ".join(filter(None, (p.price, _checked(p)))))
+            for p in model.image_prices
+        )
+    if model.price_sources:
+        text += "\n\nprice sources:\n" + _indented(
+            (_PRICE_NAMES.get(s.price, s.price), _checked(s)) for s in model.price_sources
+        )
+    return text
+
+
+def _indented(pairs) -> str:
+    return "\n".join(f"  {line}" for line in fmt.fields(list(pairs)).splitlines())
+
+
+_PRICE_NAMES = {
+    "input_price_per_1m_tokens": "input price",
+    "cached_input_price_per_1m_tokens": "cached input price",
+    "output_price_per_1m_tokens": "output price",
+    "price_per_image": "price per image",
+}
+
+
+def _checked(price: pb.ImagePrice | pb.PriceSource) -> str:
+    """`checked 2026-11-30, https://...`: where and when a price was checked, when known."""
+    day = f"checked {price.checked_on}" if price.checked_on else ""
+    known = ", ".join(part for part in (day, price.source_url) if part)
+    return f"({known})" if isinstance(price, pb.ImagePrice) and known else known
 
 
 def _fill(model: pb.Model, args: argparse.Namespace) -> list[str]:
@@ -106,12 +139,21 @@ def _fill(model: pb.Model, args: argparse.Namespace) -> list[str]:
     if args.active is not None:
         model.is_active = args.active
         mask.append("is_active")
+    if args.deprecation_date is not None:
+        model.deprecation_date = args.deprecation_date
+        mask.append("deprecation_date")
     return mask
+
+
+def _successor(client: ModelConfigClient, model: pb.Model, mask: list[str], ref: str | None):
+    if ref is not None:
+        model.successor_id = model_id(client, ref) if ref else 0
+        mask.append("successor_id")
 
 
 def _create(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     model = pb.Model()
-    _fill(model, args)
+    _successor(client, model, _fill(model, args), args.successor)
     model.is_active = args.active is not False  # active unless --inactive
     return client.create_model(model, reason=args.reason)
 
@@ -126,6 +168,7 @@ def _show_created(model: pb.Model, args: argparse.Namespace) -> str:
 def _update(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     model = pb.Model()
     mask = _fill(model, args)
+    _successor(client, model, mask, args.successor)
     if args.clear_aliases:
         if args.aliases:
             raise CommandError(
@@ -197,6 +240,27 @@ def _show_activity(model: pb.Model, args: argparse.Namespace) -> str:
     return f"model {model.id} {model.model_name} is {'active' if model.is_active else 'inactive'}"
 
 
+def _retire(client: ModelConfigClient, args: argparse.Namespace) -> Message:
+    old, new = model_id(client, args.ref), model_id(client, args.successor_ref)
+    return client.retire_model(old, new, validate_only=args.validate_only, reason=args.reason)
+
+
+def _show_retired(response: api.RetireModelResponse, args: argparse.Namespace) -> str:
+    old, new = response.model, response.successor
+    moved = [
+        f"global setting of {', '.join(response.global_slots)}" if response.global_slots else "",
+        f"default of {', '.join(response.default_slots)}" if response.default_slots else "",
+        f"{fmt.plural(response.account_overrides, 'override')} of "
+        f"{fmt.plural(response.accounts, 'account')}"
+        if response.account_overrides
+        else "",
+    ]
+    what = "; ".join(m for m in moved if m) or "no setting used it"
+    verb = "would retire" if args.validate_only else "retired"
+    head = f"{verb} model {old.id} {old.model_name} to {new.id} {new.model_name}: {what}"
+    return f"{head}\n{fmt.footer(revision=response.revision)}"
+
+
 def _add_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     # Unset flags stay None: an update sends only the fields given (its mask).
     required = {"required": True} if creating else {}
@@ -221,6 +285,16 @@ def _add_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None
         help="another name it is known by; repeat for more"
         + ("" if creating else " (replaces the aliases it has)"),
     )
+    parser.add_argument(
+        "--deprecation-date",
+        metavar="YYYY-MM-DD",
+        help="the day (UTC) it counts as deprecated from" + ("" if creating else "; '' clears"),
+    )
+    parser.add_argument(
+        "--successor",
+        metavar="MODEL",
+        help="the model that replaces it (id, name or alias)" + ("" if creating else "; '' clears"),
+    )
     activity = parser.add_mutually_exclusive_group()
     if not creating:
         activity.add_argument(
@@ -241,6 +315,16 @@ def add_commands(subparsers) -> None:
     listing.add_argument("--provider", default="", help="only this provider, e.g. openai")
     listing.add_argument("--type", choices=sorted(TYPES), help="only this model type")
     listing.add_argument("--active-only", action="store_true", help="only active models")
+    lifecycle = listing.add_mutually_exclusive_group()
+    lifecycle.set_defaults(deprecation=pb.DEPRECATION_FILTER_UNSPECIFIED)
+    for flag, value, help_text in (
+        ("--deprecated", pb.DEPRECATION_FILTER_SCHEDULED, "only models with a deprecation date"),
+        ("--past-deprecation", pb.DEPRECATION_FILTER_PAST, "only models past that date (UTC)"),
+        ("--current", pb.DEPRECATION_FILTER_CURRENT, "only models not (yet) deprecated"),
+    ):
+        lifecycle.add_argument(
+            flag, dest="deprecation", action="store_const", const=value, help=help_text
+        )
     listing.add_argument(
         "--page-size", type=int, default=0, help="models per request (default: the daemon's)"
     )
@@ -261,6 +345,20 @@ def add_commands(subparsers) -> None:
         "--page-size", type=int, default=0, help="accounts per page (default: the daemon's, 100)"
     )
     usage.add_argument("--page-token", default="", help="the page a previous call pointed to")
+    retiring = command(
+        models,
+        "retire",
+        _retire,
+        _show_retired,
+        "move every setting that uses a model to its successor and deactivate it (one change)",
+    )
+    retiring.add_argument("ref", metavar="MODEL", help="the model to retire: id, name or alias")
+    retiring.add_argument(
+        "--to", dest="successor_ref", required=True, metavar="MODEL", help="its successor"
+    )
+    retiring.add_argument(
+        "--validate-only", action="store_true", help="say what would move, change nothing"
+    )
     for name, run, show, help in (
         ("delete", _delete, _show_deleted, "delete a model nothing uses"),
         ("activate", _set_active, _show_activity, "let slots select a model"),
