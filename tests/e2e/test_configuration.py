@@ -3,12 +3,14 @@ one revision, and made to match in one change, checked as a whole."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from modelconfig import (
     FailedPrecondition,
     InvalidArgument,
     ModelConfigClient,
+    ModelConfigError,
     NotFound,
 )
 from modelconfig.v1 import model_config_service_pb2 as api
@@ -222,3 +224,36 @@ def test_a_malformed_stream_is_refused(daemon):
     more = api.ApplyConfigurationRequest(
         overrides=[api.OverrideRecord(account_id="a", slot="openai_model", model_id=1)])
     assert call([sent, more]).reason == "OVERRIDES_NOT_REPLACED"
+
+
+def test_overrides_left_alone_must_still_fit_what_the_apply_changes(client):
+    client.import_overrides(records([("acme", "openai_model", 2)]))
+    configuration, _, _ = export(client)
+    configuration.models[1].provider = "azure"  # gpt-3.5-turbo, which acme's override selects
+    with pytest.raises(FailedPrecondition) as refused:
+        client.apply_configuration(configuration)  # overrides left as they are
+    assert refused.value.reason == "PROVIDER_MISMATCH"
+
+
+def test_apply_refuses_when_the_revision_moved_since_it_was_compared(client):
+    configuration, overrides, revision = export(client)
+    client.set_model("openai_model", 2, account_id="acme")
+    with pytest.raises(ModelConfigError) as refused:
+        client.apply_configuration(configuration, records(overrides), expected_revision=revision)
+    assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.ABORTED, "REVISION_MOVED")
+    assert client.get_global_settings().revision == revision + 1
+
+
+def test_a_later_apply_makes_reverting_an_earlier_change_changed_since(client):
+    configuration, overrides, _ = export(client)
+    deleted = client.create_model(pb.Model(model_name="o3", provider="openai",
+                                           model_type=pb.MODEL_TYPE_TEXT))
+    client.delete_model(deleted.id)
+    deletion = client.list_changes(page_size=1).changes[0].revision
+    configuration.models.add(id=deleted.id, model_name="o4", provider="openai",
+                             model_type=pb.MODEL_TYPE_TEXT)
+    client.apply_configuration(configuration, records(overrides))  # the id, for another model
+    with pytest.raises(FailedPrecondition) as refused:
+        client.revert_change(deletion)
+    assert refused.value.reason == "CHANGED_SINCE"
+    assert client.get_model(deleted.id).model_name == "o4"

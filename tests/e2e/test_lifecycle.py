@@ -339,3 +339,52 @@ def test_list_accounts_refusals(client, filters, reason):
     with pytest.raises(InvalidArgument) as refused:
         client.list_accounts(**filters)
     assert refused.value.reason == reason
+
+
+def test_retiring_again_to_the_same_successor_changes_nothing(client):
+    client.retire_model(5, 16)
+    before = revision(client)
+    reply = client.retire_model(5, 16)
+    assert reply.revision == before == revision(client)
+    assert reply.account_overrides == 0 and list(reply.global_slots) == []
+
+
+def test_an_inactive_successor_is_refused_even_when_nothing_uses_the_model(client):
+    client.update_model(pb.Model(id=16, is_active=False), ["is_active"])
+    with pytest.raises(FailedPrecondition) as refused:
+        client.retire_model(5, 16)  # claude-3-haiku: nothing selects it
+    assert refused.value.reason == "MODEL_INACTIVE"
+
+
+def test_reverting_the_retirement_of_an_inactive_model_brings_its_kept_overrides_back(client):
+    client.set_model("anthropic_model", 5, account_id="acme")
+    client.update_model(pb.Model(id=5, is_active=False), ["is_active"])  # kept, skipped
+    retired = client.retire_model(5, 16)
+    assert overrides(client) == {("acme", "anthropic_model"): 16}
+    client.revert_change(retired.revision)
+    assert overrides(client) == {("acme", "anthropic_model"): 5}
+    answer = resolved(client, "acme", "anthropic_model")
+    assert answer.skipped_override.id == 5 and answer.source == pb.SOURCE_DEFAULT
+
+
+def test_a_retirement_since_makes_reverting_an_earlier_global_setting_changed_since(client):
+    changed = client.set_model("anthropic_model", 5, scope=pb.SCOPE_GLOBAL)
+    client.retire_model(5, 16)  # moves the global setting on
+    with pytest.raises(FailedPrecondition) as refused:
+        client.revert_change(changed.revision)
+    assert refused.value.reason == "CHANGED_SINCE"
+
+
+def test_an_identity_change_must_keep_the_successor_fitting(client):
+    created = client.create_model(pb.Model(model_name="o3", provider="openai",
+                                           model_type=pb.MODEL_TYPE_TEXT, successor_id=13))
+    with pytest.raises(FailedPrecondition) as refused:
+        client.update_model(pb.Model(id=created.id, provider="azure"), ["provider"])
+    assert refused.value.reason == "SUCCESSOR_MISMATCH"
+
+
+@pytest.mark.parametrize("model_id", [2**53 + 1, 2**63 - 1])
+def test_an_absurd_model_id_is_invalid_argument(client, model_id):
+    with pytest.raises(InvalidArgument) as refused:
+        client.retire_model(model_id, 13)
+    assert refused.value.reason == "INVALID_MODEL_ID"

@@ -260,3 +260,16 @@ def test_it_converges_to_the_daemon_after_concurrent_writes_and_reads(client, da
         assert local.wait_for_revision(revision, timeout=10)
         for account in names:
             assert local.resolve(account) == client.resolve_for_account(account), account
+
+
+def test_cached_answers_are_dropped_when_the_utc_day_changes(client, resolver):
+    """`deprecated` depends on the day: answers cached on one day are not served the next."""
+    from datetime import timedelta
+
+    resolver.resolve("acme", ("openai_model",))
+    state = resolver._state
+    assert state.answers
+    resolver._day -= timedelta(days=1)  # as if the answers were made before midnight
+    resolver._forget_answers_of_another_day()  # what the next heartbeat does
+    assert not state.answers
+    assert resolver._day == datetime.now(UTC).date()

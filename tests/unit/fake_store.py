@@ -250,6 +250,9 @@ class FakeOverrides:
     def pairs(self) -> set[tuple[str, str]]:
         return set(self._unit.data.overrides)
 
+    def choices(self) -> set[tuple[str, int]]:
+        return {(slot, m) for (_, slot), m in self._unit.data.overrides.items()}
+
     def selecting(self, model_id: int) -> list[tuple[str, str]]:
         return sorted(key for key, m in self._unit.data.overrides.items() if m == model_id)
 
@@ -299,6 +302,19 @@ class FakeChangeLog:
             and (scope is None or c.scope is scope)
             and (not slot or c.slot == slot)
             and (not model_id or c.model_id == model_id)
+        ]
+        return max(found, default=None)
+
+    def last_about(
+        self, after: int, kinds: Iterable[ChangeKind], subjects: Iterable[str]
+    ) -> int | None:
+        kinds, subjects = set(kinds), set(subjects)
+        found = [
+            c.revision
+            for c in self._unit.data.changes.values()
+            if c.revision > after
+            and c.kind in kinds
+            and subjects & ({f"model:{m}" for m in c.models} | {f"slot:{s}" for s in c.slots})
         ]
         return max(found, default=None)
 

@@ -392,6 +392,10 @@ class PeeweeOverrides:
         query = OverrideTable.select(OverrideTable.account, OverrideTable.slot)
         return {(account, slot) for account, slot in self._db.execute(query)}
 
+    def choices(self) -> set[tuple[str, int]]:
+        query = OverrideTable.select(OverrideTable.slot, OverrideTable.model).distinct()
+        return {(slot, model_id) for slot, model_id in self._db.execute(query)}
+
     def selecting(self, model_id: int) -> list[tuple[str, str]]:
         query = OverrideTable.select(OverrideTable.account, OverrideTable.slot).where(
             OverrideTable.model == model_id
@@ -482,6 +486,23 @@ class PeeweeChangeLog:
             query = query.where(ChangeRow.slot == slot)
         if model_id:
             query = query.where(ChangeRow.model_id == model_id)
+        return query.order_by(ChangeRow.revision.desc()).limit(1).scalar()
+
+    def last_about(
+        self, after: int, kinds: Iterable[ChangeKind], subjects: Iterable[str]
+    ) -> int | None:
+        subjects = list(subjects)
+        if not subjects:
+            return None
+        query = (
+            ChangeRow.select(ChangeRow.revision)
+            .join(ChangeSubjectRow, on=ChangeSubjectRow.revision == ChangeRow.revision)
+            .where(
+                (ChangeRow.revision > after)
+                & ChangeRow.kind.in_([k.value for k in kinds])
+                & ChangeSubjectRow.subject.in_(subjects)
+            )
+        )
         return query.order_by(ChangeRow.revision.desc()).limit(1).scalar()
 
     def page(self, where: ChangeFilter, before: int, limit: int) -> list[Change]:

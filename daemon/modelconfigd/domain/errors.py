@@ -166,6 +166,10 @@ class ImportInProgress(Aborted):
     reason = "IMPORT_IN_PROGRESS"
 
 
+class RevisionMoved(Aborted):
+    reason = "REVISION_MOVED"
+
+
 class Unauthenticated(ModelConfigError):
     reason = "UNAUTHENTICATED"
 

@@ -112,12 +112,28 @@ def check_fits(slot: Slot, model: Model) -> None:
         )
 
 
-def check_fits_every(slots: Iterable[Slot], model: Model) -> None:
-    """check_fits for several slots at once: the first refusal, naming every slot it fails."""
+def check_active(model: Model) -> None:
+    """Refuse an inactive model where an active one is needed (e.g. as the successor to move
+    settings to)."""
+    if not model.is_active:
+        message = f"{_describe(model)} is inactive; activate it first"
+        raise ModelInactive(
+            message,
+            violations=[PreconditionViolation("ACTIVE", f"models/{model.id}", message)],
+            metadata={"model_id": model.id, "model_name": model.model_name},
+        )
+
+
+def check_fits_every(slots: Iterable[Slot], model: Model, inactive_ok: bool = False) -> None:
+    """check_fits for several slots at once: the first refusal, naming every slot it fails;
+    `inactive_ok` checks provider and type only (for overrides, which may be kept skipped)."""
     refusals: list[FailedPrecondition] = []
     for slot in slots:
         try:
             check_fits(slot, model)
+        except ModelInactive as refusal:
+            if not inactive_ok:
+                refusals.append(refusal)
         except FailedPrecondition as refusal:
             refusals.append(refusal)
     if refusals:

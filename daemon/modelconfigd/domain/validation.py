@@ -78,11 +78,15 @@ def slot_name(value: str, known: Collection[str], field: str = "slot") -> str:
     return value
 
 
+# Far beyond any catalog, and far enough below 2**63 that the next id still fits in a column.
+MAX_MODEL_ID = 2**53
+
+
 def model_id(value: int, field: str = "model_id") -> int:
-    if value <= 0:
+    if not 0 < value <= MAX_MODEL_ID:
         raise InvalidArgument.field(
             field,
-            f"{value} is not a valid model id (ids are positive)",
+            f"{value} is not a valid model id (ids are positive, at most 2**53)",
             reason="INVALID_MODEL_ID",
             model_id=value,
         )
@@ -150,7 +154,7 @@ def _field_faults(fields: Mapping[str, Any]) -> list[FieldViolation]:
     deprecation = fields.get("deprecation_date")
     if deprecation and _day(deprecation) is None:
         fault("deprecation_date", f"{deprecation!r} is not a date (YYYY-MM-DD)")
-    if "successor_id" in fields and (fields["successor_id"] or 0) < 0:
+    if "successor_id" in fields and not 0 <= (fields["successor_id"] or 0) <= MAX_MODEL_ID:
         fault("successor_id", "must be 0 (none) or the id of another model")
     return bad
 

@@ -334,7 +334,8 @@ def _values_to_pb(change: Change, values: Mapping[str, Any] | None) -> pb.Change
             message.model.CopyFrom(_model_values_to_pb(change.model_id, values))
     elif change.kind is ChangeKind.CONFIGURATION_APPLIED:
         names = [f.name for f in pb.AppliedConfiguration.DESCRIPTOR.fields]
-        message.applied.CopyFrom(pb.AppliedConfiguration(**{n: values[n] for n in names}))
+        # .get: a field added later is absent from changes recorded before it.
+        message.applied.CopyFrom(pb.AppliedConfiguration(**{n: values.get(n, []) for n in names}))
     elif change.kind is ChangeKind.MODEL_RETIRED:
         message.model.CopyFrom(_model_values_to_pb(change.model_id, values["model"]))
         message.retirement.CopyFrom(
@@ -355,6 +356,19 @@ def _values_to_pb(change: Change, values: Mapping[str, Any] | None) -> pb.Change
     else:
         return None
     return message
+
+
+# The kinds whose before and after hold a model's or a slot's fields (Change.changed_fields).
+_FIELD_KINDS = frozenset(
+    {
+        ChangeKind.MODEL_CREATED,
+        ChangeKind.MODEL_UPDATED,
+        ChangeKind.MODEL_DELETED,
+        ChangeKind.SLOT_CREATED,
+        ChangeKind.SLOT_UPDATED,
+        ChangeKind.MODEL_RETIRED,
+    }
+)
 
 
 def change_to_pb(change: Change) -> pb.Change:
@@ -382,7 +396,7 @@ def change_to_pb(change: Change) -> pb.Change:
     if change.writes_overrides and change.after:
         message.import_rows = change.after["rows"]
         message.import_accounts = change.after["accounts"]
-    if change.kind not in (ChangeKind.SETTING, ChangeKind.IMPORT) and change.changed_fields:
+    if change.kind in _FIELD_KINDS and change.changed_fields:
         message.changed_fields.paths.extend(change.changed_fields)
     return message
 

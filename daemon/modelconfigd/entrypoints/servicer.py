@@ -133,14 +133,15 @@ class ModelConfigServicer:
         retired = self._services.retire_model(
             request.model_id, request.successor_id, request.validate_only, origin
         )
-        moved = retired.change.after or {}
+        retirement = retired.retirement
+        moved = retirement.moved
         return api.RetireModelResponse(
-            model=model_to_pb(retired.model),
-            successor=model_to_pb(retired.successor),
-            global_slots=moved.get("global_slots", []),
-            default_slots=moved.get("default_slots", []),
-            account_overrides=moved.get("rows", 0),
-            accounts=moved.get("accounts", 0),
+            model=model_to_pb(retirement.model),
+            successor=model_to_pb(retirement.successor),
+            global_slots=moved.global_slots,
+            default_slots=moved.default_slots,
+            account_overrides=moved.override_rows,
+            accounts=moved.override_accounts,
             revision=retired.revision,
         )
 
@@ -326,6 +327,7 @@ class ModelConfigServicer:
             rows,
             first.validate_only,
             origin,
+            first.expected_revision,
         )
         return apply_outcome_to_pb(result.outcome, result.revision)
 

@@ -154,6 +154,8 @@ def apply(
     )
     if overrides is not None:
         outcome = _replace_overrides(uow, overrides, outcome)
+    else:
+        _check_kept_overrides(uow, wanted)
     for model_id in deleted:
         # What still refers to it: overrides left as they are, or (never, once checked) more.
         rules.check_deletable(current.models[model_id], uow.models.usage(model_id, sample=10))
@@ -175,6 +177,16 @@ def apply(
         outcome.override_slots,
     )
     return change, outcome
+
+
+def _check_kept_overrides(uow: UnitOfWork, wanted: Catalog) -> None:
+    """The overrides left as they are must fit the slots and models as the apply leaves them
+    (a model's or a slot's provider or type may change). Those of a deleted model are refused
+    at its deletion."""
+    for slot, model_id in sorted(uow.overrides.choices()):
+        model = wanted.models.get(model_id)
+        if model is not None and slot in wanted.slots:
+            rules.check_fits_every([wanted.slots[slot]], model, inactive_ok=True)
 
 
 def _replace_overrides(

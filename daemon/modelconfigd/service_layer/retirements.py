@@ -8,7 +8,7 @@ can itself be reverted.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..domain import rules
 from ..domain.changes import Change, ChangeKind, Moved, Scope, model_retired
@@ -24,28 +24,41 @@ _MODEL_KINDS = (
 )
 
 
-def retire(uow: UnitOfWork, model_id: int, successor_id: int) -> tuple[Change, Model, Model]:
-    """Move everything that selects the model to its successor; returns the change, the
-    retired model as it now is, and the successor."""
+@dataclass(frozen=True)
+class Retirement:
+    """What a retirement did (or, validated only, would do); `change` is None when nothing
+    needed to change (the model was retired to that successor already and nothing used it)."""
+
+    change: Change | None
+    model: Model
+    successor: Model
+    moved: Moved
+
+
+def retire(uow: UnitOfWork, model_id: int, successor_id: int) -> Retirement:
+    """Move everything that selects the model to its successor, deactivate it, name it."""
     old = write_steps.existing_model(uow, model_id)
     successor = write_steps.existing_model(uow, successor_id)
+    rules.check_successor(old, successor)
     usage = uow.models.usage(model_id, sample=0)
     overrides = uow.overrides.selecting(model_id)
     slots = {
         name: write_steps.known_slot(uow, name)
         for name in {*usage.global_slots, *usage.default_slots, *(s for _, s in overrides)}
     }
-    rules.check_successor(old, successor)
     rules.check_fits_every(sorted(slots.values(), key=lambda s: s.name), successor)
+    rules.check_active(successor)  # also when nothing selects the model yet
     moved = _move(
         uow,
         Moved(old.id, successor.id, usage.global_slots, usage.default_slots),
         [(account, slot, successor.id) for account, slot in overrides],
     )
-    new, _ = write_steps.update_model(
+    new, updated = write_steps.update_model(
         uow, old.id, {"is_active": False, "successor_id": successor.id}
     )
-    return model_retired(old, new, moved), new, successor
+    if updated is None and not (moved.override_rows or moved.global_slots or moved.default_slots):
+        return Retirement(None, new, successor, moved)
+    return Retirement(model_retired(old, new, moved), new, successor, moved)
 
 
 def later_change(uow: UnitOfWork, change: Change) -> int | None:
@@ -86,7 +99,10 @@ def restore(uow: UnitOfWork, change: Change) -> Change | None:
     rules.check_fits_every([write_steps.known_slot(uow, s) for s in involved], back_to)
     rows = [(h.account_id, h.slot, h.before) for h in uow.overrides.history(change.revision)]
     override_slots = {slot for _, slot, model in rows if model is not None}
-    rules.check_fits_every([write_steps.known_slot(uow, s) for s in override_slots], back_to)
+    # Overrides of an inactive model were kept (and skipped) before: they may come back so.
+    rules.check_fits_every(
+        [write_steps.known_slot(uow, s) for s in override_slots], back_to, inactive_ok=True
+    )
     moved = _move(uow, Moved(change.after["model_id"], back_to.id, globals_, defaults), rows)
     if not reactivating:
         write_steps.update_model(uow, old.id, fields)

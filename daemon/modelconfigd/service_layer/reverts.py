@@ -51,7 +51,26 @@ def revert(uow: UnitOfWork, change: Change, force: bool) -> Change | None:
     return None if restored is None else restored.reverting(change.revision)
 
 
+# Changes that move many settings at once: a later one touching what a change touched makes
+# reverting that change undo part of it too.
+_SWEEPING = (ChangeKind.MODEL_RETIRED, ChangeKind.CONFIGURATION_APPLIED)
+
+
 def _later_change(uow: UnitOfWork, change: Change) -> int | None:
+    own = _later_change_of_its_kind(uow, change)
+    subjects = [f"model:{change.model_id}"] if change.model_id else []
+    if change.slot and not (change.kind is ChangeKind.SETTING and change.scope is Scope.ACCOUNT):
+        subjects.append(f"slot:{change.slot}")  # an override is checked by its own history
+    if change.kind is ChangeKind.MODEL_RETIRED and change.after:
+        subjects += [
+            f"slot:{s}" for s in (*change.after["global_slots"], *change.after["default_slots"])
+        ]
+        subjects.append(f"model:{change.after['model_id']}")
+    sweeping = uow.changes.last_about(change.revision, _SWEEPING, subjects)
+    return max((r for r in (own, sweeping) if r is not None), default=None)
+
+
+def _later_change_of_its_kind(uow: UnitOfWork, change: Change) -> int | None:
     after = change.revision
     if change.kind is ChangeKind.SETTING:
         if change.scope is Scope.GLOBAL:

@@ -27,6 +27,7 @@ from ..domain.errors import (
     InvalidArgument,
     ModelConfigError,
     OverrideNotFound,
+    RevisionMoved,
     SlotNotFound,
 )
 from ..domain.model import Deprecation, Model, ModelType, Slot
@@ -44,6 +45,7 @@ from .configurations import ApplyOutcome
 from .estimates import CostAnswer
 from .imports import ImportRow
 from .live_state import LiveState
+from .retirements import Retirement
 from .unit_of_work import AccountOverrides, Store, UnitOfWork
 from .views import GlobalSettings, SlotView, global_settings_of
 from .write_steps import ModelRef
@@ -146,9 +148,7 @@ class AccountPage:
 
 @dataclass(frozen=True)
 class Retired:
-    change: Change
-    model: Model
-    successor: Model
+    retirement: Retirement
     revision: int
 
 
@@ -514,11 +514,11 @@ class ModelConfigServices:
                 model_id=model_id,
             )
         with self._writing(origin) as uow:
-            change, model, successor = retirements.retire(uow, model_id, successor_id)
-            if validate_only:
-                return Retired(change, model, successor, uow.revision)
-            recorded = uow.commit(change)
-        return Retired(recorded, model, successor, recorded.revision)
+            retired = retirements.retire(uow, model_id, successor_id)
+            if validate_only or retired.change is None:
+                return Retired(retired, uow.revision)
+            revision = uow.commit(retired.change).revision
+        return Retired(retired, revision)
 
     # -- whole configurations ------------------------------------------------------------------
 
@@ -554,6 +554,7 @@ class ModelConfigServices:
         overrides: Iterable[ImportRow] | None,
         validate_only: bool,
         origin: Origin = LOCAL,
+        expected_revision: int = 0,
     ) -> ApplyResult:
         """Make the configuration match, in one change; overrides too unless None."""
         built = []
@@ -577,11 +578,20 @@ class ModelConfigServices:
         wanted = configurations.target(
             built, [validation.build_slot(fields) for fields in slots], settings
         )
-        checked = None if overrides is None else configurations.check_overrides(wanted, overrides)
+        # Before the overrides stream in: two bulk writes must not both hold a million rows.
         if not self._import_lock.acquire(blocking=False):
             raise ImportInProgress("an import is running; retry when it has finished")
         try:
+            checked = (
+                None if overrides is None else configurations.check_overrides(wanted, overrides)
+            )
             with self._writing(origin) as uow:
+                if expected_revision and uow.revision != expected_revision:
+                    raise RevisionMoved(
+                        f"the daemon is at revision {uow.revision}, not {expected_revision}: "
+                        "something changed since the configuration was compared; compare again",
+                        metadata={"revision": uow.revision, "expected_revision": expected_revision},
+                    )
                 records = None if checked is None else checked.records
                 change, outcome = configurations.apply(uow, wanted, records)
                 if change is None or validate_only:

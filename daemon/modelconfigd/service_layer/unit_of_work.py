@@ -134,6 +134,9 @@ class OverrideRepository(Protocol):
     def pairs(self) -> set[tuple[str, str]]:
         """Every (account, slot) with an override."""
 
+    def choices(self) -> set[tuple[str, int]]:
+        """Every distinct (slot, model id) an override selects."""
+
     def accounts_page(
         self, slot: str, model_id: int, after: str, limit: int
     ) -> list[AccountOverrides]:
@@ -154,6 +157,12 @@ class ChangeLog(Protocol):
         model_id: int = 0,
     ) -> int | None:
         """The latest revision after `after` of a change of these kinds matching the rest."""
+
+    def last_about(
+        self, after: int, kinds: Iterable[ChangeKind], subjects: Iterable[str]
+    ) -> int | None:
+        """The latest revision after `after` of those kinds concerning any of the subjects
+        (`model:7`, `slot:openai_model`)."""
 
     def page(self, where: ChangeFilter, before: int, limit: int) -> list[Change]:
         """Up to `limit` changes matching `where` with revisions below `before`, newest first."""

@@ -170,7 +170,11 @@ def update_model(
     if validation.model_fields(new) == validation.model_fields(old):
         return old, None
     refuse_taken_names(uow, new)
-    if new.successor_id != old.successor_id:
+    if (new.successor_id, new.provider, new.model_type) != (
+        old.successor_id,
+        old.provider,
+        old.model_type,
+    ):
         check_successor(uow, new)
     rules.check_update_allowed(old, new, uow.models.usage(model_id, sample=10))
     uow.models.update(new)

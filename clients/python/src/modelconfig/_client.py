@@ -395,6 +395,7 @@ class ModelConfigClient:
         overrides: Iterable[api.OverrideRecord] | None = None,
         *,
         validate_only: bool = False,
+        expected_revision: int = 0,
         chunk_size: int = 5000,
         timeout: float | None = None,
         reason: str = "",
@@ -402,6 +403,7 @@ class ModelConfigClient:
     ) -> api.ApplyConfigurationResponse:
         """Make the daemon's configuration match, in one change. With `overrides` (even empty)
         they become every account override the daemon holds; None leaves overrides as they are.
+        `expected_revision`: apply only if the daemon is still there (else ABORTED).
         """
 
         def messages() -> Iterator[api.ApplyConfigurationRequest]:
@@ -409,6 +411,7 @@ class ModelConfigClient:
                 configuration=configuration,
                 replace_overrides=overrides is not None,
                 validate_only=validate_only,
+                expected_revision=expected_revision,
             )
             batch: list[api.OverrideRecord] = []
             for record in overrides or ():

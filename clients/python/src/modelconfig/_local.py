@@ -242,6 +242,7 @@ class LocalResolver:
         self._shared: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
         self._status = STALE
         self._current_at = 0.0  # time.monotonic() when last known current
+        self._day = datetime.now(UTC).date()  # the UTC day cached answers were made on
         self._thread = threading.Thread(target=self._follow, name="modelconfig-resolver")
         self._thread.daemon = True
         self._thread.start()
@@ -502,8 +503,19 @@ class LocalResolver:
                 self._apply(pending)
             pending = []
             self._current_at = time.monotonic()
+            self._forget_answers_of_another_day()
             self._set_status(READY)
             yield
+
+    def _forget_answers_of_another_day(self) -> None:
+        """Answers are cached per revision, but `deprecated` also depends on the UTC day: past
+        midnight, answer anew (the heartbeat every 5 s brings this here soon after)."""
+        today = datetime.now(UTC).date()
+        if today != self._day:
+            self._day = today
+            state = self._state
+            if state is not None:
+                state.answers.clear()
 
     def _start(self, parts: list[api.WatchChangesResponse]) -> None:
         """The first state of a watch from now: the catalog, and with all accounts every

@@ -217,8 +217,8 @@ def _short(value: object) -> str:
 def _apply(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     path = Path(args.file)
     wanted, beside, count = _read(path)
-    current = next(client.export_configuration(timeout=args.timeout)).configuration
-    args.diff = diff(current, wanted)
+    read = next(client.export_configuration(timeout=args.timeout))
+    args.diff = diff(read.configuration, wanted)
 
     def rows() -> Iterator[api.OverrideRecord] | None:
         if beside is None:
@@ -227,14 +227,20 @@ def _apply(client: ModelConfigClient, args: argparse.Namespace) -> Message:
         progress = Progress(count, args.progress or sys.stderr.isatty(), then="")
         return progress.wrap(override_files.read_records(beside, kind))
 
-    # Always checked first, so that a refusal changes nothing and the diff is the daemon's too.
+    # Checked first, so that a refusal changes nothing and the diff is the daemon's too; then
+    # applied only if nothing changed since the diff was made (else ABORTED, exit 5).
     checked = client.apply_configuration(
-        wanted, rows(), validate_only=True, reason=args.reason, timeout=args.timeout
+        wanted,
+        rows(),
+        validate_only=True,
+        expected_revision=read.revision,
+        reason=args.reason,
+        timeout=args.timeout,
     )
     if args.dry_run or not _changes_anything(checked):
         return checked
     return client.apply_configuration(
-        wanted, rows(), reason=args.reason, timeout=args.timeout
+        wanted, rows(), expected_revision=read.revision, reason=args.reason, timeout=args.timeout
     )
 
 

@@ -1792,6 +1792,7 @@ class ApplyConfigurationRequest(_message.Message):
     REPLACE_OVERRIDES_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     OVERRIDES_FIELD_NUMBER: _builtins.int
+    EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     replace_overrides: _builtins.bool
     """The first message only: the overrides sent are every override the daemon must hold (the
     others are cleared); when false, the account overrides are left as they are and none may be
@@ -1799,6 +1800,10 @@ class ApplyConfigurationRequest(_message.Message):
     """
     validate_only: _builtins.bool
     """The first message only: run every check and report what would change, changing nothing."""
+    expected_revision: _builtins.int
+    """The first message only: when not 0, apply only if the daemon is still at this revision
+    (the one the configuration was compared against), else ABORTED (REVISION_MOVED).
+    """
     @_builtins.property
     def configuration(self) -> Global___Configuration:
         """The first message only: the configuration to match."""
@@ -1814,10 +1819,11 @@ class ApplyConfigurationRequest(_message.Message):
         replace_overrides: _builtins.bool = ...,
         validate_only: _builtins.bool = ...,
         overrides: _abc.Iterable[Global___OverrideRecord] | None = ...,
+        expected_revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "overrides", b"overrides", "replace_overrides", b"replace_overrides", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "expected_revision", b"expected_revision", "overrides", b"overrides", "replace_overrides", b"replace_overrides", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

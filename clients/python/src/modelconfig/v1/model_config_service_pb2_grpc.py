@@ -211,8 +211,12 @@ class ModelConfigServiceServicer:
 
     def CreateModel(self, request, context):
         """CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
-        Errors: INVALID_ARGUMENT for a missing name, provider or type, or malformed, negative or
-        misplaced prices; ALREADY_EXISTS when the name or an alias is taken.
+        Errors: INVALID_ARGUMENT for a missing name, provider or type, malformed, negative or
+        misplaced prices, image prices or price sources (a date ahead, a URL that is not http or
+        https, a source for a price the model lacks), or a malformed deprecation date
+        (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
+        FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
+        ALREADY_EXISTS when the name or an alias is taken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,9 +226,10 @@ class ModelConfigServiceServicer:
         """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
         (AIP-134: an absent mask means every populated field, `*` means every field).
         Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-        unknown id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION when the change
-        would deactivate a model a global setting or slot default uses, or change the name,
-        provider or type of a model in use.
+        unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+        when the change would deactivate a model a global setting or slot default uses, change the
+        name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
+        leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -368,8 +373,9 @@ class ModelConfigServiceServicer:
         Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
         model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
         has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
-        the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
-        before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+        the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, applied
+        configurations, changes recorded before the audit trail), or when restoring breaks a rule
+        (e.g. MODEL_INACTIVE,
         MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -416,11 +422,12 @@ class ModelConfigServiceServicer:
         revertible with RevertChange): every global setting, slot default and account override
         that selects the model then selects the successor, the model names the successor
         (`successor_id`) and is deactivated. The successor must fit every slot involved.
+        A retirement that finds nothing to change (retired to that successor already, and nothing
+        selects the model) records nothing and keeps the revision.
         Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
         (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
-        successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
-        requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
-        import is applied (IMPORT_IN_PROGRESS).
+        successor is of another provider or type (SUCCESSOR_MISMATCH) or inactive (MODEL_INACTIVE,
+        one violation per slot involved).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -461,9 +468,10 @@ class ModelConfigServiceServicer:
         model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
         without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
         (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
-        PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
-        as they are still select (MODEL_IN_USE) or leaves out an existing slot
-        (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
+        PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH; overrides left as they are
+        included), deletes a model overrides left as they are still select (MODEL_IN_USE) or leaves
+        out an existing slot (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied
+        (IMPORT_IN_PROGRESS) or when the revision moved from expected_revision (REVISION_MOVED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -61,16 +61,21 @@ class ModelConfigServiceStub:
     """
     CreateModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateModelRequest, _model_config_service_pb2.CreateModelResponse]
     """CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
-    Errors: INVALID_ARGUMENT for a missing name, provider or type, or malformed, negative or
-    misplaced prices; ALREADY_EXISTS when the name or an alias is taken.
+    Errors: INVALID_ARGUMENT for a missing name, provider or type, malformed, negative or
+    misplaced prices, image prices or price sources (a date ahead, a URL that is not http or
+    https, a source for a price the model lacks), or a malformed deprecation date
+    (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
+    FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
+    ALREADY_EXISTS when the name or an alias is taken.
     """
     UpdateModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateModelRequest, _model_config_service_pb2.UpdateModelResponse]
     """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
     (AIP-134: an absent mask means every populated field, `*` means every field).
     Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-    unknown id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION when the change
-    would deactivate a model a global setting or slot default uses, or change the name,
-    provider or type of a model in use.
+    unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+    when the change would deactivate a model a global setting or slot default uses, change the
+    name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
+    leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
     """
     DeleteModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.DeleteModelRequest, _model_config_service_pb2.DeleteModelResponse]
     """DeleteModel removes a model that nothing uses.
@@ -158,8 +163,9 @@ class ModelConfigServiceStub:
     Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
     model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
     has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
-    the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
-    before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+    the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, applied
+    configurations, changes recorded before the audit trail), or when restoring breaks a rule
+    (e.g. MODEL_INACTIVE,
     MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
     """
     WatchChanges: _grpc.UnaryStreamMultiCallable[_model_config_service_pb2.WatchChangesRequest, _model_config_service_pb2.WatchChangesResponse]
@@ -194,11 +200,12 @@ class ModelConfigServiceStub:
     revertible with RevertChange): every global setting, slot default and account override
     that selects the model then selects the successor, the model names the successor
     (`successor_id`) and is deactivated. The successor must fit every slot involved.
+    A retirement that finds nothing to change (retired to that successor already, and nothing
+    selects the model) records nothing and keeps the revision.
     Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
     (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
-    successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
-    requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
-    import is applied (IMPORT_IN_PROGRESS).
+    successor is of another provider or type (SUCCESSOR_MISMATCH) or inactive (MODEL_INACTIVE,
+    one violation per slot involved).
     """
     ListAccounts: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ListAccountsRequest, _model_config_service_pb2.ListAccountsResponse]
     """ListAccounts lists the accounts that override at least one slot, in account id order, with
@@ -227,9 +234,10 @@ class ModelConfigServiceStub:
     model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
     without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
     (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
-    PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
-    as they are still select (MODEL_IN_USE) or leaves out an existing slot
-    (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
+    PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH; overrides left as they are
+    included), deletes a model overrides left as they are still select (MODEL_IN_USE) or leaves
+    out an existing slot (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied
+    (IMPORT_IN_PROGRESS) or when the revision moved from expected_revision (REVISION_MOVED).
     """
 
 @_typing.type_check_only
@@ -265,16 +273,21 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     """
     CreateModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateModelRequest, _model_config_service_pb2.CreateModelResponse]  # type: ignore[assignment]
     """CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
-    Errors: INVALID_ARGUMENT for a missing name, provider or type, or malformed, negative or
-    misplaced prices; ALREADY_EXISTS when the name or an alias is taken.
+    Errors: INVALID_ARGUMENT for a missing name, provider or type, malformed, negative or
+    misplaced prices, image prices or price sources (a date ahead, a URL that is not http or
+    https, a source for a price the model lacks), or a malformed deprecation date
+    (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
+    FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
+    ALREADY_EXISTS when the name or an alias is taken.
     """
     UpdateModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateModelRequest, _model_config_service_pb2.UpdateModelResponse]  # type: ignore[assignment]
     """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
     (AIP-134: an absent mask means every populated field, `*` means every field).
     Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-    unknown id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION when the change
-    would deactivate a model a global setting or slot default uses, or change the name,
-    provider or type of a model in use.
+    unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+    when the change would deactivate a model a global setting or slot default uses, change the
+    name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
+    leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
     """
     DeleteModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.DeleteModelRequest, _model_config_service_pb2.DeleteModelResponse]  # type: ignore[assignment]
     """DeleteModel removes a model that nothing uses.
@@ -362,8 +375,9 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
     model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
     has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
-    the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
-    before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+    the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, applied
+    configurations, changes recorded before the audit trail), or when restoring breaks a rule
+    (e.g. MODEL_INACTIVE,
     MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
     """
     WatchChanges: _aio.UnaryStreamMultiCallable[_model_config_service_pb2.WatchChangesRequest, _model_config_service_pb2.WatchChangesResponse]  # type: ignore[assignment]
@@ -398,11 +412,12 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     revertible with RevertChange): every global setting, slot default and account override
     that selects the model then selects the successor, the model names the successor
     (`successor_id`) and is deactivated. The successor must fit every slot involved.
+    A retirement that finds nothing to change (retired to that successor already, and nothing
+    selects the model) records nothing and keeps the revision.
     Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
     (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
-    successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
-    requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
-    import is applied (IMPORT_IN_PROGRESS).
+    successor is of another provider or type (SUCCESSOR_MISMATCH) or inactive (MODEL_INACTIVE,
+    one violation per slot involved).
     """
     ListAccounts: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ListAccountsRequest, _model_config_service_pb2.ListAccountsResponse]  # type: ignore[assignment]
     """ListAccounts lists the accounts that override at least one slot, in account id order, with
@@ -431,9 +446,10 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
     without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
     (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
-    PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
-    as they are still select (MODEL_IN_USE) or leaves out an existing slot
-    (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
+    PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH; overrides left as they are
+    included), deletes a model overrides left as they are still select (MODEL_IN_USE) or leaves
+    out an existing slot (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied
+    (IMPORT_IN_PROGRESS) or when the revision moved from expected_revision (REVISION_MOVED).
     """
 
 class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -484,8 +500,12 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.CreateModelResponse, _abc.Awaitable[_model_config_service_pb2.CreateModelResponse]]:
         """CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
-        Errors: INVALID_ARGUMENT for a missing name, provider or type, or malformed, negative or
-        misplaced prices; ALREADY_EXISTS when the name or an alias is taken.
+        Errors: INVALID_ARGUMENT for a missing name, provider or type, malformed, negative or
+        misplaced prices, image prices or price sources (a date ahead, a URL that is not http or
+        https, a source for a price the model lacks), or a malformed deprecation date
+        (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
+        FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
+        ALREADY_EXISTS when the name or an alias is taken.
         """
 
     @_abc_1.abstractmethod
@@ -497,9 +517,10 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
         (AIP-134: an absent mask means every populated field, `*` means every field).
         Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-        unknown id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION when the change
-        would deactivate a model a global setting or slot default uses, or change the name,
-        provider or type of a model in use.
+        unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+        when the change would deactivate a model a global setting or slot default uses, change the
+        name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
+        leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
         """
 
     @_abc_1.abstractmethod
@@ -671,8 +692,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT for a malformed revision; NOT_FOUND for an unknown revision, or a
         model to restore that no longer exists; FAILED_PRECONDITION when what the change touched
         has changed since (CHANGED_SINCE, naming the later revision; `force` skips this check), when
-        the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, changes recorded
-        before the audit trail), or when restoring breaks a rule (e.g. MODEL_INACTIVE,
+        the change cannot be reverted (NOT_REVERTIBLE: the seed, slot creations, applied
+        configurations, changes recorded before the audit trail), or when restoring breaks a rule
+        (e.g. MODEL_INACTIVE,
         MODEL_IN_USE); ALREADY_EXISTS when a deleted model's name is taken again.
         """
 
@@ -725,11 +747,12 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         revertible with RevertChange): every global setting, slot default and account override
         that selects the model then selects the successor, the model names the successor
         (`successor_id`) and is deactivated. The successor must fit every slot involved.
+        A retirement that finds nothing to change (retired to that successor already, and nothing
+        selects the model) records nothing and keeps the revision.
         Errors: INVALID_ARGUMENT for a missing or malformed id, or the model as its own successor
         (SAME_MODEL); NOT_FOUND for an unknown model or successor; FAILED_PRECONDITION when the
-        successor is inactive (MODEL_INACTIVE) or of another provider or type than a slot involved
-        requires (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH; one violation per slot); ABORTED while an
-        import is applied (IMPORT_IN_PROGRESS).
+        successor is of another provider or type (SUCCESSOR_MISMATCH) or inactive (MODEL_INACTIVE,
+        one violation per slot involved).
         """
 
     @_abc_1.abstractmethod
@@ -776,9 +799,10 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         model the configuration lacks (UNKNOWN_MODEL; NOT_FOUND for an override's), overrides sent
         without replace_overrides (OVERRIDES_NOT_REPLACED), or no configuration in the first message
         (NO_CONFIGURATION); FAILED_PRECONDITION when the result breaks a rule (MODEL_INACTIVE,
-        PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH), deletes a model overrides left
-        as they are still select (MODEL_IN_USE) or leaves out an existing slot
-        (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied (IMPORT_IN_PROGRESS).
+        PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, SUCCESSOR_MISMATCH; overrides left as they are
+        included), deletes a model overrides left as they are still select (MODEL_IN_USE) or leaves
+        out an existing slot (SLOT_NOT_IN_CONFIGURATION); ABORTED while an import is applied
+        (IMPORT_IN_PROGRESS) or when the revision moved from expected_revision (REVISION_MOVED).
         """
 
 def add_ModelConfigServiceServicer_to_server(servicer: ModelConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -673,11 +673,11 @@ class Change(_message.Message):
     reverted_revision: _builtins.int
     """For a revert: the revision it reverted; 0 otherwise."""
     import_rows: _builtins.int
-    """For imports: how many overrides the import changed (rows equal to what was stored do not
-    count).
+    """For imports, retirements and applied configurations: how many account overrides the change
+    wrote (rows equal to what was stored do not count).
     """
     import_accounts: _builtins.int
-    """For imports: how many accounts it changed."""
+    """For the same changes: how many accounts those overrides belong to."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the change committed (the daemon's clock, UTC)."""
