@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -84,6 +85,35 @@ class ModelConfigClient:
         deadline = self._timeout if timeout is _DEFAULT else timeout
         with typed_errors():
             return method(request, timeout=deadline, metadata=metadata or None)
+
+    def invoke(
+        self,
+        method: str,
+        request: object,
+        *,
+        metadata: Sequence[tuple[str, str]] = (),
+        timeout: object = _DEFAULT,
+    ) -> Any:
+        """Any RPC by its name in the proto (`"SetModel"`), with this client's credentials,
+        deadline and typed errors: the response, or for a server stream an iterator of them
+        (closing it cancels the call). A client stream takes an iterable of requests."""
+        rpc = getattr(self._stub, method)
+        headers = [*self._auth, *metadata]
+        deadline = self._timeout if timeout is _DEFAULT else timeout
+        if api.DESCRIPTOR.services_by_name["ModelConfigService"].methods_by_name[
+            method
+        ].server_streaming:
+            return self._stream(rpc(request, timeout=deadline, metadata=headers or None))
+        with typed_errors():
+            return rpc(request, timeout=deadline, metadata=headers or None)
+
+    @staticmethod
+    def _stream(call) -> Iterator[Any]:
+        try:
+            with typed_errors():
+                yield from call
+        finally:
+            call.cancel()
 
     # -- catalog -------------------------------------------------------------------------------
 
