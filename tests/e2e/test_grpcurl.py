@@ -75,7 +75,35 @@ def call(grpcurl):
 
 def test_list_shows_the_service_health_and_reflection(grpcurl):
     assert set(grpcurl("list").stdout.split()) == {
-        SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+        SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection"}
+
+
+def _reflect(daemon, version: str, request):
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    call = daemon.channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return next(iter(call(iter([request]), timeout=10)))
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_answers_as_v1_and_v1alpha(daemon, version):
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    listed = _reflect(daemon, version, reflection_pb2.ServerReflectionRequest(list_services=""))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {SERVICE, "grpc.reflection.v1.ServerReflection"} <= names
+    found = _reflect(daemon, version, reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="grpc.reflection.v1.ServerReflection"))
+    file = descriptor_pb2.FileDescriptorProto.FromString(
+        found.file_descriptor_response.file_descriptor_proto[0])
+    assert (file.package, file.service[0].name) == ("grpc.reflection.v1", "ServerReflection")
+    assert file.service[0].method[0].input_type == ".grpc.reflection.v1.ServerReflectionRequest"
 
 
 def test_describe_service_shows_every_rpc(grpcurl):

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from modelconfig.v1 import model_config_service_pb2 as api
 
 from ..service_layer.change_feed import ChangeFeed
 from ..service_layer.services import ModelConfigServices
+from . import reflection_v1
 from .auth import Guard
 from .call_handlers import StreamSlots, build_handler
 from .metrics import Metrics
@@ -91,9 +91,7 @@ def create_server(
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server, MemberAwarePool()
-    )
+    reflection_v1.enable(server, (SERVICE_NAME, health.SERVICE_NAME), MemberAwarePool())
     try:
         if credentials is None:
             port = server.add_insecure_port(address)
