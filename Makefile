@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 run: $(STAMP)
 	$(BIN)/modelconfigd
 
-test: $(STAMP)
+test: $(STAMP) $(BUF)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Regenerates the Python stubs (typed) from protos/ into the client package's source root, so
@@ -34,9 +34,13 @@ proto: $(STAMP)
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
 
+# The proto is a product: formatted, linted, and never broken against main's last commit
+# (the FILE rules: what generated code in any language relies on).
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check daemon clients tests bench
+	cd protos && ../$(BUF) format --diff --exit-code
 	cd protos && ../$(BUF) lint
+	$(BUF) breaking protos --against "$$(git rev-parse --git-common-dir)#branch=main,subdir=protos"
 
 # A benchmark, not a test (about 7 minutes): ResolveForAccount against a zero-work grpcio
 # server at 1,000 and 1,000,000 accounts, driven by h2load; writes bench/results/. Installs the
