@@ -230,7 +230,8 @@ def test_reflection_lists_the_services_without_a_token(matrix):
     )
     assert done.returncode == 0, done
     assert set(done.stdout.split()) == {
-        SERVICE.full_name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+        SERVICE.full_name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection"}
 
 
 # -- what each role may write, and the actor ---------------------------------------------------

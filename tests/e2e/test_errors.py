@@ -172,3 +172,35 @@ def test_unknown_model_type_filter_is_invalid_argument(client):
     with pytest.raises(InvalidArgument) as err:
         client.list_models(model_type=99)
     assert err.value.reason == "INVALID_MODEL_TYPE"
+
+
+def test_client_errors_follow_the_reason_not_only_the_code(client):
+    """ABORTED is not always a stale etag, nor FAILED_PRECONDITION always a misfit."""
+    import modelconfig
+    from modelconfig.v1 import resources_pb2 as pb
+
+    with pytest.raises(modelconfig.EtagMismatch):
+        client.set_model("openai_model", 2, account_id="acme", etag="a999")
+    configuration = next(iter(client.export_configuration())).configuration
+    with pytest.raises(modelconfig.RevisionMoved) as moved:
+        client.apply_configuration(configuration, expected_revision=999)
+    assert isinstance(moved.value, modelconfig.Aborted)
+    assert not isinstance(moved.value, modelconfig.EtagMismatch)
+    with pytest.raises(modelconfig.SlotRefusesModel):
+        client.set_model("openai_model", "dall-e-3", account_id="acme")
+    with pytest.raises(modelconfig.ModelInUse):
+        client.delete_model(1)
+    with pytest.raises(modelconfig.ModelNotFound):
+        client.get_model(999)
+    with pytest.raises(modelconfig.NotRevertible):
+        client.revert_change(1)
+    with pytest.raises(modelconfig.SlotRefusesModel):
+        client.create_slot(pb.Slot(name="x_model", required_provider="openai",
+                                   required_model_type=pb.MODEL_TYPE_TEXT, default_model_id=7))
+    del configuration.slots[-1]
+    with pytest.raises(modelconfig.FailedPrecondition) as plain:
+        client.apply_configuration(configuration)
+    # A reason without a class of its own takes its code's class.
+    assert (type(plain.value), plain.value.reason) == (
+        modelconfig.FailedPrecondition, "SLOT_NOT_IN_CONFIGURATION")
+    assert modelconfig.__version__ == "0.1.0"

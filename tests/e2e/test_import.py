@@ -184,7 +184,7 @@ def test_ctl_refuses_malformed_files_before_sending(daemon, tmp_path, capsys, na
 
 
 def test_a_second_concurrent_import_is_aborted(client):
-    from modelconfig import EtagMismatch
+    from modelconfig import ImportInProgress
 
     release = threading.Event()
     outcome: list[object] = []
@@ -198,15 +198,15 @@ def test_a_second_concurrent_import_is_aborted(client):
             try:
                 outcome.append(client.import_overrides(slow_rows(), chunk_size=1))
                 return
-            except EtagMismatch:  # a probe below got in first and ran for a moment: again
+            except ImportInProgress:  # a probe below got in first and ran for a moment: again
                 if release.is_set():
                     raise
 
     def first_is_running() -> bool:
         try:
             client.import_overrides([record(2, "probe", "openai_model", 2)], validate_only=True)
-        except EtagMismatch as err:  # the client's type for every ABORTED
-            return err.reason == "IMPORT_IN_PROGRESS"
+        except ImportInProgress:
+            return True
         return False
 
     thread = threading.Thread(target=first_import)
@@ -216,7 +216,7 @@ def test_a_second_concurrent_import_is_aborted(client):
         while not first_is_running():
             assert time.monotonic() < deadline, "the first import never showed as running"
             time.sleep(0.02)
-        with pytest.raises(EtagMismatch) as err:
+        with pytest.raises(ImportInProgress) as err:
             client.import_overrides([record(2, "second", "openai_model", 2)])
         assert err.value.reason == "IMPORT_IN_PROGRESS"
     finally:

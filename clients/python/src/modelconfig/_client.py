@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -14,6 +15,42 @@ from .v1 import model_config_service_pb2_grpc as api_grpc
 from .v1 import resources_pb2 as pb
 
 _DEFAULT = object()  # stands for the client's own timeout (None means no deadline)
+
+
+# Reads that change nothing are retried by gRPC itself on UNAVAILABLE (a daemon restarting, a
+# replica draining), with exponential backoff; writes never are: a write whose answer was lost
+# may have committed, and the caller decides (etags make a retry safe).
+_SAFE_READS = (
+    "ListModels",
+    "GetModel",
+    "GetGlobalSettings",
+    "ResolveForAccount",
+    "ResolveForAccounts",
+    "GetModelUsage",
+    "ListSlots",
+    "ListChanges",
+    "EstimateCost",
+    "ListAccounts",
+)
+SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "modelconfig.v1.ModelConfigService", "method": m}
+                    for m in _SAFE_READS
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
 
 
 class ModelConfigClient:
@@ -43,13 +80,14 @@ class ModelConfigClient:
     ) -> None:
         self._owns_channel = channel is None
         if channel is None:
+            options = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]
             if root_certificates or certificate_chain:
                 credentials = grpc.ssl_channel_credentials(
                     root_certificates, private_key, certificate_chain
                 )
-                channel = grpc.secure_channel(target, credentials)
+                channel = grpc.secure_channel(target, credentials, options=options)
             else:
-                channel = grpc.insecure_channel(target)
+                channel = grpc.insecure_channel(target, options=options)
         self._channel = channel
         self._stub = api_grpc.ModelConfigServiceStub(self._channel)
         self._timeout = timeout

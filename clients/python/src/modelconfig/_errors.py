@@ -1,11 +1,24 @@
-"""Typed errors of the modelconfig client, one per gRPC status the daemon answers with.
+"""Typed errors of the modelconfig client: a class per status code, and below it a class per
+ErrorInfo reason a caller may want to handle apart (the reason decides, not the code alone).
 
 ModelConfigError                 any failed call; .code, .reason, .metadata, .details
 ├── InvalidArgument              INVALID_ARGUMENT: the request is malformed (.field_violations)
-├── NotFound                     NOT_FOUND: no such model or override
-├── AlreadyExists                ALREADY_EXISTS: a model name or alias is taken
-├── EtagMismatch                 ABORTED: the etag is stale; read again and retry
+├── NotFound                     NOT_FOUND
+│   ├── ModelNotFound            MODEL_NOT_FOUND
+│   ├── OverrideNotFound         OVERRIDE_NOT_FOUND (also GLOBAL_SETTING_NOT_FOUND)
+│   └── ChangeNotFound           CHANGE_NOT_FOUND
+├── AlreadyExists                ALREADY_EXISTS: MODEL_NAME_TAKEN, SLOT_NAME_TAKEN
+├── Aborted                      ABORTED: retrying may succeed
+│   ├── EtagMismatch             ETAG_MISMATCH: the etag is stale; read again and retry
+│   ├── ImportInProgress         IMPORT_IN_PROGRESS: one bulk write at a time; retry later
+│   ├── CatalogChanged           CATALOG_CHANGED: the catalog moved during an import; run again
+│   └── RevisionMoved            REVISION_MOVED: the daemon moved since a configuration was
+│                                compared; compare again
 ├── FailedPrecondition           FAILED_PRECONDITION: the state forbids the change (.violations)
+│   ├── SlotRefusesModel         PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH, MODEL_INACTIVE,
+│   │                            SUCCESSOR_MISMATCH: the model does not fit
+│   ├── ModelInUse               MODEL_IN_USE, SLOT_IN_USE: something still uses it
+│   └── NotRevertible            CHANGED_SINCE, NOT_REVERTIBLE: a revert that cannot be made
 ├── Unauthenticated              UNAUTHENTICATED
 ├── PermissionDenied             PERMISSION_DENIED
 ├── OutOfRange                   OUT_OF_RANGE: a watch's revision is compacted or ahead
@@ -76,11 +89,51 @@ class AlreadyExists(ModelConfigError):
     pass
 
 
-class EtagMismatch(ModelConfigError):
+class Aborted(ModelConfigError):
+    pass
+
+
+class EtagMismatch(Aborted):
+    pass
+
+
+class ImportInProgress(Aborted):
+    pass
+
+
+class CatalogChanged(Aborted):
+    pass
+
+
+class RevisionMoved(Aborted):
     pass
 
 
 class FailedPrecondition(ModelConfigError):
+    pass
+
+
+class SlotRefusesModel(FailedPrecondition):
+    pass
+
+
+class ModelInUse(FailedPrecondition):
+    pass
+
+
+class NotRevertible(FailedPrecondition):
+    pass
+
+
+class ModelNotFound(NotFound):
+    pass
+
+
+class OverrideNotFound(NotFound):
+    pass
+
+
+class ChangeNotFound(NotFound):
     pass
 
 
@@ -104,13 +157,48 @@ _BY_CODE: dict[grpc.StatusCode, type[ModelConfigError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.ABORTED: EtagMismatch,
+    grpc.StatusCode.ABORTED: Aborted,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+}
+
+# The reasons with a class of their own; any other reason takes its code's class.
+_BY_REASON: dict[tuple[grpc.StatusCode, str], type[ModelConfigError]] = {
+    **{
+        (grpc.StatusCode.ABORTED, reason): cls
+        for reason, cls in (
+            ("ETAG_MISMATCH", EtagMismatch),
+            ("IMPORT_IN_PROGRESS", ImportInProgress),
+            ("CATALOG_CHANGED", CatalogChanged),
+            ("REVISION_MOVED", RevisionMoved),
+        )
+    },
+    **{
+        (grpc.StatusCode.FAILED_PRECONDITION, reason): cls
+        for reason, cls in (
+            ("PROVIDER_MISMATCH", SlotRefusesModel),
+            ("MODEL_TYPE_MISMATCH", SlotRefusesModel),
+            ("MODEL_INACTIVE", SlotRefusesModel),
+            ("SUCCESSOR_MISMATCH", SlotRefusesModel),
+            ("MODEL_IN_USE", ModelInUse),
+            ("SLOT_IN_USE", ModelInUse),
+            ("CHANGED_SINCE", NotRevertible),
+            ("NOT_REVERTIBLE", NotRevertible),
+        )
+    },
+    **{
+        (grpc.StatusCode.NOT_FOUND, reason): cls
+        for reason, cls in (
+            ("MODEL_NOT_FOUND", ModelNotFound),
+            ("OVERRIDE_NOT_FOUND", OverrideNotFound),
+            ("GLOBAL_SETTING_NOT_FOUND", OverrideNotFound),
+            ("CHANGE_NOT_FOUND", ChangeNotFound),
+        )
+    },
 }
 
 _DETAIL_TYPES = (
@@ -142,7 +230,7 @@ def from_rpc_error(error: grpc.RpcError) -> ModelConfigError:
                     details.append(detail)
                     if isinstance(detail, error_details_pb2.ErrorInfo):
                         reason, metadata = detail.reason, dict(detail.metadata)
-    cls = _BY_CODE.get(code, ModelConfigError)
+    cls = _BY_REASON.get((code, reason)) or _BY_CODE.get(code, ModelConfigError)
     return cls(message or code.name, code=code, reason=reason, metadata=metadata, details=details)
 
 
