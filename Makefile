@@ -38,6 +38,7 @@ $(BUF):
 # (the FILE rules: what generated code in any language relies on).
 lint: $(STAMP) $(BUF)
 	$(BIN)/ruff check daemon clients tests bench
+	$(BIN)/python -m mypy --config-file clients/python/pyproject.toml clients/python/src/modelconfig
 	cd protos && ../$(BUF) format --diff --exit-code
 	cd protos && ../$(BUF) lint
 	$(BUF) breaking protos --against "$$(git rev-parse --git-common-dir)#branch=main,subdir=protos"

@@ -159,11 +159,11 @@ class ModelConfigClient:
         self,
         *,
         provider: str = "",
-        model_type: int = pb.MODEL_TYPE_UNSPECIFIED,
+        model_type: pb.ModelType.ValueType = pb.MODEL_TYPE_UNSPECIFIED,
         active_only: bool = False,
         page_size: int = 0,
         page_token: str = "",
-        deprecation: int = pb.DEPRECATION_FILTER_UNSPECIFIED,
+        deprecation: pb.DeprecationFilter.ValueType = pb.DEPRECATION_FILTER_UNSPECIFIED,
     ) -> api.ListModelsResponse:
         return self._call(
             self._stub.ListModels,
@@ -329,7 +329,7 @@ class ModelConfigClient:
         model: int | str,
         *,
         account_id: str = "",
-        scope: int = pb.SCOPE_UNSPECIFIED,
+        scope: pb.Scope.ValueType = pb.SCOPE_UNSPECIFIED,
         etag: str = "",
         validate_only: bool = False,
         reason: str = "",
@@ -450,7 +450,7 @@ class ModelConfigClient:
         """The whole configuration as of one revision: the first response holds the catalog,
         slots and global settings, the rest every account override. No deadline unless
         `timeout` is given: a million overrides take a while."""
-        metadata = list(self._auth) or None
+        metadata = tuple(self._auth) or None
         with typed_errors():
             responses = self._stub.ExportConfiguration(
                 api.ExportConfigurationRequest(), timeout=timeout, metadata=metadata
@@ -505,7 +505,7 @@ class ModelConfigClient:
         slot: str,
         *,
         account_id: str = "",
-        scope: int = pb.SCOPE_UNSPECIFIED,
+        scope: pb.Scope.ValueType = pb.SCOPE_UNSPECIFIED,
         input_tokens: int = 0,
         cached_input_tokens: int = 0,
         output_tokens: int = 0,

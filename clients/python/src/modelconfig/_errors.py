@@ -213,7 +213,7 @@ def from_rpc_error(error: grpc.RpcError) -> ModelConfigError:
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     message = error.details() if isinstance(error, grpc.Call) else str(error)
     details: list[_message.Message] = []
-    reason, metadata = "", {}
+    reason, metadata = "", dict[str, str]()
     try:
         status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
     except ValueError:

@@ -236,7 +236,7 @@ class LocalResolver:
         self._state: _State | None = None
         self._moved = threading.Condition()
         self._closing = threading.Event()
-        self._call: grpc.Future | None = None
+        self._call: grpc.Future | None = None  # the watch in progress (a call: cancellable)
         self._fatal: ModelConfigError | None = None
         self._resync = False  # the next watch starts from now (after REVISION_COMPACTED)
         self._shared: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
@@ -380,15 +380,16 @@ class LocalResolver:
         if self._all_accounts:
             record = state.accounts.get(account_id) or _NO_OVERRIDES
         else:
-            record = self._lru.get(account_id)
-            if record is None:
+            cached = self._lru.get(account_id)
+            if cached is None:
                 read_at = self._fetch(account_id, state.revision)
                 if read_at > state.revision:
                     # Read past this resolver's revision: answer once the watch is there too,
                     # so the answer is the daemon's at one revision.
                     self.wait_for_revision(read_at, timeout=5.0)
                     return self.resolve(account_id, requested)
-                record = self._lru.get(account_id) or _NO_OVERRIDES
+                cached = self._lru.get(account_id)
+            record = cached or _NO_OVERRIDES
         revision, overrides = record
         answer = api.ResolveForAccountResponse(
             account_id=account_id,
@@ -490,7 +491,8 @@ class LocalResolver:
         request = api.WatchChangesRequest(
             start_revision=start, all_overrides=fresh and self._all_accounts
         )
-        self._call = call = self._stub.WatchChanges(request, metadata=self._metadata)
+        call = self._stub.WatchChanges(request, metadata=self._metadata)
+        self._call = call  # type: ignore[assignment]  # a CallIterator is a Future too
         pending: list[api.WatchChangesResponse] = []
         for response in call:
             pending.append(response)

@@ -127,6 +127,7 @@ def _resolve(client: ModelConfigClient, args: argparse.Namespace) -> Message:
 def _show_resolved(response: Message, args: argparse.Namespace) -> str:
     if isinstance(response, api.ResolveForAccountsResponse):
         return _show_many(response, args)
+    assert isinstance(response, api.ResolveForAccountResponse)
     return _show_one(response, args)
 
 

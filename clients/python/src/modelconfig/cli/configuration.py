@@ -196,11 +196,11 @@ def diff(current: api.Configuration, wanted: api.Configuration) -> list[str]:
             lines.append(f"~ slot {slot.name}: {_changes(before, after)}")
     globals_now = {g.slot: g.model_id for g in current.global_settings}
     globals_then = {g.slot: g.model_id for g in wanted.global_settings}
-    for slot in [s.name for s in wanted.slots]:
-        before, after = globals_now.get(slot), globals_then.get(slot)
-        if before != after:
-            shown = [_named(names.get(m), m) if m else "none" for m in (before, after)]
-            lines.append(f"~ global setting {slot}: {shown[0]} -> {shown[1]}")
+    for name in [s.name for s in wanted.slots]:
+        was, will = globals_now.get(name), globals_then.get(name)
+        if was != will:
+            shown = [_named(names.get(m), m) if m else "none" for m in (was, will)]
+            lines.append(f"~ global setting {name}: {shown[0]} -> {shown[1]}")
     return lines
 
 

@@ -197,7 +197,7 @@ def _show(result: dict[str, object], args: argparse.Namespace) -> str:
     skipped = [m for m in mappings if m.problem]
     if skipped:
         lines += [_report(skipped), "", f"skipped {fmt.plural(len(skipped), 'unmapped value')}"]
-    written: list[api.SetModelResponse] = result.get("global_settings", [])
+    written: list[api.SetModelResponse] = result.get("global_settings", [])  # type: ignore[assignment]
     lines += [
         f"set {w.setting.slot} = {fmt.name(w.setting.model)} (global)  revision: {w.revision}"
         for w in written

@@ -263,11 +263,14 @@ def _show_retired(response: api.RetireModelResponse, args: argparse.Namespace) -
 
 def _add_field_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     # Unset flags stay None: an update sends only the fields given (its mask).
-    required = {"required": True} if creating else {}
-    parser.add_argument("--name", **required, help="the provider's id of it, e.g. gpt-4o-mini")
+    parser.add_argument(
+        "--name", required=creating, help="the provider's id of it, e.g. gpt-4o-mini"
+    )
     parser.add_argument("--display-name", help="a human-readable name (default: --name)")
-    parser.add_argument("--provider", **required, help="in lower case, e.g. openai")
-    parser.add_argument("--type", **required, choices=sorted(TYPES), help="what it produces")
+    parser.add_argument("--provider", required=creating, help="in lower case, e.g. openai")
+    parser.add_argument(
+        "--type", required=creating, choices=sorted(TYPES), help="what it produces"
+    )
     for flag, what in (
         ("--input-price", "USD per 1M input tokens, e.g. 0.15"),
         ("--cached-input-price", "USD per 1M cached input tokens (text models)"),

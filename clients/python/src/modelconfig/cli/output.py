@@ -45,11 +45,11 @@ def a(phrase: str) -> str:
     return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
 
 
-def model_type(value: int) -> str:
+def model_type(value: pb.ModelType.ValueType) -> str:
     return pb.ModelType.Name(value).removeprefix("MODEL_TYPE_").lower()
 
 
-def source(value: int) -> str:
+def source(value: pb.Source.ValueType) -> str:
     return pb.Source.Name(value).removeprefix("SOURCE_").lower()
 
 

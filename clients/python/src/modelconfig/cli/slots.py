@@ -50,7 +50,7 @@ def _create(client: ModelConfigClient, args: argparse.Namespace) -> Message:
 
 def _update(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     slot = pb.Slot(name=args.name)
-    mask = []
+    mask: list[str] = []
     if args.display_name is not None:
         slot.display_name, mask = args.display_name, [*mask, "display_name"]
     if args.default is not None:
