@@ -150,7 +150,7 @@ def test_update_model_records_exactly_the_changed_fields(client):
         pb.Model(id=2, display_name="GPT-3.5", input_price_per_1m_tokens="0.55",
                  output_price_per_1m_tokens="1.50"),
         ["display_name", "input_price_per_1m_tokens", "output_price_per_1m_tokens"],
-    )
+    ).model
     assert model.display_name == "GPT-3.5"
     change = recorded(client, r, r + 1, "UpdateModel")
     assert (change.kind, change.model_id) == (pb.CHANGE_KIND_MODEL_UPDATED, 2)
@@ -171,9 +171,9 @@ def test_deactivation_records_is_active(client):
 
 
 def test_delete_model_records_the_deleted_model(client):
-    created = client.create_model(text_model("o3-mini", input_price_per_1m_tokens="0.1"))
+    created = client.create_model(text_model("o3-mini", input_price_per_1m_tokens="0.1")).model
     r = current_revision(client)
-    revision = client.delete_model(created.id)
+    revision = client.delete_model(created.id).revision
     change = recorded(client, r, revision, "DeleteModel")
     assert (change.kind, change.model_id) == (pb.CHANGE_KIND_MODEL_DELETED, created.id)
     assert not change.after.HasField("model")
@@ -284,7 +284,7 @@ def test_without_x_request_id_a_generated_one_is_returned_and_recorded(daemon):
 
 def test_the_clients_request_id_and_reason_are_recorded(client):
     reply = client.create_model(text_model("o3"), reason="new model for beta",
-                                request_id="req-1")
+                                request_id="req-1").model
     change = newest(client)
     assert (change.model_id, change.request_id, change.reason) == (
         reply.id, "req-1", "new model for beta")

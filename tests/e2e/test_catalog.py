@@ -72,7 +72,7 @@ def test_the_models_the_seed_document_asks_for_are_seeded(client):
     assert {"gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini"} <= names
     assert {"claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"} <= names
     assert {"runware-flux-1.1-pro-ultra", "runware-flux-1-kontext-pro"} <= names
-    assert client.get_model("gpt-4o").input_price_per_1m_tokens == "2.50"
+    assert client.get_model("gpt-4o").model.input_price_per_1m_tokens == "2.50"
 
 
 PRICES = (
@@ -97,7 +97,7 @@ def test_every_seeded_price_has_a_source_and_the_day_it_was_checked(client):
 
 
 def test_dall_e_3_is_priced_per_size_and_quality(client):
-    prices = {(p.size, p.quality): p.price for p in client.get_model("dall-e-3").image_prices}
+    prices = {(p.size, p.quality): p.price for p in client.get_model("dall-e-3").model.image_prices}
     assert prices == {
         ("1024x1024", "standard"): "0.04",
         ("1024x1792", "standard"): "0.08",
@@ -151,7 +151,7 @@ def test_page_token_is_bound_to_its_filters(client):
 
 @pytest.mark.parametrize("ref", [6, "runware-flux-1.1-pro", "runware:97@1"])
 def test_get_model_by_id_name_or_alias(client, ref):
-    assert client.get_model(ref).id == 6
+    assert client.get_model(ref).model.id == 6
 
 
 @pytest.mark.parametrize("ref", [99, "nope"])
@@ -173,10 +173,10 @@ def test_get_model_without_reference_is_invalid(daemon):
 
 
 def test_created_ids_continue_after_the_seed_and_are_never_reused(client):
-    first = client.create_model(text_model("o3"))
+    first = client.create_model(text_model("o3")).model
     assert first.id == NEXT_ID
     client.delete_model(first.id)
-    second = client.create_model(text_model("o4-mini"))
+    second = client.create_model(text_model("o4-mini")).model
     assert second.id == NEXT_ID + 1
 
 
@@ -189,9 +189,9 @@ def test_create_keeps_exact_prices_and_defaults_inactive(client):
             input_price_per_1m_tokens="1.100",
             output_price_per_1m_tokens="0.000000000001",
         )
-    )
+    ).model
     assert not created.is_active
-    fetched = client.get_model(created.id)
+    fetched = client.get_model(created.id).model
     assert fetched.input_price_per_1m_tokens == "1.100"
     assert fetched.output_price_per_1m_tokens == "0.000000000001"
     assert fetched.display_name == "o1-mini"
@@ -201,7 +201,7 @@ def test_create_keeps_exact_prices_and_defaults_inactive(client):
 def test_free_is_zero_and_not_applicable_is_empty(client):
     created = client.create_model(
         text_model("free-model", input_price_per_1m_tokens="0", output_price_per_1m_tokens="")
-    )
+    ).model
     assert (created.input_price_per_1m_tokens, created.output_price_per_1m_tokens) == ("0", "")
 
 
@@ -251,20 +251,20 @@ def test_update_with_mask_changes_only_masked_fields(client):
     updated = client.update_model(
         pb.Model(id=2, display_name="GPT-3.5", input_price_per_1m_tokens="0.45", context_window=1),
         ["display_name", "input_price_per_1m_tokens"],
-    )
+    ).model
     assert (updated.display_name, updated.input_price_per_1m_tokens) == ("GPT-3.5", "0.45")
     assert updated.context_window == 16385
-    assert client.get_model(2) == updated
+    assert client.get_model(2).model == updated
 
 
 def test_update_without_mask_changes_populated_fields(client):
-    updated = client.update_model(pb.Model(id=2, display_name="Turbo"))
+    updated = client.update_model(pb.Model(id=2, display_name="Turbo")).model
     assert updated.display_name == "Turbo" and updated.output_price_per_1m_tokens == "1.50"
 
 
 def test_update_star_mask_replaces_every_field(client):
     replacement = text_model("gpt-3.5-turbo", id=2, display_name="Replaced", is_active=True)
-    updated = client.update_model(replacement, ["*"])
+    updated = client.update_model(replacement, ["*"]).model
     assert updated.display_name == "Replaced" and updated.context_window == 0
 
 
@@ -272,7 +272,7 @@ def test_update_with_unknown_path_is_invalid(client):
     with pytest.raises(InvalidArgument) as err:
         client.update_model(pb.Model(id=2, display_name="x"), ["display_name", "colour"])
     assert err.value.reason == "INVALID_UPDATE_MASK"
-    assert client.get_model(2).display_name == "GPT-3.5 Turbo"
+    assert client.get_model(2).model.display_name == "GPT-3.5 Turbo"
 
 
 def test_update_unknown_model_is_not_found(client):
@@ -291,7 +291,7 @@ def test_model_a_global_or_default_uses_cannot_be_deactivated(client, model_id, 
         client.update_model(pb.Model(id=model_id, is_active=False), ["is_active"])
     assert err.value.reason == "MODEL_IN_USE"
     assert holder in [v.type for v in err.value.violations]
-    assert client.get_model(model_id).is_active
+    assert client.get_model(model_id).model.is_active
 
 
 @pytest.mark.parametrize(
@@ -306,8 +306,10 @@ def test_identity_of_a_model_in_use_cannot_change(client, fields, path):
 
 
 def test_identity_of_an_unused_model_can_change(client):
-    updated = client.update_model(pb.Model(id=2, model_name="gpt-3.5-turbo-0125"), ["model_name"])
-    assert client.get_model("gpt-3.5-turbo-0125").id == updated.id == 2
+    updated = client.update_model(
+        pb.Model(id=2, model_name="gpt-3.5-turbo-0125"), ["model_name"]
+    ).model
+    assert client.get_model("gpt-3.5-turbo-0125").model.id == updated.id == 2
 
 
 @pytest.mark.parametrize(
@@ -325,11 +327,11 @@ def test_model_in_use_cannot_be_deleted(client, setup, model_id, holder):
         client.delete_model(model_id)
     assert err.value.reason == "MODEL_IN_USE"
     assert holder in [v.type for v in err.value.violations]
-    assert client.get_model(model_id).id == model_id
+    assert client.get_model(model_id).model.id == model_id
 
 
 def test_unused_model_is_deleted_with_its_aliases(client):
-    created = client.create_model(text_model("temp", aliases=["temp-alias"]))
+    created = client.create_model(text_model("temp", aliases=["temp-alias"])).model
     client.delete_model(created.id)
     with pytest.raises(NotFound):
         client.get_model("temp-alias")
@@ -374,9 +376,9 @@ def test_update_bumps_revision_once_and_a_no_op_not_at_all(client):
 def test_retyped_price_is_kept_as_typed(client):
     updated = client.update_model(
         pb.Model(id=1, input_price_per_1m_tokens="0.150"), ["input_price_per_1m_tokens"]
-    )
+    ).model
     assert updated.input_price_per_1m_tokens == "0.150"
-    assert client.get_model(1).input_price_per_1m_tokens == "0.150"
+    assert client.get_model(1).model.input_price_per_1m_tokens == "0.150"
 
 
 def test_malformed_update_is_invalid_before_the_model_is_looked_up(client):

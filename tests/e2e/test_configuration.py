@@ -38,7 +38,7 @@ def customize(client, new_slot: bool = True) -> None:
     (one of them of a model deactivated since), a retirement."""
     o3 = client.create_model(pb.Model(
         model_name="o3", provider="openai", model_type=pb.MODEL_TYPE_TEXT, is_active=True,
-        input_price_per_1m_tokens="2", output_price_per_1m_tokens="8", aliases=["o3-2025"]))
+        input_price_per_1m_tokens="2", output_price_per_1m_tokens="8", aliases=["o3-2025"])).model
     slot = "openai_model"
     if new_slot:
         slot = "summary_model"
@@ -85,7 +85,7 @@ def test_export_apply_into_an_empty_daemon_then_export_gives_the_same(client, da
             ours = client.resolve_for_account(account)
             assert list(theirs.slots) == list(ours.slots)
         created = other.create_model(pb.Model(model_name="o4", provider="openai",
-                                              model_type=pb.MODEL_TYPE_TEXT))
+                                              model_type=pb.MODEL_TYPE_TEXT)).model
         assert created.id == max(m.id for m in configuration.models) + 1
     finally:
         other.close()
@@ -155,8 +155,8 @@ def names_swapped(configuration: api.Configuration) -> api.Configuration:
 def test_names_can_move_between_models_in_one_apply(client):
     configuration, overrides, _ = export(client)
     client.apply_configuration(names_swapped(configuration), records(overrides))
-    assert client.get_model("gpt-3.5-turbo").id == 1
-    assert client.get_model("gpt-4o-mini").id == 2
+    assert client.get_model("gpt-3.5-turbo").model.id == 1
+    assert client.get_model("gpt-4o-mini").model.id == 2
 
 
 def _broken(client, mutate):
@@ -247,7 +247,7 @@ def test_apply_refuses_when_the_revision_moved_since_it_was_compared(client):
 def test_a_later_apply_makes_reverting_an_earlier_change_changed_since(client):
     configuration, overrides, _ = export(client)
     deleted = client.create_model(pb.Model(model_name="o3", provider="openai",
-                                           model_type=pb.MODEL_TYPE_TEXT))
+                                           model_type=pb.MODEL_TYPE_TEXT)).model
     client.delete_model(deleted.id)
     deletion = client.list_changes(page_size=1).changes[0].revision
     configuration.models.add(id=deleted.id, model_name="o4", provider="openai",
@@ -256,4 +256,4 @@ def test_a_later_apply_makes_reverting_an_earlier_change_changed_since(client):
     with pytest.raises(FailedPrecondition) as refused:
         client.revert_change(deletion)
     assert refused.value.reason == "CHANGED_SINCE"
-    assert client.get_model(deleted.id).model_name == "o4"
+    assert client.get_model(deleted.id).model.model_name == "o4"

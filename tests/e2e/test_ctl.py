@@ -120,7 +120,7 @@ def test_models_usage_lists_global_default_and_account_uses(ctl):
 
 def test_models_delete_removes_an_unused_model(ctl, client):
     model = client.create_model(pb.Model(model_name="o3-mini", provider="openai",
-                                         model_type=pb.MODEL_TYPE_TEXT))
+                                         model_type=pb.MODEL_TYPE_TEXT)).model
     assert ok(ctl("models", "delete", str(model.id))).out.startswith(f"deleted model {model.id}\n")
     with pytest.raises(NotFound):
         client.get_model(model.id)
@@ -132,22 +132,22 @@ def test_models_delete_of_a_used_model_lists_every_use(ctl, client):
     assert run.err.startswith("error: FAILED_PRECONDITION MODEL_IN_USE: ")
     assert "\n  GLOBAL_SETTING openai_model: " in run.err
     assert "\n  SLOT_DEFAULT openai_model: " in run.err
-    assert client.get_model(1).model_name == "gpt-4o-mini"
+    assert client.get_model(1).model.model_name == "gpt-4o-mini"
 
 
 def test_models_deactivate_and_activate(ctl, client):
     name = "gpt-4-turbo-2024-04-09"
     assert ok(ctl("models", "deactivate", "3")).out == f"model 3 {name} is inactive\n"
-    assert not client.get_model(3).is_active
+    assert not client.get_model(3).model.is_active
     assert ok(ctl("models", "activate", "3")).out == f"model 3 {name} is active\n"
-    assert client.get_model(3).is_active
+    assert client.get_model(3).model.is_active
 
 
 def test_models_deactivate_of_a_used_model_fails(ctl, client):
     run = ctl("models", "deactivate", "1")
     assert run.code == 4
     assert "FAILED_PRECONDITION MODEL_IN_USE" in run.err
-    assert client.get_model(1).is_active
+    assert client.get_model(1).model.is_active
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_json_set_usage_and_delete(ctl, client):
     usage = json_of(ctl, "models", "usage", "2")
     assert (usage["account_override_count"], usage["account_ids"]) == ("1", ["acme"])
     model = client.create_model(pb.Model(model_name="o3-mini", provider="openai",
-                                         model_type=pb.MODEL_TYPE_TEXT))
+                                         model_type=pb.MODEL_TYPE_TEXT)).model
     assert json_of(ctl, "models", "delete", str(model.id)) == {"revision": "4"}
 
 
@@ -577,7 +577,7 @@ def test_models_create_takes_every_field(ctl, client):
                  "--cached-input-price", "0.025", "--output-price", "0.40",
                  "--context-window", "1047576", "--max-output-tokens", "32768",
                  "--alias", "test-t1", "--alias", "test-text-one"))
-    model = client.get_model("test-t1")
+    model = client.get_model("test-t1").model
     assert run.out.startswith(f"created model {model.id} test-text-1, an openai text model "
                               "(active)\n")
     assert (model.display_name, model.is_active) == ("Test Text 1", True)
@@ -590,7 +590,7 @@ def test_models_create_takes_every_field(ctl, client):
 def test_models_create_inactive_image_model(ctl, client):
     run = ok(ctl("models", "create", "--name", "test-image-1", "--provider", "openai",
                  "--type", "image", "--price-per-image", "0.02", "--inactive"))
-    model = client.get_model("test-image-1")
+    model = client.get_model("test-image-1").model
     assert run.out.startswith(f"created model {model.id} test-image-1, an openai image model "
                               "(inactive: ")
     assert (model.is_active, model.price_per_image) == (False, "0.02")
@@ -607,11 +607,11 @@ def test_models_update_sends_only_the_flags_given(ctl, client):
     before = client.create_model(pb.Model(
         model_name="test-text-3", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
         input_price_per_1m_tokens="1", output_price_per_1m_tokens="2", context_window=1000,
-        is_active=True))
+        is_active=True)).model
     run = ok(ctl("models", "update", "test-text-3", "--output-price", "1.25",
                  "--display-name", "Test 3"))
     assert run.out.startswith(f"updated model {before.id} test-text-3\n")
-    after = client.get_model(before.id)
+    after = client.get_model(before.id).model
     assert (after.output_price_per_1m_tokens, after.display_name) == ("1.25", "Test 3")
     assert after.input_price_per_1m_tokens == before.input_price_per_1m_tokens
     assert after.context_window == before.context_window
@@ -621,11 +621,11 @@ def test_models_update_sends_only_the_flags_given(ctl, client):
 
 def test_models_update_aliases_replaces_or_clears_them(ctl, client):
     model = client.create_model(pb.Model(model_name="test-text-4", provider="openai",
-                                         model_type=pb.MODEL_TYPE_TEXT, aliases=["test-4"]))
+                                         model_type=pb.MODEL_TYPE_TEXT, aliases=["test-4"])).model
     ok(ctl("models", "update", "test-4", "--alias", "test-four", "--alias", "test-iv"))
-    assert list(client.get_model(model.id).aliases) == ["test-four", "test-iv"]
+    assert list(client.get_model(model.id).model.aliases) == ["test-four", "test-iv"]
     ok(ctl("models", "update", "test-four", "--clear-aliases"))
-    assert list(client.get_model(model.id).aliases) == []
+    assert list(client.get_model(model.id).model.aliases) == []
 
 
 def test_models_update_with_nothing_to_change_is_a_usage_error(ctl):
@@ -641,12 +641,13 @@ def test_models_update_of_an_unknown_model_is_not_found(ctl):
 
 def test_models_commands_take_a_name_or_alias(ctl, client):
     assert ok(ctl("models", "deactivate", "gpt-4-turbo-2024-04-09")).out.startswith("model 3 ")
-    assert not client.get_model(3).is_active
+    assert not client.get_model(3).model.is_active
     ok(ctl("models", "activate", "gpt-4-turbo-2024-04-09"))
-    assert client.get_model(3).is_active
+    assert client.get_model(3).model.is_active
     assert "global slots:      runware_model\n" in ok(ctl("models", "usage", "runware:97@1")).out
-    spare = client.create_model(pb.Model(model_name="test-spare", provider="openai",
-                                         model_type=pb.MODEL_TYPE_TEXT, aliases=["test-extra"]))
+    spare = client.create_model(pb.Model(
+        model_name="test-spare", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
+        aliases=["test-extra"])).model
     assert ok(ctl("models", "delete", "test-extra")).out.startswith(f"deleted model {spare.id}\n")
 
 

@@ -91,7 +91,7 @@ def test_apply_dry_run_prints_the_diff_and_changes_nothing(ctl, client, tmp_path
         "would apply (dry run, nothing changed)",
     ]
     assert client.get_global_settings().revision == revision
-    assert client.get_model(3).display_name == "GPT-4 Turbo"
+    assert client.get_model(3).model.display_name == "GPT-4 Turbo"
     got = json.loads(ok(ctl("--output", "json", "apply", str(path))))
     assert got["models_updated"] == ["3"] and got["overrides_changed"] == "1"
     assert client.resolve_for_account("acme", ["openai_model"]).slots[0].model.id == 14
@@ -125,7 +125,7 @@ def test_models_retire_moves_everything_and_the_revert_moves_it_back(ctl, client
     out = ok(ctl("models", "retire", "gpt-4o-mini", "--to", "gpt-5-mini", "--validate-only"))
     assert out.startswith("would retire model 1 gpt-4o-mini to 13 gpt-5-mini: global setting "
                           "of openai_model; default of openai_model; 1 override of 1 account")
-    assert client.get_model(1).is_active
+    assert client.get_model(1).model.is_active
     out = ok(ctl("models", "retire", "gpt-4o-mini", "--to", "gpt-5-mini",
                  "--reason", "gpt-4o-mini is retired"))
     assert out.startswith("retired model 1 gpt-4o-mini to 13 gpt-5-mini")
@@ -172,12 +172,12 @@ def test_models_list_filters_on_deprecation_and_show_has_sources(ctl, client):
     assert "\nprice sources:\n  input price:        checked 2026-11-30, https://developers." in out
     ok(ctl("models", "update", "gpt-4o-mini", "--deprecation-date", "2026-01-01",
            "--successor", "gpt-5-mini"))
-    model = client.get_model(1)
+    model = client.get_model(1).model
     assert (model.deprecation_date, model.successor_id) == ("2026-01-01", 13)
     out = ok(ctl("resolve", "acme", "openai_model"))
     assert "deprecated since 2026-01-01, successor 13" in out
     ok(ctl("models", "update", "gpt-4o-mini", "--deprecation-date", "", "--successor", ""))
-    model = client.get_model(1)
+    model = client.get_model(1).model
     assert (model.deprecation_date, model.successor_id) == ("", 0)
 
 

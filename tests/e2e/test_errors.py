@@ -13,13 +13,13 @@ from modelconfig.v1 import resources_pb2 as pb
 
 REFUSALS = {
     "unknown-slot": lambda c: c.set_global_model("nope", 1),
-    "not-found": lambda c: c.get_model(999),
+    "not-found": lambda c: c.get_model(999).model,
     "exists": lambda c: c.create_model(
         pb.Model(model_name="gpt-4o-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT)
-    ),
+    ).model,
     "stale-etag": lambda c: c.set_global_model("openai_model", 2, etag="g0"),
     "mismatch": lambda c: c.set_global_model("dalle_model", 1),
-    "in-use": lambda c: c.delete_model(1),
+    "in-use": lambda c: c.delete_model(1).revision,
     "bad-page": lambda c: c.list_models(page_size=-3),
     "no-account": lambda c: c.resolve_for_account(""),
 }
@@ -104,7 +104,7 @@ def test_huge_inputs_are_refused_cleanly(client):
                 model_type=pb.MODEL_TYPE_TEXT,
                 aliases=["語" * 300 + str(i) for i in range(33)],
             )
-        ),
+        ).model,
         lambda c: c.set_global_model("語" * 50_000, 1),
     ],
     ids=["account", "aliases", "slot"],
@@ -122,10 +122,10 @@ def test_huge_non_ascii_input_still_gets_its_error_details(client, call):
         lambda c: c.set_model("openai_model", 1, account_id="a" * 128 + "\n"),
         lambda c: c.create_model(
             pb.Model(model_name="n" * 100 + "\n", provider="openai", model_type=pb.MODEL_TYPE_TEXT)
-        ),
+        ).model,
         lambda c: c.create_model(
             pb.Model(model_name="p", provider="p" * 40 + "\n", model_type=pb.MODEL_TYPE_TEXT)
-        ),
+        ).model,
         lambda c: c.create_model(
             pb.Model(
                 model_name="a",
@@ -133,8 +133,8 @@ def test_huge_non_ascii_input_still_gets_its_error_details(client, call):
                 provider="openai",
                 model_type=pb.MODEL_TYPE_TEXT,
             )
-        ),
-        lambda c: c.get_model("gpt-4o-mini\n"),
+        ).model,
+        lambda c: c.get_model("gpt-4o-mini\n").model,
     ],
     ids=["resolve", "account", "name", "provider", "alias", "get"],
 )
@@ -153,8 +153,8 @@ def test_longest_valid_values_are_stored_on_every_engine(client):
             aliases=["a" * 100],
             display_name="d" * 200,
         )
-    )
-    assert client.get_model("a" * 100).id == model.id
+    ).model
+    assert client.get_model("a" * 100).model.id == model.id
     client.set_model("openai_model", 2, account_id="x" * 128)
     assert client.resolve_for_account("x" * 128).slots[0].model.id == 2
 

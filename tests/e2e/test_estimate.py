@@ -71,7 +71,7 @@ def test_an_accounts_estimate_starts_from_its_own_model(client):
 
 
 def test_inactive_models_are_not_candidates(client):
-    model = client.get_model("gpt-3.5-turbo")
+    model = client.get_model("gpt-3.5-turbo").model
     model.is_active = False
     client.update_model(model, ["is_active"])
     answer = client.estimate_cost("openai_model", scope=GLOBAL, input_tokens=1_000_000)
@@ -129,7 +129,7 @@ def test_bad_estimates_are_invalid_argument(client, arguments, reason):
 
 
 def test_a_cached_input_price_prices_cached_tokens(client):
-    model = client.get_model("gpt-4o-mini")
+    model = client.get_model("gpt-4o-mini").model
     assert model.cached_input_price_per_1m_tokens == "0.075"  # seeded
     model.cached_input_price_per_1m_tokens = "0.08"
     client.update_model(model, ["cached_input_price_per_1m_tokens"])
@@ -153,7 +153,7 @@ def test_a_cached_input_price_prices_cached_tokens(client):
 
 
 def test_an_image_model_refuses_a_cached_input_price(client):
-    model = client.get_model("dall-e-3")
+    model = client.get_model("dall-e-3").model
     model.cached_input_price_per_1m_tokens = "0.01"
     with pytest.raises(InvalidArgument) as refused:
         client.update_model(model, ["cached_input_price_per_1m_tokens"])

@@ -189,7 +189,7 @@ def test_create_model(call, client):
     assert model["is_active"] is True
     assert model["context_window"] == 1047576  # int32 stays a JSON number
     assert model["label"] == "o3-mini (o3-mini) - $0.10/$0.40 per 1M tokens"
-    assert client.get_model("o3-mini").id == max(m["id"] for m in load_seed()["models"]) + 1
+    assert client.get_model("o3-mini").model.id == max(m["id"] for m in load_seed()["models"]) + 1
 
 
 def test_update_model_changes_only_the_masked_fields(call, client):
@@ -203,12 +203,12 @@ def test_update_model_changes_only_the_masked_fields(call, client):
     assert got["model"]["display_name"] == "GPT-4 Turbo (2024-04-09)"
     assert got["model"]["provider"] == "openai"
     assert got["model"]["label"].startswith("GPT-4 Turbo (2024-04-09) (gpt-4-turbo-2024-04-09)")
-    assert client.get_model(3).display_name == "GPT-4 Turbo (2024-04-09)"
+    assert client.get_model(3).model.display_name == "GPT-4 Turbo (2024-04-09)"
 
 
 def test_delete_model_of_a_created_model(call, client):
     model = client.create_model(pb.Model(model_name="o3-mini", provider="openai",
-                                         model_type=pb.MODEL_TYPE_TEXT))
+                                         model_type=pb.MODEL_TYPE_TEXT)).model
     assert call("DeleteModel", {"model_id": str(model.id)}) == {"revision": "3"}
     with pytest.raises(NotFound):
         client.get_model(model.id)

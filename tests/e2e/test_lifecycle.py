@@ -112,13 +112,14 @@ def test_a_successor_must_exist_and_fit(client):
     assert refused.value.reason == "SUCCESSOR_MISMATCH"
     with pytest.raises(InvalidArgument):
         client.update_model(pb.Model(id=2, successor_id=2), ["successor_id"])
-    assert client.update_model(pb.Model(id=2, successor_id=1), ["successor_id"]).successor_id == 1
+    updated = client.update_model(pb.Model(id=2, successor_id=1), ["successor_id"])
+    assert updated.model.successor_id == 1
 
 
 def test_a_model_named_as_successor_cannot_be_deleted(client):
     created = client.create_model(
         pb.Model(model_name="o3", provider="openai", model_type=pb.MODEL_TYPE_TEXT)
-    )
+    ).model
     client.update_model(pb.Model(id=2, successor_id=created.id), ["successor_id"])
     assert list(client.get_model_usage(created.id).successor_of) == [2]
     with pytest.raises(FailedPrecondition) as refused:
@@ -148,19 +149,19 @@ def test_prices_with_sources_round_trip_through_create_and_update(client):
                 pb.PriceSource(price="price_per_image", checked_on=day(-1), source_url=SOURCE)
             ],
         )
-    )
-    fetched = client.get_model(created.id)
+    ).model
+    fetched = client.get_model(created.id).model
     assert fetched == created
     assert [(p.size, p.price) for p in fetched.image_prices] == [
         ("1024x1024", "0.05"), ("2048x2048", "0.080")]  # exact text kept
     assert fetched.price_sources[0].checked_on == day(-1)
-    updated = client.update_model(pb.Model(id=created.id), ["image_prices"])
+    updated = client.update_model(pb.Model(id=created.id), ["image_prices"]).model
     assert list(updated.image_prices) == []
     change = client.list_changes(page_size=1).changes[0]
     assert list(change.changed_fields.paths) == ["image_prices"]
     assert len(change.before.model.image_prices) == 2
     client.revert_change(change.revision)
-    assert client.get_model(created.id) == created
+    assert client.get_model(created.id).model == created
 
 
 @pytest.mark.parametrize(
@@ -241,7 +242,7 @@ def test_reverting_a_retirement_moves_everything_back(client):
     reverted = client.revert_change(retired.revision)
     assert reverted.change.kind == pb.CHANGE_KIND_MODEL_RETIRED
     assert reverted.change.reverted_revision == retired.revision
-    model = client.get_model(1)
+    model = client.get_model(1).model
     assert (model.is_active, model.successor_id) == (True, 0)
     assert setting(client, "openai_model").model.id == 1
     assert setting(client, "openai_model").default_model.id == 1
@@ -270,7 +271,7 @@ def test_retire_validate_only_reports_and_changes_nothing(client):
     reply = client.retire_model(1, 13, validate_only=True)
     assert (reply.account_overrides, list(reply.global_slots)) == (1, ["openai_model"])
     assert reply.revision == before == revision(client)
-    assert client.get_model(1).is_active
+    assert client.get_model(1).model.is_active
     assert overrides(client) == {("acme", "openai_model"): 1}
 
 
@@ -303,7 +304,7 @@ def test_retiring_to_an_inactive_successor_names_every_slot_involved(client):
     assert refused.value.reason == "MODEL_INACTIVE"
     assert refused.value.metadata["slots"] == "openai_model,summary_model"
     assert len(refused.value.violations) == 2
-    assert revision(client) == before and client.get_model(1).is_active
+    assert revision(client) == before and client.get_model(1).model.is_active
 
 
 # -- ListAccounts ------------------------------------------------------------------------------
@@ -377,7 +378,7 @@ def test_a_retirement_since_makes_reverting_an_earlier_global_setting_changed_si
 
 def test_an_identity_change_must_keep_the_successor_fitting(client):
     created = client.create_model(pb.Model(model_name="o3", provider="openai",
-                                           model_type=pb.MODEL_TYPE_TEXT, successor_id=13))
+                                           model_type=pb.MODEL_TYPE_TEXT, successor_id=13)).model
     with pytest.raises(FailedPrecondition) as refused:
         client.update_model(pb.Model(id=created.id, provider="azure"), ["provider"])
     assert refused.value.reason == "SUCCESSOR_MISMATCH"

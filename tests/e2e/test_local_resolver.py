@@ -50,9 +50,9 @@ def storm(client) -> Iterator[object]:
     yield client.set_model("dalle_model", "dall-e-3", account_id="globex")
     yield client.set_model("openai_model", "gpt-3.5-turbo", scope=pb.SCOPE_GLOBAL)
     yield client.set_model("openai_model", "gpt-4-turbo-2024-04-09", account_id="acme")
-    deactivated = client.get_model("gpt-4-turbo-2024-04-09")
+    deactivated = client.get_model("gpt-4-turbo-2024-04-09").model
     deactivated.is_active = False
-    yield client.update_model(deactivated, ["is_active"])  # acme's override is now skipped
+    yield client.update_model(deactivated, ["is_active"]).model  # acme's override is now skipped
     yield client.clear_account_model("acme", "openai_model")
     yield client.import_overrides(
         [
@@ -62,11 +62,11 @@ def storm(client) -> Iterator[object]:
     )
     imported = client.list_changes(page_size=1).changes[0].revision
     deactivated.is_active = True
-    yield client.update_model(deactivated, ["is_active"])
+    yield client.update_model(deactivated, ["is_active"]).model
     yield client.revert_change(imported)
     yield client.clear_global_model("openai_model")
     today = datetime.now(UTC).date().isoformat()
-    yield client.update_model(pb.Model(id=1, deprecation_date=today), ["deprecation_date"])
+    yield client.update_model(pb.Model(id=1, deprecation_date=today), ["deprecation_date"]).model
     yield client.set_model("openai_model", "gpt-4o-mini", account_id="umbrella")
     retired = client.retire_model(1, 13)  # the default and umbrella's override move
     yield retired

@@ -96,7 +96,7 @@ def test_no_targeting_key_resolves_the_global_setting(client, feature):
 def test_an_object_flag_is_the_models_fields(client, feature):
     features, _ = feature
     value = features.get_object_value("dalle_model", {}, account("acme"))
-    model = client.get_model("dall-e-3")
+    model = client.get_model("dall-e-3").model
     assert value["id"] == str(model.id)  # int64 in protobuf's JSON mapping
     assert value["model_name"] == "dall-e-3"
     assert value["price_per_image"] == model.price_per_image

@@ -109,7 +109,7 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
         model_type=pb.MODEL_TYPE_TEXT, is_active=True, input_price_per_1m_tokens="2.5",
         output_price_per_1m_tokens="10", context_window=128000, max_output_tokens=16384,
         aliases=["o3"],
-    ))
+    )).model
     assert created.id == max(SEEDED_IDS) + 1
     set_global = client.set_global_model("openai_model", created.id)
     kept = client.set_model("anthropic_model", "claude-3-haiku-20240307", account_id="acct-keep")
@@ -145,7 +145,7 @@ def test_restart_reads_back_every_write_and_does_not_reseed(daemons, database_ur
     newer = again.create_model(pb.Model(
         model_name="o1-mini", provider="openai", model_type=pb.MODEL_TYPE_TEXT,
         input_price_per_1m_tokens="0.4", output_price_per_1m_tokens="1.6",
-    ))
+    )).model
     assert newer.id == max(SEEDED_IDS) + 2
     assert _ids(again) == [*SEEDED_IDS, max(SEEDED_IDS) + 1, max(SEEDED_IDS) + 2]
     assert again.list_models().revision == cleared.revision + 1
@@ -234,7 +234,7 @@ def test_sigkill_mid_write_keeps_every_acknowledged_write_and_nothing_half_appli
 
     # Each committed write took exactly one revision after the seed's: none half-committed.
     assert second.revision == 1 + len(overridden)
-    usage = {name: client.get_model_usage(client.get_model(name).id) for name in TEXT_MODELS}
+    usage = {name: client.get_model_usage(client.get_model(name).model.id) for name in TEXT_MODELS}
     assert sum(u.account_override_count for u in usage.values()) == len(overridden)
     for name, u in usage.items():
         holders = sorted(a for a, m in overridden.items() if m == name)

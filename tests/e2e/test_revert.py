@@ -125,7 +125,7 @@ def test_reverting_a_model_update_restores_the_changed_fields(client):
     change = assert_revert_recorded(client, reply, updated, updated)
     assert change.kind == pb.CHANGE_KIND_MODEL_UPDATED
     assert sorted(change.changed_fields.paths) == ["display_name", "input_price_per_1m_tokens"]
-    model = client.get_model(2)
+    model = client.get_model(2).model
     assert (model.display_name, model.input_price_per_1m_tokens) == ("GPT-3.5 Turbo", "0.50")
     assert model.output_price_per_1m_tokens == "1.50"
 
@@ -137,13 +137,13 @@ def test_reverting_a_deactivation_reactivates(client):
     assert client.resolve_for_account("acme", ["openai_model"]).slots[0].source == (
         pb.SOURCE_GLOBAL)
     client.revert_change(deactivated)
-    assert client.get_model(3).is_active
+    assert client.get_model(3).model.is_active
     assert client.resolve_for_account("acme", ["openai_model"]).slots[0].source == (
         pb.SOURCE_ACCOUNT)
 
 
 def test_reverting_a_create_model_deletes_it(client):
-    created = client.create_model(text_model("o3"))
+    created = client.create_model(text_model("o3")).model
     revision = current_revision(client)
     reply = client.revert_change(revision)
     change = assert_revert_recorded(client, reply, revision, revision)
@@ -153,14 +153,14 @@ def test_reverting_a_create_model_deletes_it(client):
 
 
 def test_reverting_a_create_model_that_is_now_in_use_is_model_in_use(client):
-    created = client.create_model(text_model("o3"))
+    created = client.create_model(text_model("o3")).model
     revision = current_revision(client)
     client.set_model("openai_model", created.id, account_id="acme")  # not a model change
     with pytest.raises(FailedPrecondition) as err:
         client.revert_change(revision)
     assert err.value.reason == "MODEL_IN_USE"
     assert [v.type for v in err.value.violations] == ["ACCOUNT_OVERRIDE"]
-    assert client.get_model(created.id).model_name == "o3"
+    assert client.get_model(created.id).model.model_name == "o3"
     assert override(client, "acme") == created.id
 
 
@@ -169,21 +169,21 @@ def test_reverting_a_delete_model_brings_it_back_with_its_id_and_fields(client):
         "o3", display_name="OpenAI o3", input_price_per_1m_tokens="2.50",
         output_price_per_1m_tokens="10.00", context_window=128000, max_output_tokens=16384,
         aliases=["gpt-4o-latest", "4o"],
-    ))
-    deleted = client.delete_model(created.id)
+    )).model
+    deleted = client.delete_model(created.id).revision
     reply = client.revert_change(deleted)
     change = assert_revert_recorded(client, reply, deleted, deleted)
     assert (change.kind, change.model_id) == (pb.CHANGE_KIND_MODEL_CREATED, created.id)
-    assert client.get_model(created.id) == created
-    assert client.get_model("4o").id == created.id
-    newer = client.create_model(text_model("o4-mini"))
+    assert client.get_model(created.id).model == created
+    assert client.get_model("4o").model.id == created.id
+    newer = client.create_model(text_model("o4-mini")).model
     assert newer.id == created.id + 1  # ids are never reused
 
 
 def test_reverting_a_delete_model_whose_name_was_taken_again_is_already_exists(client):
-    created = client.create_model(text_model("o3"))
-    deleted = client.delete_model(created.id)
-    replacement = client.create_model(text_model("o3", display_name="the new one"))
+    created = client.create_model(text_model("o3")).model
+    deleted = client.delete_model(created.id).revision
+    replacement = client.create_model(text_model("o3", display_name="the new one")).model
     before = current_revision(client)
     with pytest.raises(AlreadyExists) as err:
         client.revert_change(deleted)
@@ -195,14 +195,14 @@ def test_reverting_a_delete_model_whose_name_was_taken_again_is_already_exists(c
 
 
 def test_reverting_a_rename_of_a_model_now_in_use_is_model_in_use(client):
-    created = client.create_model(text_model("o3"))
+    created = client.create_model(text_model("o3")).model
     client.update_model(pb.Model(id=created.id, model_name="o3-2025-04-16"), ["model_name"])
     renamed = current_revision(client)
     client.set_model("openai_model", created.id, account_id="acme")
     with pytest.raises(FailedPrecondition) as err:
         client.revert_change(renamed)
     assert err.value.reason == "MODEL_IN_USE"
-    assert client.get_model(created.id).model_name == "o3-2025-04-16"
+    assert client.get_model(created.id).model.model_name == "o3-2025-04-16"
 
 
 def test_a_later_update_of_the_model_is_changed_since(client):
@@ -351,7 +351,7 @@ def test_reverting_to_a_model_that_is_now_inactive_is_model_inactive(client):
 
 
 def test_reverting_to_a_model_deleted_since_is_not_found(client):
-    created = client.create_model(text_model("o3"))
+    created = client.create_model(text_model("o3")).model
     client.set_model("openai_model", created.id, account_id="acme")
     moved = client.set_model("openai_model", 2, account_id="acme")
     client.delete_model(created.id)

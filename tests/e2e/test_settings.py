@@ -250,7 +250,7 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
         pb.Model(
             model_name="o3", provider="openai", model_type=pb.MODEL_TYPE_TEXT, is_active=True
         )
-    )
+    ).model
     client.clear_account_model("acme", "openai_model")
     client.delete_model(created.id)
     assert client.get_global_settings().revision == r0 + 5
@@ -258,7 +258,7 @@ def test_every_change_bumps_revision_once_and_refusals_do_not(client):
         (lambda: client.set_global_model("openai_model", "dall-e-3"), FailedPrecondition),
         (lambda: client.set_global_model("openai_model", 999), NotFound),
         (lambda: client.clear_account_model("acme", "openai_model"), NotFound),
-        (lambda: client.delete_model(1), FailedPrecondition),
+        (lambda: client.delete_model(1).revision, FailedPrecondition),
         (lambda: client.set_global_model("openai_model", 2, etag="g0"), EtagMismatch),
     ]
     for refused, error in refusals:

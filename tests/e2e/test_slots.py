@@ -48,7 +48,7 @@ def create_gemini(client) -> pb.Model:
         model_name=GEMINI, display_name="Gemini 1.5 Pro", provider="google",
         model_type=pb.MODEL_TYPE_TEXT, is_active=True, input_price_per_1m_tokens="1.25",
         output_price_per_1m_tokens="5",
-    ))
+    )).model
 
 
 def google_slot(default_model_id: int, **fields) -> pb.Slot:
@@ -308,7 +308,7 @@ def test_moving_the_default_and_global_away_lets_the_model_be_deactivated(client
 
     client.set_global_model("openai_model", 2)
     deactivate(client, 1)
-    assert not client.get_model(1).is_active
+    assert not client.get_model(1).model.is_active
     got = client.resolve_for_account("acme", ["openai_model"]).slots[0]
     assert (got.model.id, got.source) == (2, pb.SOURCE_GLOBAL)
 

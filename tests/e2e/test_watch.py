@@ -89,7 +89,7 @@ def some_writes(client) -> None:
     client.set_model("openai_model", "gpt-3.5-turbo", account_id="acme")
     client.set_model("openai_model", "gpt-3.5-turbo", scope=pb.SCOPE_GLOBAL)
     client.clear_account_model("acme", "openai_model")
-    model = client.get_model(2)
+    model = client.get_model(2).model
     model.display_name = "GPT-4o (renamed)"
     client.update_model(model, ["display_name"])
 

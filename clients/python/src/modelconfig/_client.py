@@ -187,22 +187,24 @@ class ModelConfigClient:
             if not token:
                 return
 
-    def get_model(self, ref: int | str) -> pb.Model:
+    def get_model(self, ref: int | str) -> api.GetModelResponse:
         """A model by id (int) or by name or alias (str)."""
         request = (
             api.GetModelRequest(model_id=ref)
             if isinstance(ref, int)
             else api.GetModelRequest(model_name=ref)
         )
-        return self._call(self._stub.GetModel, request).model
+        return self._call(self._stub.GetModel, request)
 
-    def create_model(self, model: pb.Model, *, reason: str = "", request_id: str = "") -> pb.Model:
+    def create_model(
+        self, model: pb.Model, *, reason: str = "", request_id: str = ""
+    ) -> api.CreateModelResponse:
         return self._call(
             self._stub.CreateModel,
             api.CreateModelRequest(model=model),
             reason=reason,
             request_id=request_id,
-        ).model
+        )
 
     def update_model(
         self,
@@ -211,22 +213,22 @@ class ModelConfigClient:
         *,
         reason: str = "",
         request_id: str = "",
-    ) -> pb.Model:
+    ) -> api.UpdateModelResponse:
         request = api.UpdateModelRequest(model=model)
         if update_mask:
             request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=list(update_mask)))
-        return self._call(
-            self._stub.UpdateModel, request, reason=reason, request_id=request_id
-        ).model
+        return self._call(self._stub.UpdateModel, request, reason=reason, request_id=request_id)
 
-    def delete_model(self, model_id: int, *, reason: str = "", request_id: str = "") -> int:
-        """Delete a model nothing uses; returns the new revision."""
+    def delete_model(
+        self, model_id: int, *, reason: str = "", request_id: str = ""
+    ) -> api.DeleteModelResponse:
+        """Delete a model nothing uses."""
         return self._call(
             self._stub.DeleteModel,
             api.DeleteModelRequest(model_id=model_id),
             reason=reason,
             request_id=request_id,
-        ).revision
+        )
 
     def get_model_usage(
         self, model_id: int, *, page_size: int = 0, page_token: str = ""

@@ -68,7 +68,7 @@ def _show_list(response: api.ListModelsResponse, args: argparse.Namespace) -> st
 
 
 def _get(client: ModelConfigClient, args: argparse.Namespace) -> Message:
-    return client.get_model(model_ref(args.ref))
+    return client.get_model(model_ref(args.ref)).model
 
 
 def _show_model(model: pb.Model, args: argparse.Namespace) -> str:
@@ -155,7 +155,7 @@ def _create(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     model = pb.Model()
     _successor(client, model, _fill(model, args), args.successor)
     model.is_active = args.active is not False  # active unless --inactive
-    return client.create_model(model, reason=args.reason)
+    return client.create_model(model, reason=args.reason).model
 
 
 def _show_created(model: pb.Model, args: argparse.Namespace) -> str:
@@ -184,7 +184,7 @@ def _update(client: ModelConfigClient, args: argparse.Namespace) -> Message:
             exit_code=EXIT_USAGE,
         )
     model.id = model_id(client, args.ref)
-    return client.update_model(model, mask, reason=args.reason)
+    return client.update_model(model, mask, reason=args.reason).model
 
 
 def _show_updated(model: pb.Model, args: argparse.Namespace) -> str:
@@ -224,7 +224,7 @@ def _show_usage(usage: api.GetModelUsageResponse, args: argparse.Namespace) -> s
 
 def _delete(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     args.model_id = model_id(client, args.ref)
-    return api.DeleteModelResponse(revision=client.delete_model(args.model_id, reason=args.reason))
+    return client.delete_model(args.model_id, reason=args.reason)
 
 
 def _show_deleted(response: api.DeleteModelResponse, args: argparse.Namespace) -> str:
@@ -233,7 +233,7 @@ def _show_deleted(response: api.DeleteModelResponse, args: argparse.Namespace) -
 
 def _set_active(client: ModelConfigClient, args: argparse.Namespace) -> Message:
     model = pb.Model(id=model_id(client, args.ref), is_active=args.active)
-    return client.update_model(model, ["is_active"], reason=args.reason)
+    return client.update_model(model, ["is_active"], reason=args.reason).model
 
 
 def _show_activity(model: pb.Model, args: argparse.Namespace) -> str:

@@ -13,4 +13,4 @@ def model_ref(text: str) -> int | str:
 def model_id(client: ModelConfigClient, text: str) -> int:
     """The id of the model `text` names; a name or alias costs one GetModel (NOT_FOUND if none)."""
     found = model_ref(text)
-    return found if isinstance(found, int) else client.get_model(found).id
+    return found if isinstance(found, int) else client.get_model(found).model.id
