@@ -172,6 +172,20 @@ describe("a client of a live daemon", () => {
     const overrides = parts.flatMap((p) => p.overrides);
     assert.equal(BigInt(overrides.length), parts[0].overrideCount);
   });
+
+  test("applyConfiguration takes the exported configuration back, changing nothing", async () => {
+    const parts = [];
+    for await (const part of client.exportConfiguration()) parts.push(part);
+    const requests = [
+      { configuration: parts[0].configuration, replaceOverrides: true, expectedRevision: parts[0].revision },
+      ...parts.filter((p) => p.overrides.length).map((p) => ({ overrides: p.overrides })),
+    ];
+    const reply = await client.applyConfiguration(requests);
+    assert.deepEqual(reply.modelsCreated, []);
+    assert.deepEqual(reply.modelsUpdated, []);
+    assert.equal(reply.overridesChanged, 0n);
+    assert.equal(reply.revision, parts[0].revision);
+  });
 });
 
 describe("a daemon with tokens", () => {
