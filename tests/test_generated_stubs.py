@@ -1,4 +1,5 @@
-"""The committed stubs are exactly what `make proto` generates from protos/ today."""
+"""The committed stubs (Python and TypeScript) are exactly what `make proto` generates from
+protos/ today."""
 
 import subprocess
 import sys
@@ -6,6 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "clients/python/src/modelconfig/v1"
+NODE_CLIENT = ROOT / "clients/node"
+BUF = ROOT / ".venv/buf/node_modules/.bin/buf"  # the Makefile's $(BUF)
 
 
 def test_generated_stubs_are_fresh(tmp_path):
@@ -37,3 +40,24 @@ def test_generated_stubs_are_fresh(tmp_path):
     }
     stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
     assert not stale, f"stale generated stubs {stale}: run `make proto` and commit"
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def test_generated_typescript_is_fresh(tmp_path):
+    # clients/node/buf.gen.yaml, with its outputs under tmp_path instead; the plugin is the
+    # pinned @bufbuild/protoc-gen-es in clients/node/node_modules (`make install` puts it there).
+    assert BUF.exists(), f"{BUF} is missing: run `make install`"
+    subprocess.run(
+        [str(BUF), "generate", "--output", str(tmp_path)],
+        cwd=NODE_CLIENT,
+        check=True,
+        capture_output=True,
+    )
+    fresh = _files(tmp_path / "src/gen")
+    committed = _files(NODE_CLIENT / "src/gen")
+    assert fresh, "buf generated nothing"
+    stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
+    assert not stale, f"stale generated TypeScript {stale}: run `make proto` and commit"
