@@ -8,9 +8,9 @@ BUF := $(VENV)/buf/node_modules/.bin/buf
 PROTO_OUT := clients/python/src
 PROTOS := $(wildcard protos/modelconfig/v1/*.proto)
 
-.PHONY: install run test lint proto proto-check clean bench
+.PHONY: install run test lint proto proto-check clean bench go go-debs proto-go
 
-install: $(STAMP)
+install: $(STAMP) go
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,22 +21,73 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 run: $(STAMP)
 	$(BIN)/modelconfigd
 
-test: $(STAMP)
+test: $(STAMP) go
+	$(GO) test $(GO_PACKAGES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Regenerates the Python stubs (typed) from protos/ into the client package's source root, so
 # the generated imports (`from modelconfig.v1 import ...`) are right as generated.
-proto: $(STAMP)
+# `make proto` regenerates the Go stubs too (see proto-go).
+proto: $(STAMP) proto-go
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	  --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 	  --mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTOS)
 
+# -- Go (clients/go) ---------------------------------------------------------------------------
+# Built offline from Debian's packages in GOPATH mode: there is no module proxy to fill a go.mod,
+# and Debian installs the sources under /usr/share/gocode. The repository is linked into
+# build/go/src as `modelconfig`, so a directory's import path is its path in the repository
+# (clients/go/modelconfig is `modelconfig/clients/go/modelconfig`). golang-github-golang-protobuf
+# must be 1-5: with the 1-3 package that golang-google-grpc-dev may pull in, stubs from
+# protoc-gen-go 1.28 panic at run time; naming 1-5 makes apt replace 1-3.
+GO_DEBS := golang-go golang-google-grpc-dev golang-google-protobuf-dev \
+  golang-github-golang-protobuf-1-5-dev golang-google-genproto-dev \
+  protobuf-compiler protoc-gen-go protoc-gen-go-grpc
+GO_BUILD := build/go
+GO_IMPORT := modelconfig/clients/go
+GO_PACKAGES := $(GO_IMPORT)/modelconfig $(GO_IMPORT)/modelconfig/v1 $(GO_IMPORT)/cmd/conformance
+GO := GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH="$(CURDIR)/$(GO_BUILD):/usr/share/gocode" \
+  GOCACHE="$(CURDIR)/$(GO_BUILD)/cache" MODELCONFIGD="$(CURDIR)/$(BIN)/modelconfigd" go
+GO_PROTO_OUT := clients/go
+GO_PROTO_MAP := $(subst $(eval) ,,$(foreach p,$(PROTOS),,M$(p:protos/%=%)=$(GO_IMPORT)/modelconfig/v1;modelconfigv1))
+CONFORMANCE_GO := $(GO_BUILD)/bin/modelconfig-conformance
+
+# Installs whichever of GO_DEBS is missing (needs root), then builds the conformance runner.
+go: go-debs $(GO_BUILD)/src/modelconfig
+	$(GO) build -o $(CONFORMANCE_GO) $(GO_IMPORT)/cmd/conformance
+
+go-debs:
+	@missing=$$(for p in $(GO_DEBS); do \
+	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
+	    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
+	fi
+
+$(GO_BUILD)/src/modelconfig:
+	mkdir -p $(GO_BUILD)/src
+	ln -sfn ../../.. $@
+
+# Regenerates the Go stubs with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc (a test
+# fails when they are stale). The protos name no go_package: M options give the import path.
+proto-go: go-debs
+	mkdir -p $(GO_PROTO_OUT)
+	protoc -Iprotos \
+	  --go_out=$(GO_PROTO_OUT) "--go_opt=paths=source_relative$(GO_PROTO_MAP)" \
+	  --go-grpc_out=$(GO_PROTO_OUT) "--go-grpc_opt=paths=source_relative$(GO_PROTO_MAP)" \
+	  $(PROTOS:protos/%=%)
+
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
 
-lint: $(STAMP) $(BUF)
+lint: $(STAMP) $(BUF) go
 	$(BIN)/ruff check daemon clients tests bench
 	cd protos && ../$(BUF) lint
+	@unformatted=$$(gofmt -l clients/go); test -z "$$unformatted" || \
+	  (echo "gofmt would change: $$unformatted"; exit 1)
+	$(GO) vet $(GO_PACKAGES)
 
 # A benchmark, not a test (about 7 minutes): ResolveForAccount against a zero-work grpcio
 # server at 1,000 and 1,000,000 accounts, driven by h2load; writes bench/results/. Installs the
@@ -54,4 +105,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(GO_BUILD)

@@ -6,9 +6,9 @@ import pytest
 
 from tests.conftest import start_daemon
 
-from . import grpcurl_runner, runner
+from . import go_runner, grpcurl_runner, runner
 
-RUNNERS = {"python": runner.run, "grpcurl": grpcurl_runner.run}
+RUNNERS = {"python": runner.run, "grpcurl": grpcurl_runner.run, "go": go_runner.run}
 
 
 @pytest.fixture
