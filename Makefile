@@ -22,7 +22,8 @@ run: $(STAMP)
 	$(BIN)/modelconfigd
 
 test: $(STAMP) go
-	$(GO) test $(GO_PACKAGES)
+	# -count=1: the tests run the daemon, which go test's cache does not see change.
+	$(GO) test -count=1 $(GO_PACKAGES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Regenerates the Python stubs (typed) from protos/ into the client package's source root, so
