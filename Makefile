@@ -12,9 +12,9 @@ NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 NODE_BUILD := $(NODE_CLIENT)/dist/index.js
 NODE_SOURCES := $(shell find $(NODE_CLIENT)/src -name '*.ts') $(NODE_CLIENT)/tsconfig.json
 
-.PHONY: install run test lint proto proto-check clean bench
+.PHONY: install run test lint proto proto-check clean bench go go-debs proto-go
 
-install: $(STAMP) $(NODE_BUILD) $(BUF)
+install: $(STAMP) $(NODE_BUILD) $(BUF) go
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,33 +35,85 @@ $(NODE_BUILD): $(NODE_STAMP) $(NODE_SOURCES)
 run: $(STAMP)
 	$(BIN)/modelconfigd
 
-# pytest (which plays the conformance scenarios through the TypeScript client too), then the
-# TypeScript client's own tests with node's test runner.
-test: $(STAMP) $(NODE_BUILD) $(BUF)
+# The Go client's tests, pytest (which plays the conformance scenarios through the Python,
+# TypeScript and Go clients and grpcurl), then the TypeScript client's own tests.
+test: $(STAMP) $(NODE_BUILD) $(BUF) go
+	# -count=1: the tests run the daemon, which go test's cache does not see change.
+	$(GO) test -count=1 $(GO_PACKAGES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	cd $(NODE_CLIENT) && npm test --silent
 
 # Regenerates the Python stubs (typed) from protos/ into the client package's source root, so
-# the generated imports (`from modelconfig.v1 import ...`) are right as generated; and the
-# TypeScript schemas into clients/node/src/gen (clients/node/buf.gen.yaml).
-proto: $(STAMP) $(BUF) $(NODE_STAMP)
+# the generated imports (`from modelconfig.v1 import ...`) are right as generated; the
+# TypeScript schemas into clients/node/src/gen (clients/node/buf.gen.yaml); and the Go stubs
+# (proto-go).
+proto: $(STAMP) $(BUF) $(NODE_STAMP) proto-go
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	  --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 	  --mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTOS)
 	cd $(NODE_CLIENT) && $(CURDIR)/$(BUF) generate
+
+# -- Go (clients/go) ---------------------------------------------------------------------------
+# Built offline from Debian's packages in GOPATH mode: there is no module proxy to fill a go.mod,
+# and Debian installs the sources under /usr/share/gocode. The repository is linked into
+# build/go/src as `modelconfig`, so a directory's import path is its path in the repository
+# (clients/go/modelconfig is `modelconfig/clients/go/modelconfig`). golang-github-golang-protobuf
+# must be 1-5: with the 1-3 package that golang-google-grpc-dev may pull in, stubs from
+# protoc-gen-go 1.28 panic at run time; naming 1-5 makes apt replace 1-3.
+GO_DEBS := golang-go golang-google-grpc-dev golang-google-protobuf-dev \
+  golang-github-golang-protobuf-1-5-dev golang-google-genproto-dev \
+  protobuf-compiler protoc-gen-go protoc-gen-go-grpc
+GO_BUILD := build/go
+GO_IMPORT := modelconfig/clients/go
+GO_PACKAGES := $(GO_IMPORT)/modelconfig $(GO_IMPORT)/modelconfig/v1 $(GO_IMPORT)/cmd/conformance
+GO := GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH="$(CURDIR)/$(GO_BUILD):/usr/share/gocode" \
+  GOCACHE="$(CURDIR)/$(GO_BUILD)/cache" MODELCONFIGD="$(CURDIR)/$(BIN)/modelconfigd" go
+GO_PROTO_OUT := clients/go
+GO_PROTO_MAP := $(subst $(eval) ,,$(foreach p,$(PROTOS),,M$(p:protos/%=%)=$(GO_IMPORT)/modelconfig/v1;modelconfigv1))
+CONFORMANCE_GO := $(GO_BUILD)/bin/modelconfig-conformance
+
+# Installs whichever of GO_DEBS is missing (needs root), then builds the conformance runner.
+go: go-debs $(GO_BUILD)/src/modelconfig
+	$(GO) build -o $(CONFORMANCE_GO) $(GO_IMPORT)/cmd/conformance
+
+go-debs:
+	@missing=$$(for p in $(GO_DEBS); do \
+	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
+	    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
+	fi
+
+$(GO_BUILD)/src/modelconfig:
+	mkdir -p $(GO_BUILD)/src
+	ln -sfn ../../.. $@
+
+# Regenerates the Go stubs with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc (a test
+# fails when they are stale). The protos name no go_package: M options give the import path.
+proto-go: go-debs
+	mkdir -p $(GO_PROTO_OUT)
+	protoc -Iprotos \
+	  --go_out=$(GO_PROTO_OUT) "--go_opt=paths=source_relative$(GO_PROTO_MAP)" \
+	  --go-grpc_out=$(GO_PROTO_OUT) "--go-grpc_opt=paths=source_relative$(GO_PROTO_MAP)" \
+	  $(PROTOS:protos/%=%)
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
 
 # The proto is a product: formatted, linted, and never broken against main's last commit
 # (the FILE rules: what generated code in any language relies on).
-lint: $(STAMP) $(BUF) $(NODE_STAMP)
+lint: $(STAMP) $(BUF) $(NODE_STAMP) go
 	$(BIN)/ruff check daemon clients tests bench
 	$(BIN)/python -m mypy --config-file clients/python/pyproject.toml clients/python/src/modelconfig
 	cd protos && ../$(BUF) format --diff --exit-code
 	cd protos && ../$(BUF) lint
 	$(BUF) breaking protos --against "$$(git rev-parse --git-common-dir)#branch=main,subdir=protos"
 	cd $(NODE_CLIENT) && npm run --silent typecheck
+	@unformatted=$$(gofmt -l clients/go); test -z "$$unformatted" || \
+	  (echo "gofmt would change: $$unformatted"; exit 1)
+	$(GO) vet $(GO_PACKAGES)
 
 # A benchmark, not a test (about 7 minutes): ResolveForAccount against a zero-work grpcio
 # server at 1,000 and 1,000,000 accounts, driven by h2load; writes bench/results/. Installs the
@@ -79,4 +131,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache $(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist
+	rm -rf $(VENV) var .pytest_cache $(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(GO_BUILD)

@@ -61,3 +61,31 @@ def test_generated_typescript_is_fresh(tmp_path):
     assert fresh, "buf generated nothing"
     stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
     assert not stale, f"stale generated TypeScript {stale}: run `make proto` and commit"
+
+
+GO_GENERATED = ROOT / "clients/go/modelconfig/v1"
+GO_IMPORT = "modelconfig/clients/go/modelconfig/v1;modelconfigv1"
+
+
+def test_generated_go_stubs_are_fresh(tmp_path):
+    """As `make proto-go` runs it: Debian's protoc, protoc-gen-go and protoc-gen-go-grpc."""
+    protos = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
+    import_paths = "".join(f",M{p}={GO_IMPORT}" for p in protos)
+    subprocess.run(
+        [
+            "protoc",
+            "-I.",
+            f"--go_out={tmp_path}",
+            f"--go_opt=paths=source_relative{import_paths}",
+            f"--go-grpc_out={tmp_path}",
+            f"--go-grpc_opt=paths=source_relative{import_paths}",
+            *protos,
+        ],
+        cwd=ROOT / "protos",
+        check=True,
+        capture_output=True,
+    )
+    fresh = {p.name: p.read_text() for p in (tmp_path / "modelconfig/v1").iterdir()}
+    committed = {p.name: p.read_text() for p in GO_GENERATED.iterdir() if p.is_file()}
+    stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
+    assert not stale, f"stale generated Go stubs {stale}: run `make proto-go` and commit"

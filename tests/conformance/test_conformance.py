@@ -6,9 +6,14 @@ import pytest
 
 from tests.conftest import start_daemon
 
-from . import grpcurl_runner, node_runner, runner
+from . import go_runner, grpcurl_runner, node_runner, runner
 
-RUNNERS = {"python": runner.run, "grpcurl": grpcurl_runner.run, "node": node_runner.run}
+RUNNERS = {
+    "python": runner.run,
+    "grpcurl": grpcurl_runner.run,
+    "node": node_runner.run,
+    "go": go_runner.run,
+}
 
 
 @pytest.fixture
