@@ -16,8 +16,17 @@ from typing import TYPE_CHECKING
 
 from peewee import JOIN, Database, Tuple, fn
 
-from ..domain.changes import Change, ChangeFilter, ChangeKind, Origin, Scope, model_values
-from ..domain.model import ImagePrice, Model, ModelType, PriceSource, Slot
+from ..domain.changes import (
+    Change,
+    ChangeFilter,
+    ChangeKind,
+    Origin,
+    Scope,
+    image_prices_from_values,
+    model_values,
+    price_sources_from_values,
+)
+from ..domain.model import Model, ModelType, Slot
 from ..domain.rules import Usage
 from ..domain.validation import PRICE_FIELDS
 from ..service_layer.unit_of_work import (
@@ -65,20 +74,8 @@ def to_model(row: ModelRow, aliases: Iterable[str]) -> Model:
         context_window=row.context_window,
         max_output_tokens=row.max_output_tokens,
         aliases=tuple(aliases),
-        image_prices=tuple(
-            ImagePrice(
-                p["size"],
-                p["quality"],
-                Decimal(p["price"]),
-                date.fromisoformat(p["checked_on"]) if p["checked_on"] else None,
-                p["source_url"],
-            )
-            for p in json.loads(row.image_prices or "[]")
-        ),
-        price_sources=tuple(
-            PriceSource(s["price"], date.fromisoformat(s["checked_on"]), s["source_url"])
-            for s in json.loads(row.price_sources or "[]")
-        ),
+        image_prices=image_prices_from_values(json.loads(row.image_prices or "[]")),
+        price_sources=price_sources_from_values(json.loads(row.price_sources or "[]")),
         deprecation_date=date.fromisoformat(row.deprecation_date) if row.deprecation_date else None,
         successor_id=row.successor_id,
     )

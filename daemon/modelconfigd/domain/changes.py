@@ -9,7 +9,7 @@ change itself. `before` and `after` hold exactly what changed, as JSON-safe valu
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -283,6 +283,28 @@ def model_values(model: Model) -> dict[str, Any]:
     }
 
 
+def image_prices_from_values(entries: Iterable[Values]) -> tuple[ImagePrice, ...]:
+    """Image prices from their JSON-safe values (model_values' `image_prices`)."""
+    return tuple(
+        ImagePrice(
+            e["size"],
+            e["quality"],
+            Decimal(e["price"]),
+            date.fromisoformat(e["checked_on"]) if e["checked_on"] else None,
+            e["source_url"],
+        )
+        for e in entries
+    )
+
+
+def price_sources_from_values(entries: Iterable[Values]) -> tuple[PriceSource, ...]:
+    """Price sources from their JSON-safe values (model_values' `price_sources`)."""
+    return tuple(
+        PriceSource(e["price"], date.fromisoformat(e["checked_on"]), e["source_url"])
+        for e in entries
+    )
+
+
 def model_from_values(model_id: int, values: Values) -> Model:
     """The inverse of model_values (for a model that existed, so every value is valid)."""
     return Model(
@@ -303,20 +325,8 @@ def model_from_values(model_id: int, values: Values) -> Model:
         max_output_tokens=values["max_output_tokens"],
         aliases=tuple(values["aliases"]),
         # The lifecycle and sourced prices were added later: changes recorded before lack them.
-        image_prices=tuple(
-            ImagePrice(
-                p["size"],
-                p["quality"],
-                Decimal(p["price"]),
-                date.fromisoformat(p["checked_on"]) if p["checked_on"] else None,
-                p["source_url"],
-            )
-            for p in values.get("image_prices", ())
-        ),
-        price_sources=tuple(
-            PriceSource(s["price"], date.fromisoformat(s["checked_on"]), s["source_url"])
-            for s in values.get("price_sources", ())
-        ),
+        image_prices=image_prices_from_values(values.get("image_prices", ())),
+        price_sources=price_sources_from_values(values.get("price_sources", ())),
         deprecation_date=(
             date.fromisoformat(values["deprecation_date"])
             if values.get("deprecation_date")
