@@ -18,12 +18,15 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ModelConfigServiceClient interface {
 	// ListModels lists catalog models in id order, one page at a time.
-	// Errors: INVALID_ARGUMENT for a negative page_size or a page_token that is malformed or was
-	// issued for other filters.
+	// Errors: INVALID_ARGUMENT for a negative page_size (INVALID_PAGE_SIZE), a page_token that is
+	// malformed (INVALID_PAGE_TOKEN) or was issued for other filters (PAGE_TOKEN_FILTER_MISMATCH),
+	// or an unknown model type or deprecation filter (INVALID_MODEL_TYPE,
+	// INVALID_DEPRECATION_FILTER).
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// GetModel returns one model, named by id, name or alias.
-	// Errors: INVALID_ARGUMENT when no reference or a malformed one is given; NOT_FOUND when no
-	// model has that id, name or alias.
+	// Errors: INVALID_ARGUMENT when no reference (MODEL_REF_REQUIRED) or a malformed one
+	// (INVALID_MODEL_ID, INVALID_MODEL_NAME) is given; NOT_FOUND (MODEL_NOT_FOUND) when no model
+	// has that id, name or alias.
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
 	// CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
 	// Errors: INVALID_ARGUMENT for a missing name, provider or type, malformed, negative or
@@ -31,19 +34,20 @@ type ModelConfigServiceClient interface {
 	// https, a source for a price the model lacks), or a malformed deprecation date
 	// (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
 	// FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
-	// ALREADY_EXISTS when the name or an alias is taken.
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN) when the name or an alias is taken.
 	CreateModel(ctx context.Context, in *CreateModelRequest, opts ...grpc.CallOption) (*CreateModelResponse, error)
 	// UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
 	// (AIP-134: an absent mask means every populated field, `*` means every field).
-	// Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-	// unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+	// Errors: INVALID_ARGUMENT for an unknown mask path (INVALID_UPDATE_MASK) or an invalid result
+	// (INVALID_MODEL); NOT_FOUND (MODEL_NOT_FOUND) for an unknown id or successor_id;
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN) for a taken name or alias; FAILED_PRECONDITION
 	// when the change would deactivate a model a global setting or slot default uses, change the
 	// name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
 	// leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
 	UpdateModel(ctx context.Context, in *UpdateModelRequest, opts ...grpc.CallOption) (*UpdateModelResponse, error)
 	// DeleteModel removes a model that nothing uses.
-	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-	// FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+	// Errors: INVALID_ARGUMENT (INVALID_MODEL_ID) for a malformed id; NOT_FOUND (MODEL_NOT_FOUND)
+	// for an unknown id; FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
 	// default uses it, or another model names it as its successor.
 	DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error)
 	// GetGlobalSettings returns every slot with its global model and default.
@@ -52,47 +56,59 @@ type ModelConfigServiceClient interface {
 	// SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
 	// account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
 	// Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
-	// (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
-	// a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
-	// NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
-	// type, or an inactive one.
+	// (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot
+	// (UNKNOWN_SLOT), a malformed model id or name (INVALID_MODEL_ID, INVALID_MODEL_NAME), or a
+	// malformed account id (INVALID_ACCOUNT_ID); ABORTED (ETAG_MISMATCH) for a stale etag;
+	// NOT_FOUND (MODEL_NOT_FOUND) for an unknown model; FAILED_PRECONDITION for a model of the
+	// wrong provider or type, or an inactive one (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH,
+	// MODEL_INACTIVE); PERMISSION_DENIED (ROLE_INSUFFICIENT) for a global write by a writer.
 	SetModel(ctx context.Context, in *SetModelRequest, opts ...grpc.CallOption) (*SetModelResponse, error)
 	// ClearAccountModel removes an account's override of one slot.
-	// Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
-	// slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+	// Errors, checked in this order: INVALID_ARGUMENT for a malformed account id
+	// (INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT); ABORTED (ETAG_MISMATCH) for a stale
+	// etag; NOT_FOUND (OVERRIDE_NOT_FOUND) when the account does not override the slot.
 	ClearAccountModel(ctx context.Context, in *ClearAccountModelRequest, opts ...grpc.CallOption) (*ClearAccountModelResponse, error)
 	// ClearGlobalModel removes the global setting of one slot: accounts without an override of it
 	// then resolve to the slot's default (SOURCE_DEFAULT).
-	// Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
-	// etag; NOT_FOUND when the slot has no global setting.
+	// Errors, checked in this order: INVALID_ARGUMENT (UNKNOWN_SLOT) for an unknown slot; ABORTED
+	// (ETAG_MISMATCH) for a stale etag; NOT_FOUND (GLOBAL_SETTING_NOT_FOUND) when the slot has no
+	// global setting.
 	ClearGlobalModel(ctx context.Context, in *ClearGlobalModelRequest, opts ...grpc.CallOption) (*ClearGlobalModelResponse, error)
 	// ResolveForAccount returns the model an account uses for each slot: its override if that
 	// model is active, else the global setting, else the slot's default.
-	// Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+	// Errors: INVALID_ARGUMENT for an empty or malformed account id (ACCOUNT_ID_REQUIRED,
+	// INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT).
 	ResolveForAccount(ctx context.Context, in *ResolveForAccountRequest, opts ...grpc.CallOption) (*ResolveForAccountResponse, error)
 	// ResolveForAccounts resolves many accounts in one call: one result per account id, in request
 	// order. A malformed account id gets a per-account error instead of failing the batch.
-	// Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+	// Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), no account ids
+	// (NO_ACCOUNT_IDS), or more than 1000 (BATCH_TOO_LARGE).
 	ResolveForAccounts(ctx context.Context, in *ResolveForAccountsRequest, opts ...grpc.CallOption) (*ResolveForAccountsResponse, error)
 	// ImportOverrides sets many account overrides in one transaction with one revision; rows equal
 	// to what is stored change nothing, and an import that changes nothing keeps the revision.
 	// Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
 	// rows by line number in its BadRequest field violations (the first ones, as many as fit).
 	// Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
-	// or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
-	// wrong provider or type, or an inactive one (the code is the first bad row's).
+	// (DUPLICATE_ROW) or an empty import (EMPTY_IMPORT); NOT_FOUND (MODEL_NOT_FOUND) for an
+	// unknown model; FAILED_PRECONDITION for a model of the wrong provider or type, or an inactive
+	// one (the code and reason are the first bad row's); ABORTED while another import runs
+	// (IMPORT_IN_PROGRESS) or when the catalog changed while the rows were checked
+	// (CATALOG_CHANGED).
 	ImportOverrides(ctx context.Context, opts ...grpc.CallOption) (ModelConfigService_ImportOverridesClient, error)
 	// GetModelUsage answers which settings use a model: global settings, slot defaults and
 	// account overrides, the accounts one page at a time.
-	// Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
-	// malformed or was issued for another model; NOT_FOUND for an unknown id.
+	// Errors: INVALID_ARGUMENT for a malformed id (INVALID_MODEL_ID), a negative page_size
+	// (INVALID_PAGE_SIZE) or a page_token that is malformed or was issued for another model
+	// (INVALID_PAGE_TOKEN, PAGE_TOKEN_FILTER_MISMATCH); NOT_FOUND (MODEL_NOT_FOUND) for an unknown
+	// id.
 	GetModelUsage(ctx context.Context, in *GetModelUsageRequest, opts ...grpc.CallOption) (*GetModelUsageResponse, error)
 	// ListSlots lists every slot in slot order, with its requirements and default model.
 	// It returns no errors of its own.
 	ListSlots(ctx context.Context, in *ListSlotsRequest, opts ...grpc.CallOption) (*ListSlotsResponse, error)
 	// CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
 	// Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
-	// ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+	// ALREADY_EXISTS (SLOT_NAME_TAKEN) when the name is taken; NOT_FOUND (MODEL_NOT_FOUND) for an
+	// unknown default model;
 	// FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
 	CreateSlot(ctx context.Context, in *CreateSlotRequest, opts ...grpc.CallOption) (*CreateSlotResponse, error)
 	// UpdateSlot changes the fields of the slot named by `slot.name` that `update_mask` lists:
@@ -510,12 +526,15 @@ func (x *modelConfigServiceApplyConfigurationClient) CloseAndRecv() (*ApplyConfi
 // for forward compatibility
 type ModelConfigServiceServer interface {
 	// ListModels lists catalog models in id order, one page at a time.
-	// Errors: INVALID_ARGUMENT for a negative page_size or a page_token that is malformed or was
-	// issued for other filters.
+	// Errors: INVALID_ARGUMENT for a negative page_size (INVALID_PAGE_SIZE), a page_token that is
+	// malformed (INVALID_PAGE_TOKEN) or was issued for other filters (PAGE_TOKEN_FILTER_MISMATCH),
+	// or an unknown model type or deprecation filter (INVALID_MODEL_TYPE,
+	// INVALID_DEPRECATION_FILTER).
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// GetModel returns one model, named by id, name or alias.
-	// Errors: INVALID_ARGUMENT when no reference or a malformed one is given; NOT_FOUND when no
-	// model has that id, name or alias.
+	// Errors: INVALID_ARGUMENT when no reference (MODEL_REF_REQUIRED) or a malformed one
+	// (INVALID_MODEL_ID, INVALID_MODEL_NAME) is given; NOT_FOUND (MODEL_NOT_FOUND) when no model
+	// has that id, name or alias.
 	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
 	// CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
 	// Errors: INVALID_ARGUMENT for a missing name, provider or type, malformed, negative or
@@ -523,19 +542,20 @@ type ModelConfigServiceServer interface {
 	// https, a source for a price the model lacks), or a malformed deprecation date
 	// (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
 	// FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
-	// ALREADY_EXISTS when the name or an alias is taken.
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN) when the name or an alias is taken.
 	CreateModel(context.Context, *CreateModelRequest) (*CreateModelResponse, error)
 	// UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
 	// (AIP-134: an absent mask means every populated field, `*` means every field).
-	// Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-	// unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+	// Errors: INVALID_ARGUMENT for an unknown mask path (INVALID_UPDATE_MASK) or an invalid result
+	// (INVALID_MODEL); NOT_FOUND (MODEL_NOT_FOUND) for an unknown id or successor_id;
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN) for a taken name or alias; FAILED_PRECONDITION
 	// when the change would deactivate a model a global setting or slot default uses, change the
 	// name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
 	// leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
 	UpdateModel(context.Context, *UpdateModelRequest) (*UpdateModelResponse, error)
 	// DeleteModel removes a model that nothing uses.
-	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-	// FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+	// Errors: INVALID_ARGUMENT (INVALID_MODEL_ID) for a malformed id; NOT_FOUND (MODEL_NOT_FOUND)
+	// for an unknown id; FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
 	// default uses it, or another model names it as its successor.
 	DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error)
 	// GetGlobalSettings returns every slot with its global model and default.
@@ -544,47 +564,59 @@ type ModelConfigServiceServer interface {
 	// SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
 	// account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
 	// Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
-	// (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
-	// a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
-	// NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
-	// type, or an inactive one.
+	// (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot
+	// (UNKNOWN_SLOT), a malformed model id or name (INVALID_MODEL_ID, INVALID_MODEL_NAME), or a
+	// malformed account id (INVALID_ACCOUNT_ID); ABORTED (ETAG_MISMATCH) for a stale etag;
+	// NOT_FOUND (MODEL_NOT_FOUND) for an unknown model; FAILED_PRECONDITION for a model of the
+	// wrong provider or type, or an inactive one (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH,
+	// MODEL_INACTIVE); PERMISSION_DENIED (ROLE_INSUFFICIENT) for a global write by a writer.
 	SetModel(context.Context, *SetModelRequest) (*SetModelResponse, error)
 	// ClearAccountModel removes an account's override of one slot.
-	// Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
-	// slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+	// Errors, checked in this order: INVALID_ARGUMENT for a malformed account id
+	// (INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT); ABORTED (ETAG_MISMATCH) for a stale
+	// etag; NOT_FOUND (OVERRIDE_NOT_FOUND) when the account does not override the slot.
 	ClearAccountModel(context.Context, *ClearAccountModelRequest) (*ClearAccountModelResponse, error)
 	// ClearGlobalModel removes the global setting of one slot: accounts without an override of it
 	// then resolve to the slot's default (SOURCE_DEFAULT).
-	// Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
-	// etag; NOT_FOUND when the slot has no global setting.
+	// Errors, checked in this order: INVALID_ARGUMENT (UNKNOWN_SLOT) for an unknown slot; ABORTED
+	// (ETAG_MISMATCH) for a stale etag; NOT_FOUND (GLOBAL_SETTING_NOT_FOUND) when the slot has no
+	// global setting.
 	ClearGlobalModel(context.Context, *ClearGlobalModelRequest) (*ClearGlobalModelResponse, error)
 	// ResolveForAccount returns the model an account uses for each slot: its override if that
 	// model is active, else the global setting, else the slot's default.
-	// Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+	// Errors: INVALID_ARGUMENT for an empty or malformed account id (ACCOUNT_ID_REQUIRED,
+	// INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT).
 	ResolveForAccount(context.Context, *ResolveForAccountRequest) (*ResolveForAccountResponse, error)
 	// ResolveForAccounts resolves many accounts in one call: one result per account id, in request
 	// order. A malformed account id gets a per-account error instead of failing the batch.
-	// Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+	// Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), no account ids
+	// (NO_ACCOUNT_IDS), or more than 1000 (BATCH_TOO_LARGE).
 	ResolveForAccounts(context.Context, *ResolveForAccountsRequest) (*ResolveForAccountsResponse, error)
 	// ImportOverrides sets many account overrides in one transaction with one revision; rows equal
 	// to what is stored change nothing, and an import that changes nothing keeps the revision.
 	// Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
 	// rows by line number in its BadRequest field violations (the first ones, as many as fit).
 	// Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
-	// or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
-	// wrong provider or type, or an inactive one (the code is the first bad row's).
+	// (DUPLICATE_ROW) or an empty import (EMPTY_IMPORT); NOT_FOUND (MODEL_NOT_FOUND) for an
+	// unknown model; FAILED_PRECONDITION for a model of the wrong provider or type, or an inactive
+	// one (the code and reason are the first bad row's); ABORTED while another import runs
+	// (IMPORT_IN_PROGRESS) or when the catalog changed while the rows were checked
+	// (CATALOG_CHANGED).
 	ImportOverrides(ModelConfigService_ImportOverridesServer) error
 	// GetModelUsage answers which settings use a model: global settings, slot defaults and
 	// account overrides, the accounts one page at a time.
-	// Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
-	// malformed or was issued for another model; NOT_FOUND for an unknown id.
+	// Errors: INVALID_ARGUMENT for a malformed id (INVALID_MODEL_ID), a negative page_size
+	// (INVALID_PAGE_SIZE) or a page_token that is malformed or was issued for another model
+	// (INVALID_PAGE_TOKEN, PAGE_TOKEN_FILTER_MISMATCH); NOT_FOUND (MODEL_NOT_FOUND) for an unknown
+	// id.
 	GetModelUsage(context.Context, *GetModelUsageRequest) (*GetModelUsageResponse, error)
 	// ListSlots lists every slot in slot order, with its requirements and default model.
 	// It returns no errors of its own.
 	ListSlots(context.Context, *ListSlotsRequest) (*ListSlotsResponse, error)
 	// CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
 	// Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
-	// ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+	// ALREADY_EXISTS (SLOT_NAME_TAKEN) when the name is taken; NOT_FOUND (MODEL_NOT_FOUND) for an
+	// unknown default model;
 	// FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
 	CreateSlot(context.Context, *CreateSlotRequest) (*CreateSlotResponse, error)
 	// UpdateSlot changes the fields of the slot named by `slot.name` that `update_mask` lists:

@@ -51,13 +51,16 @@ class ModelConfigServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ModelConfigServiceAsyncStub: ...
     ListModels: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ListModelsRequest, _model_config_service_pb2.ListModelsResponse]
     """ListModels lists catalog models in id order, one page at a time.
-    Errors: INVALID_ARGUMENT for a negative page_size or a page_token that is malformed or was
-    issued for other filters.
+    Errors: INVALID_ARGUMENT for a negative page_size (INVALID_PAGE_SIZE), a page_token that is
+    malformed (INVALID_PAGE_TOKEN) or was issued for other filters (PAGE_TOKEN_FILTER_MISMATCH),
+    or an unknown model type or deprecation filter (INVALID_MODEL_TYPE,
+    INVALID_DEPRECATION_FILTER).
     """
     GetModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelRequest, _model_config_service_pb2.GetModelResponse]
     """GetModel returns one model, named by id, name or alias.
-    Errors: INVALID_ARGUMENT when no reference or a malformed one is given; NOT_FOUND when no
-    model has that id, name or alias.
+    Errors: INVALID_ARGUMENT when no reference (MODEL_REF_REQUIRED) or a malformed one
+    (INVALID_MODEL_ID, INVALID_MODEL_NAME) is given; NOT_FOUND (MODEL_NOT_FOUND) when no model
+    has that id, name or alias.
     """
     CreateModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateModelRequest, _model_config_service_pb2.CreateModelResponse]
     """CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
@@ -66,21 +69,22 @@ class ModelConfigServiceStub:
     https, a source for a price the model lacks), or a malformed deprecation date
     (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
     FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
-    ALREADY_EXISTS when the name or an alias is taken.
+    ALREADY_EXISTS (MODEL_NAME_TAKEN) when the name or an alias is taken.
     """
     UpdateModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateModelRequest, _model_config_service_pb2.UpdateModelResponse]
     """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
     (AIP-134: an absent mask means every populated field, `*` means every field).
-    Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-    unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+    Errors: INVALID_ARGUMENT for an unknown mask path (INVALID_UPDATE_MASK) or an invalid result
+    (INVALID_MODEL); NOT_FOUND (MODEL_NOT_FOUND) for an unknown id or successor_id;
+    ALREADY_EXISTS (MODEL_NAME_TAKEN) for a taken name or alias; FAILED_PRECONDITION
     when the change would deactivate a model a global setting or slot default uses, change the
     name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
     leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
     """
     DeleteModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.DeleteModelRequest, _model_config_service_pb2.DeleteModelResponse]
     """DeleteModel removes a model that nothing uses.
-    Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-    FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+    Errors: INVALID_ARGUMENT (INVALID_MODEL_ID) for a malformed id; NOT_FOUND (MODEL_NOT_FOUND)
+    for an unknown id; FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
     default uses it, or another model names it as its successor.
     """
     GetGlobalSettings: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.GetGlobalSettingsRequest, _model_config_service_pb2.GetGlobalSettingsResponse]
@@ -91,31 +95,37 @@ class ModelConfigServiceStub:
     """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
     account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
     Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
-    (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
-    a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
-    NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
-    type, or an inactive one.
+    (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot
+    (UNKNOWN_SLOT), a malformed model id or name (INVALID_MODEL_ID, INVALID_MODEL_NAME), or a
+    malformed account id (INVALID_ACCOUNT_ID); ABORTED (ETAG_MISMATCH) for a stale etag;
+    NOT_FOUND (MODEL_NOT_FOUND) for an unknown model; FAILED_PRECONDITION for a model of the
+    wrong provider or type, or an inactive one (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH,
+    MODEL_INACTIVE); PERMISSION_DENIED (ROLE_INSUFFICIENT) for a global write by a writer.
     """
     ClearAccountModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearAccountModelRequest, _model_config_service_pb2.ClearAccountModelResponse]
     """ClearAccountModel removes an account's override of one slot.
-    Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
-    slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+    Errors, checked in this order: INVALID_ARGUMENT for a malformed account id
+    (INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT); ABORTED (ETAG_MISMATCH) for a stale
+    etag; NOT_FOUND (OVERRIDE_NOT_FOUND) when the account does not override the slot.
     """
     ClearGlobalModel: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearGlobalModelRequest, _model_config_service_pb2.ClearGlobalModelResponse]
     """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
     then resolve to the slot's default (SOURCE_DEFAULT).
-    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
-    etag; NOT_FOUND when the slot has no global setting.
+    Errors, checked in this order: INVALID_ARGUMENT (UNKNOWN_SLOT) for an unknown slot; ABORTED
+    (ETAG_MISMATCH) for a stale etag; NOT_FOUND (GLOBAL_SETTING_NOT_FOUND) when the slot has no
+    global setting.
     """
     ResolveForAccount: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountRequest, _model_config_service_pb2.ResolveForAccountResponse]
     """ResolveForAccount returns the model an account uses for each slot: its override if that
     model is active, else the global setting, else the slot's default.
-    Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+    Errors: INVALID_ARGUMENT for an empty or malformed account id (ACCOUNT_ID_REQUIRED,
+    INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT).
     """
     ResolveForAccounts: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountsRequest, _model_config_service_pb2.ResolveForAccountsResponse]
     """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
     order. A malformed account id gets a per-account error instead of failing the batch.
-    Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+    Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), no account ids
+    (NO_ACCOUNT_IDS), or more than 1000 (BATCH_TOO_LARGE).
     """
     ImportOverrides: _grpc.StreamUnaryMultiCallable[_model_config_service_pb2.ImportOverridesRequest, _model_config_service_pb2.ImportOverridesResponse]
     """ImportOverrides sets many account overrides in one transaction with one revision; rows equal
@@ -123,14 +133,19 @@ class ModelConfigServiceStub:
     Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
     rows by line number in its BadRequest field violations (the first ones, as many as fit).
     Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
-    or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
-    wrong provider or type, or an inactive one (the code is the first bad row's).
+    (DUPLICATE_ROW) or an empty import (EMPTY_IMPORT); NOT_FOUND (MODEL_NOT_FOUND) for an
+    unknown model; FAILED_PRECONDITION for a model of the wrong provider or type, or an inactive
+    one (the code and reason are the first bad row's); ABORTED while another import runs
+    (IMPORT_IN_PROGRESS) or when the catalog changed while the rows were checked
+    (CATALOG_CHANGED).
     """
     GetModelUsage: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelUsageRequest, _model_config_service_pb2.GetModelUsageResponse]
     """GetModelUsage answers which settings use a model: global settings, slot defaults and
     account overrides, the accounts one page at a time.
-    Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
-    malformed or was issued for another model; NOT_FOUND for an unknown id.
+    Errors: INVALID_ARGUMENT for a malformed id (INVALID_MODEL_ID), a negative page_size
+    (INVALID_PAGE_SIZE) or a page_token that is malformed or was issued for another model
+    (INVALID_PAGE_TOKEN, PAGE_TOKEN_FILTER_MISMATCH); NOT_FOUND (MODEL_NOT_FOUND) for an unknown
+    id.
     """
     ListSlots: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.ListSlotsRequest, _model_config_service_pb2.ListSlotsResponse]
     """ListSlots lists every slot in slot order, with its requirements and default model.
@@ -139,7 +154,8 @@ class ModelConfigServiceStub:
     CreateSlot: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateSlotRequest, _model_config_service_pb2.CreateSlotResponse]
     """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
     Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
-    ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+    ALREADY_EXISTS (SLOT_NAME_TAKEN) when the name is taken; NOT_FOUND (MODEL_NOT_FOUND) for an
+    unknown default model;
     FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
     """
     UpdateSlot: _grpc.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateSlotRequest, _model_config_service_pb2.UpdateSlotResponse]
@@ -263,13 +279,16 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListModels: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ListModelsRequest, _model_config_service_pb2.ListModelsResponse]  # type: ignore[assignment]
     """ListModels lists catalog models in id order, one page at a time.
-    Errors: INVALID_ARGUMENT for a negative page_size or a page_token that is malformed or was
-    issued for other filters.
+    Errors: INVALID_ARGUMENT for a negative page_size (INVALID_PAGE_SIZE), a page_token that is
+    malformed (INVALID_PAGE_TOKEN) or was issued for other filters (PAGE_TOKEN_FILTER_MISMATCH),
+    or an unknown model type or deprecation filter (INVALID_MODEL_TYPE,
+    INVALID_DEPRECATION_FILTER).
     """
     GetModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelRequest, _model_config_service_pb2.GetModelResponse]  # type: ignore[assignment]
     """GetModel returns one model, named by id, name or alias.
-    Errors: INVALID_ARGUMENT when no reference or a malformed one is given; NOT_FOUND when no
-    model has that id, name or alias.
+    Errors: INVALID_ARGUMENT when no reference (MODEL_REF_REQUIRED) or a malformed one
+    (INVALID_MODEL_ID, INVALID_MODEL_NAME) is given; NOT_FOUND (MODEL_NOT_FOUND) when no model
+    has that id, name or alias.
     """
     CreateModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateModelRequest, _model_config_service_pb2.CreateModelResponse]  # type: ignore[assignment]
     """CreateModel adds a model to the catalog; it is inactive unless `is_active` is true.
@@ -278,21 +297,22 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     https, a source for a price the model lacks), or a malformed deprecation date
     (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
     FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
-    ALREADY_EXISTS when the name or an alias is taken.
+    ALREADY_EXISTS (MODEL_NAME_TAKEN) when the name or an alias is taken.
     """
     UpdateModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateModelRequest, _model_config_service_pb2.UpdateModelResponse]  # type: ignore[assignment]
     """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
     (AIP-134: an absent mask means every populated field, `*` means every field).
-    Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-    unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+    Errors: INVALID_ARGUMENT for an unknown mask path (INVALID_UPDATE_MASK) or an invalid result
+    (INVALID_MODEL); NOT_FOUND (MODEL_NOT_FOUND) for an unknown id or successor_id;
+    ALREADY_EXISTS (MODEL_NAME_TAKEN) for a taken name or alias; FAILED_PRECONDITION
     when the change would deactivate a model a global setting or slot default uses, change the
     name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
     leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
     """
     DeleteModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.DeleteModelRequest, _model_config_service_pb2.DeleteModelResponse]  # type: ignore[assignment]
     """DeleteModel removes a model that nothing uses.
-    Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-    FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+    Errors: INVALID_ARGUMENT (INVALID_MODEL_ID) for a malformed id; NOT_FOUND (MODEL_NOT_FOUND)
+    for an unknown id; FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
     default uses it, or another model names it as its successor.
     """
     GetGlobalSettings: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.GetGlobalSettingsRequest, _model_config_service_pb2.GetGlobalSettingsResponse]  # type: ignore[assignment]
@@ -303,31 +323,37 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
     account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
     Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
-    (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
-    a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
-    NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
-    type, or an inactive one.
+    (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot
+    (UNKNOWN_SLOT), a malformed model id or name (INVALID_MODEL_ID, INVALID_MODEL_NAME), or a
+    malformed account id (INVALID_ACCOUNT_ID); ABORTED (ETAG_MISMATCH) for a stale etag;
+    NOT_FOUND (MODEL_NOT_FOUND) for an unknown model; FAILED_PRECONDITION for a model of the
+    wrong provider or type, or an inactive one (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH,
+    MODEL_INACTIVE); PERMISSION_DENIED (ROLE_INSUFFICIENT) for a global write by a writer.
     """
     ClearAccountModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearAccountModelRequest, _model_config_service_pb2.ClearAccountModelResponse]  # type: ignore[assignment]
     """ClearAccountModel removes an account's override of one slot.
-    Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
-    slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+    Errors, checked in this order: INVALID_ARGUMENT for a malformed account id
+    (INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT); ABORTED (ETAG_MISMATCH) for a stale
+    etag; NOT_FOUND (OVERRIDE_NOT_FOUND) when the account does not override the slot.
     """
     ClearGlobalModel: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ClearGlobalModelRequest, _model_config_service_pb2.ClearGlobalModelResponse]  # type: ignore[assignment]
     """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
     then resolve to the slot's default (SOURCE_DEFAULT).
-    Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
-    etag; NOT_FOUND when the slot has no global setting.
+    Errors, checked in this order: INVALID_ARGUMENT (UNKNOWN_SLOT) for an unknown slot; ABORTED
+    (ETAG_MISMATCH) for a stale etag; NOT_FOUND (GLOBAL_SETTING_NOT_FOUND) when the slot has no
+    global setting.
     """
     ResolveForAccount: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountRequest, _model_config_service_pb2.ResolveForAccountResponse]  # type: ignore[assignment]
     """ResolveForAccount returns the model an account uses for each slot: its override if that
     model is active, else the global setting, else the slot's default.
-    Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+    Errors: INVALID_ARGUMENT for an empty or malformed account id (ACCOUNT_ID_REQUIRED,
+    INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT).
     """
     ResolveForAccounts: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ResolveForAccountsRequest, _model_config_service_pb2.ResolveForAccountsResponse]  # type: ignore[assignment]
     """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
     order. A malformed account id gets a per-account error instead of failing the batch.
-    Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+    Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), no account ids
+    (NO_ACCOUNT_IDS), or more than 1000 (BATCH_TOO_LARGE).
     """
     ImportOverrides: _aio.StreamUnaryMultiCallable[_model_config_service_pb2.ImportOverridesRequest, _model_config_service_pb2.ImportOverridesResponse]  # type: ignore[assignment]
     """ImportOverrides sets many account overrides in one transaction with one revision; rows equal
@@ -335,14 +361,19 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
     rows by line number in its BadRequest field violations (the first ones, as many as fit).
     Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
-    or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
-    wrong provider or type, or an inactive one (the code is the first bad row's).
+    (DUPLICATE_ROW) or an empty import (EMPTY_IMPORT); NOT_FOUND (MODEL_NOT_FOUND) for an
+    unknown model; FAILED_PRECONDITION for a model of the wrong provider or type, or an inactive
+    one (the code and reason are the first bad row's); ABORTED while another import runs
+    (IMPORT_IN_PROGRESS) or when the catalog changed while the rows were checked
+    (CATALOG_CHANGED).
     """
     GetModelUsage: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.GetModelUsageRequest, _model_config_service_pb2.GetModelUsageResponse]  # type: ignore[assignment]
     """GetModelUsage answers which settings use a model: global settings, slot defaults and
     account overrides, the accounts one page at a time.
-    Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
-    malformed or was issued for another model; NOT_FOUND for an unknown id.
+    Errors: INVALID_ARGUMENT for a malformed id (INVALID_MODEL_ID), a negative page_size
+    (INVALID_PAGE_SIZE) or a page_token that is malformed or was issued for another model
+    (INVALID_PAGE_TOKEN, PAGE_TOKEN_FILTER_MISMATCH); NOT_FOUND (MODEL_NOT_FOUND) for an unknown
+    id.
     """
     ListSlots: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.ListSlotsRequest, _model_config_service_pb2.ListSlotsResponse]  # type: ignore[assignment]
     """ListSlots lists every slot in slot order, with its requirements and default model.
@@ -351,7 +382,8 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     CreateSlot: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.CreateSlotRequest, _model_config_service_pb2.CreateSlotResponse]  # type: ignore[assignment]
     """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
     Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
-    ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+    ALREADY_EXISTS (SLOT_NAME_TAKEN) when the name is taken; NOT_FOUND (MODEL_NOT_FOUND) for an
+    unknown default model;
     FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
     """
     UpdateSlot: _aio.UnaryUnaryMultiCallable[_model_config_service_pb2.UpdateSlotRequest, _model_config_service_pb2.UpdateSlotResponse]  # type: ignore[assignment]
@@ -478,8 +510,10 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.ListModelsResponse, _abc.Awaitable[_model_config_service_pb2.ListModelsResponse]]:
         """ListModels lists catalog models in id order, one page at a time.
-        Errors: INVALID_ARGUMENT for a negative page_size or a page_token that is malformed or was
-        issued for other filters.
+        Errors: INVALID_ARGUMENT for a negative page_size (INVALID_PAGE_SIZE), a page_token that is
+        malformed (INVALID_PAGE_TOKEN) or was issued for other filters (PAGE_TOKEN_FILTER_MISMATCH),
+        or an unknown model type or deprecation filter (INVALID_MODEL_TYPE,
+        INVALID_DEPRECATION_FILTER).
         """
 
     @_abc_1.abstractmethod
@@ -489,8 +523,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.GetModelResponse, _abc.Awaitable[_model_config_service_pb2.GetModelResponse]]:
         """GetModel returns one model, named by id, name or alias.
-        Errors: INVALID_ARGUMENT when no reference or a malformed one is given; NOT_FOUND when no
-        model has that id, name or alias.
+        Errors: INVALID_ARGUMENT when no reference (MODEL_REF_REQUIRED) or a malformed one
+        (INVALID_MODEL_ID, INVALID_MODEL_NAME) is given; NOT_FOUND (MODEL_NOT_FOUND) when no model
+        has that id, name or alias.
         """
 
     @_abc_1.abstractmethod
@@ -505,7 +540,7 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         https, a source for a price the model lacks), or a malformed deprecation date
         (INVALID_MODEL, one field violation each); NOT_FOUND for an unknown successor_id;
         FAILED_PRECONDITION for a successor of another provider or type (SUCCESSOR_MISMATCH);
-        ALREADY_EXISTS when the name or an alias is taken.
+        ALREADY_EXISTS (MODEL_NAME_TAKEN) when the name or an alias is taken.
         """
 
     @_abc_1.abstractmethod
@@ -516,8 +551,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.UpdateModelResponse, _abc.Awaitable[_model_config_service_pb2.UpdateModelResponse]]:
         """UpdateModel changes the fields of a model named by `model.id` that `update_mask` lists
         (AIP-134: an absent mask means every populated field, `*` means every field).
-        Errors: INVALID_ARGUMENT for an unknown mask path or an invalid result; NOT_FOUND for an
-        unknown id or successor_id; ALREADY_EXISTS for a taken name or alias; FAILED_PRECONDITION
+        Errors: INVALID_ARGUMENT for an unknown mask path (INVALID_UPDATE_MASK) or an invalid result
+        (INVALID_MODEL); NOT_FOUND (MODEL_NOT_FOUND) for an unknown id or successor_id;
+        ALREADY_EXISTS (MODEL_NAME_TAKEN) for a taken name or alias; FAILED_PRECONDITION
         when the change would deactivate a model a global setting or slot default uses, change the
         name, provider or type of a model in use or named as another's successor (MODEL_IN_USE), or
         leave the model with a successor of another provider or type (SUCCESSOR_MISMATCH).
@@ -530,8 +566,8 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.DeleteModelResponse, _abc.Awaitable[_model_config_service_pb2.DeleteModelResponse]]:
         """DeleteModel removes a model that nothing uses.
-        Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown id;
-        FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
+        Errors: INVALID_ARGUMENT (INVALID_MODEL_ID) for a malformed id; NOT_FOUND (MODEL_NOT_FOUND)
+        for an unknown id; FAILED_PRECONDITION (MODEL_IN_USE) when a global setting, an account override or a slot
         default uses it, or another model names it as its successor.
         """
 
@@ -554,10 +590,12 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         """SetModel selects a model for a slot, globally (`scope` SCOPE_GLOBAL, no account) or for one
         account (`account_id`, with `scope` SCOPE_ACCOUNT or unset).
         Errors, checked in this order: INVALID_ARGUMENT for no scope and no account
-        (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot,
-        a malformed model id or name, or a malformed account id; ABORTED for a stale etag;
-        NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the wrong provider or
-        type, or an inactive one.
+        (SCOPE_REQUIRED), a scope that contradicts the account id (SCOPE_CONFLICT), an unknown slot
+        (UNKNOWN_SLOT), a malformed model id or name (INVALID_MODEL_ID, INVALID_MODEL_NAME), or a
+        malformed account id (INVALID_ACCOUNT_ID); ABORTED (ETAG_MISMATCH) for a stale etag;
+        NOT_FOUND (MODEL_NOT_FOUND) for an unknown model; FAILED_PRECONDITION for a model of the
+        wrong provider or type, or an inactive one (PROVIDER_MISMATCH, MODEL_TYPE_MISMATCH,
+        MODEL_INACTIVE); PERMISSION_DENIED (ROLE_INSUFFICIENT) for a global write by a writer.
         """
 
     @_abc_1.abstractmethod
@@ -567,8 +605,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_config_service_pb2.ClearAccountModelResponse, _abc.Awaitable[_model_config_service_pb2.ClearAccountModelResponse]]:
         """ClearAccountModel removes an account's override of one slot.
-        Errors, checked in this order: INVALID_ARGUMENT for a malformed account id or an unknown
-        slot; ABORTED for a stale etag; NOT_FOUND when the account does not override the slot.
+        Errors, checked in this order: INVALID_ARGUMENT for a malformed account id
+        (INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT); ABORTED (ETAG_MISMATCH) for a stale
+        etag; NOT_FOUND (OVERRIDE_NOT_FOUND) when the account does not override the slot.
         """
 
     @_abc_1.abstractmethod
@@ -579,8 +618,9 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.ClearGlobalModelResponse, _abc.Awaitable[_model_config_service_pb2.ClearGlobalModelResponse]]:
         """ClearGlobalModel removes the global setting of one slot: accounts without an override of it
         then resolve to the slot's default (SOURCE_DEFAULT).
-        Errors, checked in this order: INVALID_ARGUMENT for an unknown slot; ABORTED for a stale
-        etag; NOT_FOUND when the slot has no global setting.
+        Errors, checked in this order: INVALID_ARGUMENT (UNKNOWN_SLOT) for an unknown slot; ABORTED
+        (ETAG_MISMATCH) for a stale etag; NOT_FOUND (GLOBAL_SETTING_NOT_FOUND) when the slot has no
+        global setting.
         """
 
     @_abc_1.abstractmethod
@@ -591,7 +631,8 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.ResolveForAccountResponse, _abc.Awaitable[_model_config_service_pb2.ResolveForAccountResponse]]:
         """ResolveForAccount returns the model an account uses for each slot: its override if that
         model is active, else the global setting, else the slot's default.
-        Errors: INVALID_ARGUMENT for an empty or malformed account id or an unknown slot.
+        Errors: INVALID_ARGUMENT for an empty or malformed account id (ACCOUNT_ID_REQUIRED,
+        INVALID_ACCOUNT_ID) or an unknown slot (UNKNOWN_SLOT).
         """
 
     @_abc_1.abstractmethod
@@ -602,7 +643,8 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.ResolveForAccountsResponse, _abc.Awaitable[_model_config_service_pb2.ResolveForAccountsResponse]]:
         """ResolveForAccounts resolves many accounts in one call: one result per account id, in request
         order. A malformed account id gets a per-account error instead of failing the batch.
-        Errors: INVALID_ARGUMENT for an unknown slot, no account ids, or more than 1000.
+        Errors: INVALID_ARGUMENT for an unknown slot (UNKNOWN_SLOT), no account ids
+        (NO_ACCOUNT_IDS), or more than 1000 (BATCH_TOO_LARGE).
         """
 
     @_abc_1.abstractmethod
@@ -616,8 +658,11 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         Rows are checked like SetModel; when any row is bad nothing is applied, and the error names the bad
         rows by line number in its BadRequest field violations (the first ones, as many as fit).
         Errors: INVALID_ARGUMENT for a malformed row, an unknown slot, a duplicate (account, slot)
-        or an empty import; NOT_FOUND for an unknown model; FAILED_PRECONDITION for a model of the
-        wrong provider or type, or an inactive one (the code is the first bad row's).
+        (DUPLICATE_ROW) or an empty import (EMPTY_IMPORT); NOT_FOUND (MODEL_NOT_FOUND) for an
+        unknown model; FAILED_PRECONDITION for a model of the wrong provider or type, or an inactive
+        one (the code and reason are the first bad row's); ABORTED while another import runs
+        (IMPORT_IN_PROGRESS) or when the catalog changed while the rows were checked
+        (CATALOG_CHANGED).
         """
 
     @_abc_1.abstractmethod
@@ -628,8 +673,10 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.GetModelUsageResponse, _abc.Awaitable[_model_config_service_pb2.GetModelUsageResponse]]:
         """GetModelUsage answers which settings use a model: global settings, slot defaults and
         account overrides, the accounts one page at a time.
-        Errors: INVALID_ARGUMENT for a malformed id, a negative page_size or a page_token that is
-        malformed or was issued for another model; NOT_FOUND for an unknown id.
+        Errors: INVALID_ARGUMENT for a malformed id (INVALID_MODEL_ID), a negative page_size
+        (INVALID_PAGE_SIZE) or a page_token that is malformed or was issued for another model
+        (INVALID_PAGE_TOKEN, PAGE_TOKEN_FILTER_MISMATCH); NOT_FOUND (MODEL_NOT_FOUND) for an unknown
+        id.
         """
 
     @_abc_1.abstractmethod
@@ -650,7 +697,8 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_config_service_pb2.CreateSlotResponse, _abc.Awaitable[_model_config_service_pb2.CreateSlotResponse]]:
         """CreateSlot adds a slot: a name, the provider and type it requires, and a default model.
         Errors: INVALID_ARGUMENT for a malformed name, provider or type, or a missing default;
-        ALREADY_EXISTS when the name is taken; NOT_FOUND for an unknown default model;
+        ALREADY_EXISTS (SLOT_NAME_TAKEN) when the name is taken; NOT_FOUND (MODEL_NOT_FOUND) for an
+        unknown default model;
         FAILED_PRECONDITION for a default of the wrong provider or type, or an inactive one.
         """
 
