@@ -12,7 +12,7 @@ NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 NODE_BUILD := $(NODE_CLIENT)/dist/index.js
 NODE_SOURCES := $(shell find $(NODE_CLIENT)/src -name '*.ts') $(NODE_CLIENT)/tsconfig.json
 
-.PHONY: install run test lint proto proto-check clean bench go go-debs proto-go
+.PHONY: install run test soak lint proto proto-check clean bench go go-debs proto-go
 
 install: $(STAMP) $(NODE_BUILD) $(BUF) go
 
@@ -42,6 +42,11 @@ test: $(STAMP) $(NODE_BUILD) $(BUF) go
 	$(GO) test -count=1 $(GO_PACKAGES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	cd $(NODE_CLIENT) && npm test --silent
+
+# The long forms of the tests marked `soak` (crash storms with many kills, more property-based
+# examples, ten minutes of load), with their figures printed (-s).
+soak: $(STAMP) $(NODE_BUILD) $(BUF) go
+	MODELCONFIG_SOAK=1 MODELCONFIG_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
 
 # Regenerates the Python stubs (typed) from protos/ into the client package's source root, so
 # the generated imports (`from modelconfig.v1 import ...`) are right as generated; the

@@ -29,6 +29,9 @@ POSTGRES_URL = os.environ.get(
     "MODELCONFIG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("MODELCONFIG_REQUIRE_POSTGRES") == "1"
+# `make soak` sets it: tests marked `soak` then run their long forms (more kills, more examples,
+# ten minutes of load) instead of the short ones `make test` runs.
+SOAK = os.environ.get("MODELCONFIG_SOAK") == "1"
 _schema_numbers = itertools.count(1)
 _postgres_skip_reason: list[str] = []
 
