@@ -201,6 +201,10 @@ def _compile(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
         variables.append(found.group(1))
         position = found.end()
     pieces.append(re.escape(template[position:]))
+    if ":" not in _VARIABLE.sub("", template.rsplit("/", 1)[-1]):
+        # grpc-gateway's rule: what follows the last `:` of the last segment is a verb, so a
+        # template without one does not take `/v1/models/7:nosuchverb` (404, not a bad id).
+        pieces.insert(0, "(?!.*:[^/]*$)")
     return re.compile("".join(pieces)), tuple(variables)
 
 
