@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import ssl
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from google.api import annotations_pb2
 from grpc_status import rpc_status
 
 from modelconfig.v1 import model_config_service_pb2 as api
+from modelconfigd.entrypoints.http_api import HttpApi, HttpServer
 from modelconfigd.entrypoints.http_routes import routes_of
-from tests.conftest import _with_database
+from tests.conftest import Daemon, _with_database, start_daemon
 
 from .certs import CertificateAuthority, write_tokens
 from .process_helpers import DaemonProcess, Daemons
@@ -571,16 +573,48 @@ def test_watch_refuses_a_negative_start_before_streaming(h):
     refused(h.get("/v1/changes:watch?startRevision=-1"), 400, 3, "INVALID_FIELD")
 
 
-def test_a_closed_watch_frees_its_stream(served, h):
-    """Watches closed by their clients end on the daemon: a stream limit's worth of watches
-    opened and closed one after another would otherwise exhaust it (200 by default); here the
-    daemon still answers watches after many closed ones."""
-    for _ in range(5):
-        with h.stream("/v1/changes:watch") as (response, lines):
-            assert response.status == 200
-            next(lines)
+@pytest.fixture
+def in_process(tmp_path) -> Iterator[tuple[Daemon, Http]]:
+    """An in-process daemon that serves one stream at most, with the HTTP API beside it."""
+    daemon = start_daemon(f"sqlite:///{tmp_path}/streams.db", max_streams=1)
+    running = daemon.running
+    server = HttpServer(HttpApi(running.handlers, None, running.streams.pool, 2), "127.0.0.1:0")
+    try:
+        server.start()
+        yield daemon, Http(server.port)
+    finally:
+        server.stop()
+        daemon.stop()
+
+
+def test_a_closed_watch_frees_its_stream(in_process):
+    """HTTP watches take the gRPC streams' slots (here one), and one whose client closes the
+    connection ends on the daemon and gives its slot back."""
+    _, h = in_process
     with h.stream("/v1/changes:watch") as (response, lines):
         assert response.status == 200 and "revision" in next(lines)
+        refused(h.get("/v1/changes:watch"), 429, 8, "TOO_MANY_WATCHERS")
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the daemon notices the closed connection within a second or so
+        answer = h.request("GET", "/v1/configuration")  # a stream too: it needs the slot
+        if answer.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answer.status == 200, answer
+
+
+def test_a_watch_ends_with_an_error_line_when_the_daemon_drains(in_process):
+    daemon, h = in_process
+    with h.stream("/v1/changes:watch") as (_, lines):
+        assert "revision" in next(lines)
+        daemon.app.feed.close()  # what SIGTERM does after the drain period
+        last = None
+        for last in lines:
+            if "error" in last:
+                break
+    assert last is not None and last["error"]["code"] == 14  # UNAVAILABLE: go elsewhere
+    info = next(d for d in last["error"]["details"] if d["@type"] == ERROR_INFO)
+    assert info["reason"] == "DRAINING"
 
 
 # -- the console ------------------------------------------------------------------------------
