@@ -34,6 +34,7 @@ from tests.conftest import Daemon, _with_database, start_daemon
 
 from .certs import CertificateAuthority, write_tokens
 from .process_helpers import DaemonProcess, Daemons
+from .secure_helpers import exit_message
 
 SERVICE = api.DESCRIPTOR.services_by_name["ModelConfigService"]
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -630,7 +631,7 @@ def test_root_redirects_to_the_console_served_from_the_package(h):
 
 # -- other ways of serving ----------------------------------------------------------------------
 
-def test_an_open_daemon_calls_everyone_admin(daemons, tmp_path):
+def test_an_open_daemon_calls_everyone_admin_and_holds_its_port(daemons, tmp_path):
     daemon = daemons.start(f"sqlite:///{tmp_path}/open.db",
                            env={"MODELCONFIG_HTTP_LISTEN": "127.0.0.1:0"})
     h = Http(daemon.http_port)
@@ -640,6 +641,11 @@ def test_an_open_daemon_calls_everyone_admin(daemons, tmp_path):
     h.ok("POST", f"/v1/accounts/{account}/settings/openai_model:set", {"modelId": "8"})
     changes = h.ok("GET", f"/v1/changes?accountId={account}")["changes"]
     assert changes[0]["actor"] == "ipv4:127.0.0.1"  # as over gRPC: the caller's address
+    # a second daemon cannot take the same HTTP port: it says so and exits
+    second = daemons.spawn(f"sqlite:///{tmp_path}/second.db",
+                           env={"MODELCONFIG_HTTP_LISTEN": f"127.0.0.1:{daemon.http_port}"})
+    assert second.wait_exit() == 1
+    assert "cannot listen on" in second.stderr() and "for HTTP" in second.stderr()
 
 
 def test_https_with_the_daemons_certificate(daemons, tmp_path):
@@ -670,12 +676,9 @@ def test_workers_share_the_http_port(daemons, tmp_path):
     assert daemon.wait_exit() == 0
 
 
-def test_a_busy_http_port_is_a_start_up_error(daemons, tmp_path):
-    first = daemons.start(f"sqlite:///{tmp_path}/a.db",
-                          env={"MODELCONFIG_HTTP_LISTEN": "127.0.0.1:0"})
-    second = daemons.spawn(f"sqlite:///{tmp_path}/b.db",
-                           env={"MODELCONFIG_HTTP_LISTEN": f"127.0.0.1:{first.http_port}"})
-    assert second.wait_exit() == 1
-    assert "cannot listen on" in second.stderr() and "HTTP" in second.stderr()
-
-
+def test_http_on_any_address_is_refused_without_tls_and_tokens(daemons, tmp_path):
+    """The gRPC port on loopback does not make an HTTP port on every address safe."""
+    daemon = daemons.spawn(f"sqlite:///{tmp_path}/any.db",
+                           env={"MODELCONFIG_HTTP_LISTEN": "0.0.0.0:0"})
+    code, stderr = exit_message(daemon)
+    assert code == 1 and "0.0.0.0:0" in stderr and "TLS (MODELCONFIG_TLS_CERT" in stderr
