@@ -648,17 +648,34 @@ def test_an_open_daemon_calls_everyone_admin_and_holds_its_port(daemons, tmp_pat
     assert "cannot listen on" in second.stderr() and "for HTTP" in second.stderr()
 
 
-def test_https_with_the_daemons_certificate(daemons, tmp_path):
+def test_https_with_the_daemons_certificate_and_client_certificates(daemons, tmp_path):
+    """TLS serves HTTPS with the gRPC port's files; with a client CA a client certificate is
+    required, and the tokens file's common_name entries name its caller, as over gRPC."""
     ca = CertificateAuthority(tmp_path)
-    server = ca.server()
+    server, client = ca.server(), ca.client("http-cert-client")
+    tokens = write_tokens(
+        tmp_path / "tokens.toml",
+        {"name": NAMES["reader"], "role": "reader", "token": TOKENS["reader"]},
+        {"name": "batch-job", "role": "writer", "common_name": "http-cert-client"},
+    )
     daemon = daemons.start(f"sqlite:///{tmp_path}/tls.db", env={
         "MODELCONFIG_HTTP_LISTEN": "127.0.0.1:0",
         "MODELCONFIG_TLS_CERT": str(server.cert), "MODELCONFIG_TLS_KEY": str(server.key),
-        "MODELCONFIG_TOKENS_FILE": str(_tokens(tmp_path / "tokens.toml")),
+        "MODELCONFIG_TLS_CLIENT_CA": str(ca.path), "MODELCONFIG_TOKENS_FILE": str(tokens),
     })
     context = ssl.create_default_context(cafile=str(ca.path))
-    https = Http(daemon.http_port, TOKENS["reader"], context)
-    assert https.ok("GET", "/v1/caller")["name"] == NAMES["reader"]
+    context.load_cert_chain(client.cert, client.key)
+    by_certificate = Http(daemon.http_port, None, context)
+    assert by_certificate.ok("GET", "/v1/caller") == {
+        "name": "batch-job", "role": "writer", "authenticated": True}
+    account = unique()
+    by_certificate.ok("POST", f"/v1/accounts/{account}/settings/openai_model:set",
+                      {"modelId": "8"})
+    assert Http(daemon.http_port, TOKENS["reader"], context).ok("GET", "/v1/caller")[
+        "name"] == NAMES["reader"]  # a token, when sent, names the caller
+    no_certificate = ssl.create_default_context(cafile=str(ca.path))
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+        Http(daemon.http_port, TOKENS["reader"], no_certificate).get("/v1/caller")
     with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
         Http(daemon.http_port).get("/v1/caller")  # plain HTTP is not served there
 
