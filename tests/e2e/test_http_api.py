@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import ssl
 import time
 import uuid
@@ -451,6 +452,15 @@ def test_every_rpc_has_an_http_route_and_a_case():
         assert method.GetOptions().HasExtension(annotations_pb2.http), f"{method.name}: no route"
     assert set(ROUTE_CASES) == {m.name for m in SERVICE.methods}
     assert {r.rpc.name for r in routes_of(SERVICE)} == set(ROUTE_CASES)
+
+
+def test_the_readme_route_table_is_the_annotations():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## JSON over HTTP\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(GET|POST|PATCH|DELETE) (\S+)` \| ([\w ]+?) \|", section, re.MULTILINE)
+    annotated = {(r.http_method, r.template, r.rpc.name) for r in routes_of(SERVICE)}
+    assert set(rows) == annotated | {("GET", "/v1/caller", "HTTP only")}
+    assert len(rows) == len(set(rows))
 
 
 @pytest.mark.parametrize("rpc", sorted(ROUTE_CASES))
