@@ -558,6 +558,19 @@ def test_the_same_refusal_as_over_grpc(served, h):
     assert json_format.MessageToDict(over_grpc) == over_http
 
 
+def test_writes_from_another_sites_page_are_refused(h):
+    """A browser names the page's origin on a cross-origin POST, which it may send without
+    asking (a form, a no-cors fetch): another site's page cannot write through this API."""
+    account = unique()
+    path = f"/v1/accounts/{account}/settings/openai_model:set"
+    refused(h.post(path, {"modelId": "8"}, headers={"Origin": "http://evil.example"}),
+            403, 7, "CROSS_ORIGIN")
+    assert resolved(h, account)["openai_model"]["source"] != "SOURCE_ACCOUNT"
+    # the console's own pages (same host and port) and clients that send no Origin may
+    h.ok("POST", path, {"modelId": "8"}, headers={"Origin": f"http://127.0.0.1:{h.port}"})
+    assert h.get("/v1/settings", headers={"Origin": "http://evil.example"}).status == 200
+
+
 # -- request ids and reasons ------------------------------------------------------------------
 
 def test_request_id_is_echoed_and_the_reason_recorded(h):
@@ -656,6 +669,13 @@ def test_an_open_daemon_calls_everyone_admin_and_holds_its_port(daemons, tmp_pat
                            env={"MODELCONFIG_HTTP_LISTEN": f"127.0.0.1:{daemon.http_port}"})
     assert second.wait_exit() == 1
     assert "cannot listen on" in second.stderr() and "for HTTP" in second.stderr()
+    # SIGTERM ends an open watch with an error line (UNAVAILABLE DRAINING), then exits 0
+    with h.stream("/v1/changes:watch") as (_, lines):
+        next(lines)
+        daemon.terminate()
+        last = list(lines)[-1]
+    assert last["error"]["code"] == 14 and last["error"]["details"][0]["reason"] == "DRAINING"
+    assert daemon.wait_exit() == 0
 
 
 def test_https_with_the_daemons_certificate_and_client_certificates(daemons, tmp_path):

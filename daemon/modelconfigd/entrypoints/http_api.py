@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -107,6 +108,15 @@ class HttpApi:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
+        if request.method not in _SAFE_METHODS and not _same_origin(request):
+            status = plain_status(
+                code_pb2.PERMISSION_DENIED,
+                f"a page from {request.headers['Origin']} may not write here: only pages this "
+                "daemon serves (and clients that are not browsers) may",
+                "CROSS_ORIGIN",
+                origin=request.headers["Origin"][:200],
+            )
+            return self._error(request, status)
         if raw_path == "/v1/caller":
             if request.method != "GET":
                 return self._not_allowed(request, ["GET"])
@@ -313,6 +323,18 @@ class HttpApi:
             content_type=JSON,
             headers=self._echo(request, context),
         )
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Whether a browser sent this from a page of this very host and port, or no browser sent
+    it. Browsers name the page's origin on every cross-origin POST, even one they send without
+    asking first (a form, a `no-cors` fetch): refused, another site's page cannot use an open
+    daemon on loopback, nor the token a console keeps, to change anything."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
 
 
 def _reply(route: Route, answer: object) -> message.Message:
