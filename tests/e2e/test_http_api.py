@@ -568,6 +568,8 @@ def test_writes_from_another_sites_page_are_refused(h):
     assert resolved(h, account)["openai_model"]["source"] != "SOURCE_ACCOUNT"
     # the console's own pages (same host and port) and clients that send no Origin may
     h.ok("POST", path, {"modelId": "8"}, headers={"Origin": f"http://127.0.0.1:{h.port}"})
+    h.ok("POST", path, {"modelId": "1"}, headers={  # behind a proxy that rewrites Host
+        "Origin": "https://console.example", "X-Forwarded-Host": "console.example"})
     assert h.get("/v1/settings", headers={"Origin": "http://evil.example"}).status == 200
 
 

@@ -332,9 +332,14 @@ def _same_origin(request: web.Request) -> bool:
     """Whether a browser sent this from a page of this very host and port, or no browser sent
     it. Browsers name the page's origin on every cross-origin POST, even one they send without
     asking first (a form, a `no-cors` fetch): refused, another site's page cannot use an open
-    daemon on loopback, nor the token a console keeps, to change anything."""
+    daemon on loopback, nor the token a console keeps, to change anything. Behind a reverse
+    proxy that rewrites Host, its X-Forwarded-Host names the console's host (a page cannot set
+    that header without a preflight, which this API does not grant)."""
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    if origin is None:
+        return True
+    hosts = {request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()}
+    return urlsplit(origin).netloc in hosts
 
 
 def _reply(route: Route, answer: object) -> message.Message:
