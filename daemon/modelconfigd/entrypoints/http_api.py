@@ -268,6 +268,7 @@ class HttpApi:
                 stream.close()
 
         pumping = loop.run_in_executor(self._stream_pool, pump)
+        response: web.StreamResponse | None = None
         try:
             kind, value = await lines.get()
             if kind == "error":
@@ -284,8 +285,8 @@ class HttpApi:
             if kind != "gone":
                 await response.write_eof()
             return response
-        except ConnectionError:  # the client went away while we wrote
-            return web.Response()  # never sent
+        except ConnectionError:  # the client went away while we wrote: nothing more to send
+            return response if response is not None else web.Response()
         finally:
             context.cancel()  # the handler's callbacks stop a watch at once
             await asyncio.shield(pumping)
