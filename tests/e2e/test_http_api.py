@@ -29,8 +29,9 @@ from google.api import annotations_pb2
 from grpc_status import rpc_status
 
 from modelconfig.v1 import model_config_service_pb2 as api
-from modelconfigd.entrypoints.http_api import HttpApi, HttpServer
+from modelconfigd.entrypoints.http_api import HttpApi
 from modelconfigd.entrypoints.http_routes import routes_of
+from modelconfigd.entrypoints.http_server import HttpServer
 from tests.conftest import Daemon, _with_database, start_daemon
 
 from .certs import CertificateAuthority, write_tokens
