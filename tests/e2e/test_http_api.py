@@ -530,6 +530,23 @@ def test_a_stale_etag_is_a_conflict(h):
     assert body["details"][0]["metadata"]
 
 
+def test_price_fields_in_masks_are_printed_and_read(h):
+    """`input_price_per_1m_tokens` has no JSON name that json_format reads back: a change that
+    touched it must still print (History lists it), and an update mask must still name it."""
+    model = new_model(h)
+    change = h.ok("GET", f"/v1/changes?modelId={model['id']}")["changes"][0]
+    changed = change["changedFields"].split(",")
+    assert {"inputPricePer1mTokens", "outputPricePer1mTokens"} <= set(changed)
+    for mask in ("inputPricePer1mTokens", "input_price_per_1m_tokens"):
+        price = "2.5" if mask[0] == "i" and "_" in mask else "3"
+        updated = h.ok("PATCH", f"/v1/models/{model['id']}?updateMask={mask}",
+                       {"inputPricePer1mTokens": price, "displayName": "not in the mask"})
+        assert updated["model"]["inputPricePer1mTokens"] == price
+        assert updated["model"]["displayName"] == "A test model"
+    watched = h.ok("GET", f"/v1/changes?modelId={model['id']}&pageSize=1")["changes"][0]
+    assert watched["changedFields"] == "inputPricePer1mTokens"
+
+
 def test_unknown_path_and_wrong_method(h):
     missing = refused(h.get("/v1/nothing/here"), 404, 5, "ROUTE_NOT_FOUND")
     assert missing["details"][0]["metadata"]["path"] == "/v1/nothing/here"

@@ -25,6 +25,7 @@ from google.protobuf import json_format, message
 from google.rpc import code_pb2, status_pb2
 
 from ..domain.errors import InvalidArgument, ModelConfigError, Unauthenticated
+from . import json_masks
 from .auth import ANYONE, Guard
 from .grpc_server import SERVICE
 from .http_context import FORWARDED_HEADERS, CallAborted, HttpCallContext, peer_of
@@ -45,8 +46,16 @@ _STREAM_CHECK = 1.0
 
 def to_json(reply: message.Message) -> bytes:
     """Protobuf's JSON mapping: lowerCamelCase names, int64 as strings, enums by name, and
-    every field present, defaults too, so that a browser need not know the defaults."""
-    document = json_format.MessageToDict(reply, always_print_fields_with_no_presence=True)
+    every field present, defaults too, so that a browser need not know the defaults.
+    FieldMasks are printed by json_masks: json_format refuses a path like `..._per_1m_...`."""
+    if not json_masks.holds_mask(reply.DESCRIPTOR):
+        document = json_format.MessageToDict(reply, always_print_fields_with_no_presence=True)
+    else:
+        printable = type(reply)()
+        printable.CopyFrom(reply)
+        json_masks.clear_masks(printable)
+        document = json_format.MessageToDict(printable, always_print_fields_with_no_presence=True)
+        json_masks.put_masks(reply, document)
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 

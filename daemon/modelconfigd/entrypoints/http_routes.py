@@ -19,9 +19,11 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, json_format, message, message_factory
 
 from ..domain.errors import InvalidArgument
+from . import json_masks
 
 _VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 _KINDS = ("get", "put", "post", "delete", "patch")
+_FIELD_MASK = "google.protobuf.FieldMask"
 # Message types whose JSON form is a single string (a query parameter's value fills them whole).
 _STRING_MESSAGES = frozenset({
     "google.protobuf.Timestamp",
@@ -76,7 +78,10 @@ class Route:
         if self.body != "*":  # grpc-gateway's rule: with a `*` body the query is not read
             _merge_query(document, query, self.rpc.input_type, self.body)
         request = message_factory.GetMessageClass(self.rpc.input_type)()
+        masks = _take_masks(document, self.rpc.input_type)
         _parse(document, request)
+        for name, paths in masks.items():
+            getattr(request, name).paths.extend(paths)
         for path, value in variables.items():
             _set_path(request, path, value)
         return request
@@ -107,6 +112,30 @@ def _parse(document: dict, request: message.Message) -> None:
             f"the request does not fit {request.DESCRIPTOR.full_name}: {exc}",
             reason="MALFORMED_REQUEST",
         ) from exc
+
+
+def _take_masks(document: dict, message_type: descriptor.Descriptor) -> dict[str, list[str]]:
+    """The request's FieldMasks, taken out of `document` and read as json_masks reads them
+    (json_format cannot read a path like `inputPricePer1mTokens` back)."""
+    masks = {}
+    for field in message_type.fields:
+        if field.message_type is None or field.message_type.full_name != _FIELD_MASK:
+            continue
+        for key in (field.name, field.json_name):
+            if key not in document:
+                continue
+            value = document.pop(key)
+            if isinstance(value, dict) and set(value) <= {"paths"}:
+                value = ",".join(value.get("paths") or ())  # the {"paths": [...]} object form
+            if not isinstance(value, str):
+                raise InvalidArgument.field(
+                    key, "a field mask is a string of comma-separated paths",
+                    reason="MALFORMED_REQUEST",
+                )
+            names = json_masks.json_names(message_type.file)
+            paths = (path.strip() for path in value.split(","))
+            masks[field.name] = [json_masks.snake_path(path, names) for path in paths if path]
+    return masks
 
 
 def _field(message_type: descriptor.Descriptor, name: str) -> descriptor.FieldDescriptor | None:
