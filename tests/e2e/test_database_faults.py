@@ -252,7 +252,7 @@ def test_postgres_restarted_and_stopped_under_writes(daemons: Daemons, cluster: 
     query = _pg_query(cluster.url)
     rows = _rows_per_write(query, "%s", [*writes.acknowledged, *writes.refused, *during.refused])
     absent = _check_all_or_nothing(writes, rows)
-    assert all(rows[a] == (0, 0, 0) for a in during.refused), "nothing of a write to a stopped server"
+    assert all(rows[a] == (0, 0, 0) for a in during.refused), "nothing of a write to a stopped db"
     _revisions_contiguous(query)
     with daemon.client() as client:  # the daemon's snapshot caught up with every commit
         assert client.resolve_for_account("w-0", slots=[SLOT]).revision == after
@@ -302,3 +302,138 @@ def test_a_connection_killed_mid_transaction(daemons: Daemons, cluster: Cluster)
     _revisions_contiguous(query)
     print(f"\nkilled mid-transaction: {refused.code.name} {refused.reason}: {refused.message}")
     print(daemon.stderr()[-1500:])
+
+
+# -- SQLite on a small disk of its own -----------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 8 MiB tmpfs of our own (requested before `daemons`, so it is unmounted after them)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; NOT RUN")
+    root = Path(tempfile.mkdtemp(prefix="modelconfig-disk-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(root)],
+                   check=True, capture_output=True)
+    try:
+        yield root
+    finally:
+        for path in root.iterdir():
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+        # Lazy: detached at once even if something still holds a file there.
+        subprocess.run(["umount", "-l", str(root)], check=True, capture_output=True)
+        root.rmdir()
+
+
+def _fill(disk: Path) -> Path:
+    """A filler file taking every free byte of the disk."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    assert shutil.disk_usage(disk).free == 0
+    return filler
+
+
+def _first_refusal(writes: Writes, attempts: int = 500) -> None:
+    """Write until one is refused: SQLite reuses WAL space it already has, so the first writes
+    on a full disk may still fit; the WAL must grow, and cannot, within a few hundred."""
+    for _ in range(attempts):
+        if writes.one() is None:
+            return
+    raise AssertionError(f"{attempts} writes on a full disk all succeeded")
+
+
+def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk: Path, daemons: Daemons):
+    db = small_disk / "db.sqlite"
+    daemon = daemons.start(f"sqlite:///{db}")
+    writes = Writes(daemon, "f")
+    for _ in range(5):
+        assert writes.one()
+    reads = Reads(daemon, "f-0")
+    try:
+        filler = _fill(small_disk)
+        _first_refusal(writes)
+        for _ in range(3):
+            writes.one()
+        assert writes.refusals() == {("RESOURCE_EXHAUSTED", "STORAGE_FULL")}, writes.refused
+        assert "WARNING" in daemon.stderr() and "the disk holding the database is full" in (
+            daemon.stderr()), "the operator is told, in the log"
+        served = reads.served
+        assert wait_for(lambda: reads.served > served + 5), "reads go on with the disk full"
+        filler.unlink()
+        assert writes.one(), "space freed: the next write succeeds, without a restart"
+    finally:
+        reads.finish()
+    assert not reads.failed, reads.failed[:5]
+    daemon.terminate()
+    assert daemon.wait_exit() == 0
+    query = _sqlite_query(db)
+    rows = _rows_per_write(query, "?", [*writes.acknowledged, *writes.refused])
+    absent = _check_all_or_nothing(writes, rows)
+    assert absent == len(writes.refused), "a refused write left nothing"
+    _revisions_contiguous(query)
+    print(f"\ndisk full: {len(writes.acknowledged)} writes acknowledged, {len(writes.refused)} "
+          f"refused RESOURCE_EXHAUSTED STORAGE_FULL, none of them in the database; "
+          f"{reads.served} reads served, 0 failed")
+
+
+def test_a_daemon_started_on_a_full_disk_says_so(small_disk: Path, daemons: Daemons):
+    _fill(small_disk)
+    daemon = daemons.spawn(f"sqlite:///{small_disk}/db.sqlite")
+    assert daemon.wait_exit(timeout=60) == 1
+    assert "the disk holding the database is full" in daemon.stderr(), daemon.stderr()
+
+
+# -- a read-only database file -------------------------------------------------------------------
+
+
+def _immutable(path: Path, on: bool) -> None:
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True,
+                          text=True)
+    if done.returncode and on:
+        pytest.skip(f"chattr +i is not supported here ({done.stderr.strip()}); NOT RUN")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_read_only_database_refuses_writes_keeps_reads_and_recovers(
+    small_disk: Path, daemons: Daemons
+):
+    # Read-only while the daemon runs cannot be made: a read-only remount is refused (EBUSY)
+    # while the daemon holds the file open for writing, and an immutable file stays writable
+    # through descriptors opened before. So the daemon starts on the read-only file, as after
+    # a reboot onto a file system remounted read-only.
+    db = small_disk / "db.sqlite"
+    first = daemons.start(f"sqlite:///{db}")
+    writes = Writes(first, "r")
+    assert writes.one()
+    first.terminate()
+    assert first.wait_exit() == 0
+    _immutable(db, True)
+    daemon = daemons.start(f"sqlite:///{db}")
+    writes.daemon = daemon
+    reads = Reads(daemon, "r-0")
+    try:
+        for _ in range(3):
+            assert writes.one() is None
+        assert writes.refusals() == {("UNAVAILABLE", "DATABASE_READ_ONLY")}, writes.refused
+        assert "WARNING" in daemon.stderr() and "the database is read-only" in daemon.stderr()
+        with daemon.client() as client:
+            resolved = client.resolve_for_account("r-0", slots=[SLOT])
+        assert resolved.slots[0].model.model_name == MODEL, "reads are served"
+        _immutable(db, False)
+        assert writes.one(), "writable again: the next write succeeds, without a restart"
+    finally:
+        reads.finish()
+    assert not reads.failed, reads.failed[:5]
+    daemon.terminate()
+    assert daemon.wait_exit() == 0
+    query = _sqlite_query(db)
+    rows = _rows_per_write(query, "?", [*writes.acknowledged, *writes.refused])
+    assert _check_all_or_nothing(writes, rows) == 3, "a refused write left nothing"
+    _revisions_contiguous(query)
