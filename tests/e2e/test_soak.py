@@ -7,8 +7,10 @@ never the bottleneck. Figures go to the output (-s) and to build/soak/soak-{shor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -47,12 +49,14 @@ RSS_WARMUP = 120.0 if SOAK else 20.0
 # over the long form's 8 minutes it is ~1 MB/min, well apart from a leak that keeps growing.
 RSS_SLOPE_BOUND = 3.0 if SOAK else 30.0
 # p99 (from when each call was due, so a queue cannot hide) of the last window against the
-# first: a daemon that stops keeping up with the offered rate builds a queue whose latency
-# grows by seconds, past both the factor and the floor; a neighbour's bursts on the CPUs move
-# p99 by several times but rarely past a second over a whole minute. Asserted in the long form
-# only: in the short form's 10 s windows one busy burst of a neighbour sets the window's p99
-# (seen: 32 ms in the first, 590 ms in the last, with nothing wrong in the daemon), so there it
-# is printed, not asserted.
+# first. A window's p99 for this is the median of the p99s of its six slices (10 s each in the
+# long form): a neighbour's burst on the CPUs sets the p99 of the slices it falls in, and it
+# took 3-5 s in some minutes of a run on a shared machine (seen: p50 1 s for half a minute
+# while other test suites ran beside), but a daemon that degrades (a leak, a growing structure,
+# longer GC pauses) does so in every slice. A daemon that stops keeping up with the offered
+# rate builds a queue whose latency grows by seconds, past both the factor and the floor.
+# Asserted in the long form only: the short form's windows are 10 s, as long as one burst.
+SLICES = 6
 P99_FACTOR = 4.0
 P99_FLOOR_S = 1.0  # a last minute with p99 under a second is never a failure
 
@@ -176,26 +180,34 @@ def test_load_at_80_percent_of_capacity_with_writes_and_subscribers(daemons, tmp
         sampler.join()
     seen = []
     try:
-        for watch in watches:
-            received = watch.until(writes[-1], timeout=60) if writes else []
+        for n, watch in enumerate(watches):
+            received: list = []
+            with contextlib.suppress(queue.Empty):  # the assertion below says what was missed
+                received = watch.until(writes[-1], timeout=120) if writes else []
             seen.append({c.revision for c in changes_of(received)})
-            assert watch.error is None, watch.error
+            assert watch.error is None and not watch.ended.is_set(), (
+                f"subscriber {n} ended: {watch.error}")
     finally:
         for watch in watches:
             watch.close()
 
     # -- figures --------------------------------------------------------------------------------
     due_at, latency, from_sent = samples[0::3], samples[1::3], samples[2::3]
+    slices: list[list[float]] = [[] for _ in range(int(DURATION // WINDOW) * SLICES)]
+    for t, lat in zip(due_at, latency, strict=True):
+        slices[min(len(slices) - 1, int(t / (WINDOW / SLICES)))].append(lat)
     windows = []
     for w in range(int(DURATION // WINDOW)):
-        lo, hi = w * WINDOW, (w + 1) * WINDOW
-        ordered = sorted(lat for t, lat in zip(due_at, latency, strict=True) if lo <= t < hi)
+        parts = [sorted(p) for p in slices[w * SLICES:(w + 1) * SLICES]]
+        ordered = sorted(lat for p in parts for lat in p)
         windows.append({
-            "from_s": lo,
+            "from_s": w * WINDOW,
             "calls": len(ordered),
             "rate": len(ordered) / WINDOW,
             "p50_ms": round(_quantile(ordered, 0.50) * 1000, 2),
             "p99_ms": round(_quantile(ordered, 0.99) * 1000, 2),
+            "p99_median_of_slices_ms": round(
+                sorted(_quantile(p, 0.99) for p in parts)[SLICES // 2] * 1000, 2),
         })
     ok = sum(s["ok"] for s in summaries)
     failed = sum(s["failed"] for s in summaries) + len(failed_writes)
@@ -241,7 +253,8 @@ def test_load_at_80_percent_of_capacity_with_writes_and_subscribers(daemons, tmp
           f"max send lag {figures['max_send_lag_s']} s")
     for w in windows:
         print(f"  window from {w['from_s']:>5.0f} s: {w['calls']:>7} calls "
-              f"({w['rate']:.0f}/s), p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms")
+              f"({w['rate']:.0f}/s), p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms, "
+              f"p99 median of {SLICES} slices {w['p99_median_of_slices_ms']} ms")
     missed_counts = figures["writes_missed_per_subscriber"]
     print(f"  {len(writes)} writes, each subscriber missed {missed_counts}; "
           f"RSS {figures['rss_mb_first']} -> {figures['rss_mb_last']} MB "
@@ -254,8 +267,8 @@ def test_load_at_80_percent_of_capacity_with_writes_and_subscribers(daemons, tmp
     assert all(not m for m in missed), f"every subscriber sees every write: missed {missed}"
     assert slope < RSS_SLOPE_BOUND, f"RSS grows {slope:.2f} MB/min under steady load"
     if SOAK:
-        first, last = windows[0]["p99_ms"] / 1000, windows[-1]["p99_ms"] / 1000
+        first, last = (windows[i]["p99_median_of_slices_ms"] / 1000 for i in (0, -1))
         assert last <= max(P99_FACTOR * first, P99_FLOOR_S), (
             f"p99 of the last minute {last * 1000:.0f} ms against the first's "
-            f"{first * 1000:.0f} ms"
+            f"{first * 1000:.0f} ms (medians of {SLICES} slices)"
         )
