@@ -447,3 +447,34 @@ def test_a_read_only_database_refuses_writes_keeps_reads_and_recovers(
     rows = _rows_per_write(query, "?", [*writes.acknowledged, *writes.refused])
     assert _check_all_or_nothing(writes, rows) == 3, "a refused write left nothing"
     _revisions_contiguous(query)
+
+
+def test_a_read_only_postgres_refuses_writes_keeps_reads_and_recovers(
+    daemons: Daemons, cluster: Cluster
+):
+    # What a server that turned read-only (a demoted primary, a standby) answers every write.
+    daemon = daemons.start(cluster.url)
+    writes = Writes(daemon, "p")
+    assert writes.one()
+
+    def read_only(on: bool) -> None:
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            value = "on" if on else "off"
+            admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {value}")
+            admin.execute("SELECT pg_reload_conf()")
+
+    read_only(True)
+    assert wait_for(lambda: writes.one() is None, timeout=30), "writes refused once read-only"
+    for _ in range(2):
+        assert writes.one() is None
+    assert writes.refusals() == {("UNAVAILABLE", "DATABASE_READ_ONLY")}, writes.refused
+    assert "WARNING" in daemon.stderr() and "the database is read-only" in daemon.stderr()
+    with daemon.client() as client:
+        assert client.resolve_for_account("p-0", slots=[SLOT]).slots[0].model.model_name == MODEL
+    read_only(False)
+    assert wait_for(writes.one, timeout=30, interval=0.2), "writable again, without a restart"
+    query = _pg_query(cluster.url)
+    rows = _rows_per_write(query, "%s", [*writes.acknowledged, *writes.refused])
+    absent = _check_all_or_nothing(writes, rows)
+    assert absent == len(writes.refused), "a refused write left nothing"
+    _revisions_contiguous(query)
