@@ -1,7 +1,7 @@
 """Database faults under a running daemon: PostgreSQL restarted and stopped, a connection killed
-mid-transaction, a full disk and a read-only file under SQLite. Every refusal is a deliberate
-status with an ErrorInfo reason, reads go on from the snapshot, no write is half-applied, and
-writes work again without restarting the daemon.
+mid-transaction, a server turned read-only; under SQLite a full disk and a read-only file. Every
+refusal is a deliberate status with an ErrorInfo reason, reads go on from the snapshot, no write
+is half-applied, and writes work again without restarting the daemon.
 
 test_recovery.py (every connection dropped) and test_replicas.py (a TCP proxy cut) cover the
 network side; here the database server itself goes away, or the disk refuses.
