@@ -8,6 +8,8 @@ transaction that sees one committed revision and never blocks writers.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,9 +21,11 @@ from peewee import Database
 
 from ..domain.changes import Change, Origin
 from ..domain.errors import (
+    DatabaseReadOnly,
     FailedPrecondition,
     InvalidArgument,
     ModelConfigError,
+    StorageFull,
     StorageUnavailable,
 )
 from ..domain.state import AccountRecord, Catalog
@@ -39,6 +43,21 @@ from .tables import (
     database,
 )
 
+# The drivers' codes for a database that refuses every write: SQLite's primary result codes
+# (the low byte of the extended one) and PostgreSQL's SQLSTATEs.
+_FULL = {sqlite3.SQLITE_FULL, "53100"}  # SQLITE_FULL; disk_full
+_READ_ONLY = {sqlite3.SQLITE_READONLY, "25006"}  # SQLITE_READONLY; read_only_sql_transaction
+
+
+def _driver_code(exc: BaseException) -> int | str | None:
+    """The sqlite3 or psycopg error under Peewee's: its result code or SQLSTATE."""
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+    cause = cause or exc.__cause__ or exc.__context__
+    code = getattr(cause, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
+    return getattr(cause, "sqlstate", None)
+
 
 def _translated(exc: BaseException | None) -> ModelConfigError | None:
     """The domain's view of a database error; None for anything else.
@@ -46,6 +65,16 @@ def _translated(exc: BaseException | None) -> ModelConfigError | None:
     The services check every constraint before writing, so the last two are a backstop: the
     database refusing a value or a reference still reaches the client as a deliberate status.
     """
+    if isinstance(exc, peewee.DatabaseError | peewee.InterfaceError):
+        code = _driver_code(exc)
+        if code in _FULL:
+            return StorageFull(
+                f"the disk holding the database is full ({exc}): free space to write again"
+            )
+        if code in _READ_ONLY:
+            return DatabaseReadOnly(
+                f"the database is read-only ({exc}): make it writable to write again"
+            )
     if isinstance(exc, peewee.OperationalError | peewee.InterfaceError):
         return StorageUnavailable(f"the database is unavailable: {exc}")
     if isinstance(exc, peewee.DataError):
@@ -57,6 +86,11 @@ def _translated(exc: BaseException | None) -> ModelConfigError | None:
             f"the database refused the change: {exc}", metadata={"constraint": str(exc)}
         )
     return None
+
+
+def storage_condition(exc: BaseException) -> ModelConfigError | None:
+    """What a database error means (a full disk, a read-only file, no server), if known."""
+    return _translated(exc)
 
 
 @contextmanager
@@ -86,23 +120,27 @@ class PeeweeUnit:
         self.changes = repositories.PeeweeChangeLog()
 
     def __enter__(self) -> PeeweeUnit:
-        with storage_errors():
-            ensure_connected(self._db)
-            self._manual = self._db.manual_commit()
-            self._manual.__enter__()
-            try:
-                if self._origin is None:
-                    self._db.begin(**read_begin_args(self._db))
-                else:
-                    self._db.begin()
-                self._open = True
-                query = StateRow.select().where(StateRow.id == 1)
-                if self._origin is not None and self._db.for_update:
-                    query = query.for_update()
-                self._state = query.get()
-            except BaseException:
-                self._close()
-                raise
+        try:
+            with storage_errors():
+                ensure_connected(self._db)
+                self._manual = self._db.manual_commit()
+                self._manual.__enter__()
+                try:
+                    if self._origin is None:
+                        self._db.begin(**read_begin_args(self._db))
+                    else:
+                        self._db.begin()
+                    self._open = True
+                    query = StateRow.select().where(StateRow.id == 1)
+                    if self._origin is not None and self._db.for_update:
+                        query = query.for_update()
+                    self._state = query.get()
+                except BaseException:
+                    self._close()
+                    raise
+        except DatabaseReadOnly:
+            self._reconnect_later()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -113,8 +151,17 @@ class PeeweeUnit:
                 if exc is None and self.committed is None:
                     raise  # closing failed after a clean body: report it
         translated = _translated(exc)
+        if isinstance(translated or exc, DatabaseReadOnly):
+            self._reconnect_later()
         if translated is not None:
             raise translated from exc
+
+    def _reconnect_later(self) -> None:
+        """Close this thread's connection: SQLite opens a file it cannot write read-only and
+        keeps it so for the connection's life; the next unit's new connection finds out whether
+        it is writable again (so writes recover without a restart)."""
+        with contextlib.suppress(peewee.DatabaseError, peewee.InterfaceError):
+            self._db.close()
 
     def _close(self) -> None:
         try:

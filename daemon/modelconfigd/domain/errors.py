@@ -27,6 +27,8 @@ ModelConfigError                      every condition a client can cause
 │   └── RevisionAhead                 newer than this daemon's, for too long
 ├── TooManyWatchers                   every WatchChanges slot is taken (RESOURCE_EXHAUSTED)
 ├── StorageUnavailable                the database cannot be reached (UNAVAILABLE)
+│   ├── StorageFull                   its disk is full (RESOURCE_EXHAUSTED)
+│   └── DatabaseReadOnly              it refuses every write: read-only file or server
 └── Draining                          the daemon is shutting down; go elsewhere (UNAVAILABLE)
 """
 
@@ -230,6 +232,18 @@ class NotRevertible(FailedPrecondition):
 
 class StorageUnavailable(ModelConfigError):
     reason = "STORAGE_UNAVAILABLE"
+
+
+class StorageFull(StorageUnavailable):
+    """Writes are refused until an operator frees space; reads go on from the snapshot."""
+
+    reason = "STORAGE_FULL"
+
+
+class DatabaseReadOnly(StorageUnavailable):
+    """Writes are refused until the database is writable again; reads go on from the snapshot."""
+
+    reason = "DATABASE_READ_ONLY"
 
 
 class OutOfRange(ModelConfigError):

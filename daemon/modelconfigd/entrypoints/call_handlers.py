@@ -26,6 +26,7 @@ from ..domain.errors import (
     InvalidArgument,
     ModelConfigError,
     PermissionDenied,
+    StorageUnavailable,
     TooManyWatchers,
     Unauthenticated,
 )
@@ -75,7 +76,10 @@ def _log_refused(
         return  # INTERNAL: abort logs it with its traceback
     peer = context.peer() or ""
     actor = caller.name or actor_of(peer)
-    log.info(
+    # A client's mistake is information; a database refusing writes is the operator's to fix.
+    level = logging.WARNING if isinstance(exc, StorageUnavailable) else logging.INFO
+    log.log(
+        level,
         "refused %s for %s from %s: %s: %s",
         method,
         actor,

@@ -25,6 +25,7 @@ import peewee
 from .. import config
 from ..adapters.database import describe, open_database
 from ..adapters.migrations import migrate
+from ..adapters.store import storage_condition
 from ..domain.errors import StorageUnavailable
 from . import log_format, metrics
 from .app import App
@@ -171,7 +172,11 @@ def _serve(
         if counted is not None:
             app.live.add_storage_listener(counted.storage)
     except _OPEN_ERRORS as exc:
-        log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
+        log.error(
+            "cannot open the database (%s): %s",
+            describe(settings.database_url),
+            storage_condition(exc) or exc,
+        )
         return 1
     try:
         running = create_server(
@@ -282,7 +287,11 @@ def _supervise(settings: config.Settings) -> int:
         migrate(db)  # once, here, so workers start on a current schema
         db.close()
     except _OPEN_ERRORS as exc:
-        log.error("cannot open the database (%s): %s", describe(settings.database_url), exc)
+        log.error(
+            "cannot open the database (%s): %s",
+            describe(settings.database_url),
+            storage_condition(exc) or exc,
+        )
         return 1
     host, _, port_text = settings.listen.rpartition(":")
     # Port 0 asks for any free port: reserve one that every worker can then share. The socket

@@ -27,6 +27,10 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
     (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
     (errors.OutOfRange, code_pb2.OUT_OF_RANGE),
     (errors.TooManyWatchers, code_pb2.RESOURCE_EXHAUSTED),
+    # gRPC's own definition of RESOURCE_EXHAUSTED names "the entire file system is out of
+    # space"; unlike UNAVAILABLE it tells clients that retrying soon will not help: space must
+    # be freed first.
+    (errors.StorageFull, code_pb2.RESOURCE_EXHAUSTED),
     (errors.StorageUnavailable, code_pb2.UNAVAILABLE),
     (errors.Draining, code_pb2.UNAVAILABLE),
 )
