@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import grpc
@@ -106,7 +106,7 @@ class Tally:
 class Writer(threading.Thread):
     """One client: picks a write at random, makes it, records the outcome."""
 
-    WEIGHTS = {
+    WEIGHTS: ClassVar[dict[str, int]] = {
         "set_account": 25, "set_global": 8, "clear_account": 8, "clear_global": 3,
         "create_model": 8, "update_model": 10, "delete_model": 5, "create_slot": 2,
         "update_slot": 5, "import_overrides": 8, "revert": 8, "retire": 5,
@@ -677,6 +677,7 @@ def test_write_storm_through_sigkills_loses_nothing_and_replays_to_the_same_stat
                 f"import acknowledged at {ack.revision}: asked {asked}, kept {kept}")
 
     # Replay the trail into a fresh daemon on an empty database of the same engine.
+    checked = time.monotonic()
     twin = daemons.start(_empty_twin(database_url, tmp_path))
     assert twin.revision == 1
     replica = _stub(twin.address, "replica")
@@ -706,6 +707,7 @@ def test_write_storm_through_sigkills_loses_nothing_and_replays_to_the_same_stat
     assert _feed(replica, revision)[1] == overrides, "the replay kept other overrides"
     assert _export(replica) == final, "the replayed configuration differs"
 
+    replay_seconds = time.monotonic() - checked
     kinds = Counter(pb.ChangeKind.Name(c.kind).removeprefix("CHANGE_KIND_") for c in changes)
     ops = Counter(a.op for a in tally.acks)
     cut = Counter(f"{op} {code.name}" for _, _, code, op in tally.cut)
@@ -717,5 +719,6 @@ def test_write_storm_through_sigkills_loses_nothing_and_replays_to_the_same_stat
         f"{revision} revisions, contiguous, one change each {dict(kinds)}; replayed "
         f"{len(changes) - 1} changes into an empty database {dict(replay.by)}: same changes, "
         f"same {len(final[1].models)} models, {len(final[1].slots)} slots, "
-        f"{len(final[1].global_settings)} global settings, {len(final[2])} overrides"
+        f"{len(final[1].global_settings)} global settings, {len(final[2])} overrides; "
+        f"replay and checks {replay_seconds:.1f}s"
     )
