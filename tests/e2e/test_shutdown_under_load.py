@@ -57,6 +57,7 @@ class Load:
     failed: Counter = field(default_factory=Counter)
     acks: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # account: slot, model, rev
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refusing: threading.Event = field(default_factory=threading.Event)  # a call has failed
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, resolvers: int = 2, writers: int = 2) -> None:
@@ -77,6 +78,7 @@ class Load:
             code, reason, _ = refusal(error)
             with self.lock:
                 self.failed[f"{what} {code.name} {reason}".strip()] += 1
+            self.refusing.set()
             time.sleep(0.05)
             return None
         with self.lock:
@@ -202,7 +204,8 @@ def test_sigterm_under_load_drains_in_flight_calls_and_moves_subscribers(
 
     # An import that is still streaming its rows when the server stops: its last chunk is sent
     # only once the subscribers have been told the daemon drains (the feed closes right before
-    # the server stops), so it is in flight through the stop and must finish within the grace.
+    # the server stops) and a new call has been refused, so it is in flight while the server
+    # stops, and must finish within the grace period.
     drained = threading.Event()
     rows = [api.OverrideRecord(line=i + 1, account_id=f"inflight-{i}", slot="openai_model",
                                model_id=2) for i in range(200)]
@@ -210,10 +213,11 @@ def test_sigterm_under_load_drains_in_flight_calls_and_moves_subscribers(
     def chunks():
         yield api.ImportOverridesRequest(rows=rows[:100])
         drained.wait(timeout=30)
-        time.sleep(0.2)
+        through_the_stop.append(load.refusing.wait(timeout=30))
         yield api.ImportOverridesRequest(rows=rows[100:])
 
     imported: list[object] = []
+    through_the_stop: list[bool] = []
 
     def slow_import() -> None:
         try:
@@ -225,6 +229,7 @@ def test_sigterm_under_load_drains_in_flight_calls_and_moves_subscribers(
     importer = threading.Thread(target=slow_import, daemon=True)
     importer.start()
     time.sleep(0.3)  # the first chunk reaches the daemon
+    assert not load.failed, f"calls failed before the signal: {load.failed}"
     first.terminate()
     assert wait_for(lambda: all(s.endings for s in subscribers), timeout=30), (
         first.describe("a subscriber was not told the daemon drains"))
@@ -237,6 +242,7 @@ def test_sigterm_under_load_drains_in_flight_calls_and_moves_subscribers(
     assert len(imported) == 1 and isinstance(imported[0], api.ImportOverridesResponse), (
         f"the import in flight at the stop did not finish: {imported}")
     ack = imported[0]
+    assert through_the_stop == [True], "the import's last rows were sent before the stop"
     assert (ack.rows, ack.changed_rows) == (200, 200)
     acks = {**load.acks, **{r.account_id: ("openai_model", 2, ack.revision) for r in rows}}
 
