@@ -15,8 +15,10 @@ MODELCONFIG_CRASH_SEED=<n> replays a run's schedule (interleavings still vary).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -596,6 +598,31 @@ def _empty_twin(url: str, tmp_path) -> str:
                        "options=" + quote(f"-csearch_path={schema}"), ""))
 
 
+def _restart(daemons, url: str, listen: str):
+    """A daemon on `url` and `listen`; when it does not serve, the failure shows where each of
+    its threads is (faulthandler, on SIGABRT) and what the PostgreSQL sessions were doing."""
+    try:
+        return daemons.start(url, listen=listen, env={"PYTHONFAULTHANDLER": "1"})
+    except AssertionError as failure:
+        hung = daemons._started[-1]
+        if hung.proc.poll() is None:
+            hung.proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(Exception):
+                hung.proc.wait(timeout=10)
+        sessions: list[Any] = []
+        if not url.startswith("sqlite"):
+            parts = urlsplit(url)
+            base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+            with psycopg.connect(base, autocommit=True) as conn:
+                sessions = conn.execute(
+                    "SELECT pid, datname, state, wait_event_type, wait_event, backend_start, "
+                    "left(query, 200) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                ).fetchall()
+        raise AssertionError(
+            f"{failure}\n--- after SIGABRT ---\n{hung.stderr()}\n--- PostgreSQL sessions ---\n"
+            + "\n".join(map(str, sessions))) from None
+
+
 # -- the test ----------------------------------------------------------------------------------
 
 
@@ -608,7 +635,7 @@ def test_write_storm_through_sigkills_loses_nothing_and_replays_to_the_same_stat
     print(f"\ncrash storm on {engine}: seed {seed} (MODELCONFIG_CRASH_SEED), {KILLS} kills")
     schedule = random.Random(seed)
     listen = f"127.0.0.1:{free_port()}"
-    daemon = daemons.start(database_url, listen=listen)
+    daemon = _restart(daemons, database_url, listen)
     tally, stop = Tally(), threading.Event()
     writers = [Writer(i, seed, listen, tally, stop) for i in range(WRITERS)]
     windows: list[tuple[float, float]] = []
@@ -627,7 +654,7 @@ def test_write_storm_through_sigkills_loses_nothing_and_replays_to_the_same_stat
             time.sleep(schedule.uniform(0.0, 0.8))
             killed_at = time.monotonic()
             daemon.kill()
-            daemon = daemons.start(database_url, listen=listen)
+            daemon = _restart(daemons, database_url, listen)
             assert daemon.health("") == health_pb2.HealthCheckResponse.SERVING, (
                 daemon.describe(f"not SERVING after kill {kill + 1}"))
             windows.append((killed_at, time.monotonic()))
