@@ -44,6 +44,7 @@ from .secure_helpers import refusal
 KILLS = 50 if SOAK else 4
 WRITERS = 4
 CALL_TIMEOUT = 15.0
+START_TIMEOUT = 120.0
 # How long after a restart a client may still see UNAVAILABLE: its channel's reconnect backoff
 # (capped at 0.5 s below) plus a busy machine's scheduling.
 RECONNECT_SLACK = 5.0
@@ -602,7 +603,9 @@ def _restart(daemons, url: str, listen: str):
     """A daemon on `url` and `listen`; when it does not serve, the failure shows where each of
     its threads is (faulthandler, on SIGABRT) and what the PostgreSQL sessions were doing."""
     try:
-        return daemons.start(url, listen=listen, env={"PYTHONFAULTHANDLER": "1"})
+        # A wide bound: on a starved machine a start's CPU (imports, the snapshot) takes long.
+        return daemons.spawn(
+            url, listen=listen, env={"PYTHONFAULTHANDLER": "1"}).wait_serving(START_TIMEOUT)
     except AssertionError as failure:
         hung = daemons._started[-1]
         if hung.proc.poll() is None:
