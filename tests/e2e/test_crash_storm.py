@@ -107,7 +107,11 @@ class Tally:
 
 
 class Writer(threading.Thread):
-    """One client: picks a write at random, makes it, records the outcome."""
+    """One client: picks a write at random, makes it, records the outcome.
+
+    ApplyConfiguration is left out: its change records which models, slots and settings it
+    changed but not their values, so no replay of the trail could reproduce it.
+    """
 
     WEIGHTS: ClassVar[dict[str, int]] = {
         "set_account": 25, "set_global": 8, "clear_account": 8, "clear_global": 3,
