@@ -33,7 +33,8 @@ def stubs(address: str, count: int) -> tuple[list[api_grpc.ModelConfigServiceStu
     """`count` stubs, each on its own channel, and a function closing them."""
     channels = [grpc.insecure_channel(address) for _ in range(count)]
     return [api_grpc.ModelConfigServiceStub(c) for c in channels], lambda: [
-        c.close() for c in channels]
+        c.close() for c in channels
+    ]
 
 
 def outcome(call, request) -> tuple[grpc.StatusCode, str, object]:
@@ -71,8 +72,9 @@ def test_sixteen_clients_on_one_etag_one_wins_each_round(daemon, scope):
                 read = reader.GetGlobalSettings(api.GetGlobalSettingsRequest())
                 current = next(s.model.id for s in read.slots if s.slot == "openai_model")
             else:
-                read = reader.ResolveForAccount(api.ResolveForAccountRequest(
-                    account_id=account, slots=["openai_model"]))
+                read = reader.ResolveForAccount(
+                    api.ResolveForAccountRequest(account_id=account, slots=["openai_model"])
+                )
                 slot = read.slots[0]
                 current = slot.model.id if slot.source == pb.SOURCE_ACCOUNT else 0
             etag, before = read.etag, read.revision
@@ -84,8 +86,12 @@ def test_sixteen_clients_on_one_etag_one_wins_each_round(daemon, scope):
 
             def race(i: int, etag=etag, others=others, barrier=barrier, results=results) -> None:
                 request = api.SetModelRequest(
-                    slot="openai_model", model_id=others[i % len(others)], account_id=account,
-                    scope=pb.SCOPE_GLOBAL if scope == "global" else pb.SCOPE_ACCOUNT, etag=etag)
+                    slot="openai_model",
+                    model_id=others[i % len(others)],
+                    account_id=account,
+                    scope=pb.SCOPE_GLOBAL if scope == "global" else pb.SCOPE_ACCOUNT,
+                    etag=etag,
+                )
                 barrier.wait(timeout=TIMEOUT)
                 results[i] = (*outcome(clients[i].SetModel, request), request.model_id)
 
@@ -94,7 +100,8 @@ def test_sixteen_clients_on_one_etag_one_wins_each_round(daemon, scope):
             lost = [r for r in results if r[0] != grpc.StatusCode.OK]
             assert len(won) == 1, f"round {round_}: {len(won)} winners: {results}"
             assert {(code, reason) for code, reason, *_ in lost} == {
-                (grpc.StatusCode.ABORTED, "ETAG_MISMATCH")}, f"round {round_}: {lost}"
+                (grpc.StatusCode.ABORTED, "ETAG_MISMATCH")
+            }, f"round {round_}: {lost}"
             reply, model = won[0][2], won[0][3]
             assert reply.revision == before + 1 and reply.etag != etag
             # Nothing else committed: the state, the etag and the audit trail are the winner's.
@@ -104,16 +111,19 @@ def test_sixteen_clients_on_one_etag_one_wins_each_round(daemon, scope):
                 after = reader.GetGlobalSettings(api.GetGlobalSettingsRequest())
                 now = next(s.model.id for s in after.slots if s.slot == "openai_model")
             else:
-                after = reader.ResolveForAccount(api.ResolveForAccountRequest(
-                    account_id=account, slots=["openai_model"]))
+                after = reader.ResolveForAccount(
+                    api.ResolveForAccountRequest(account_id=account, slots=["openai_model"])
+                )
                 now = after.slots[0].model.id
             assert (now, after.etag, after.revision) == (model, reply.etag, reply.revision)
             tally["won"] += 1
             tally["aborted"] += len(lost)
     finally:
         close()
-    print(f"\n{scope}: {rounds} rounds of {racers} racers on one etag: {tally['won']} won, "
-          f"{tally['aborted']} ABORTED ETAG_MISMATCH")
+    print(
+        f"\n{scope}: {rounds} rounds of {racers} racers on one etag: {tally['won']} won, "
+        f"{tally['aborted']} ABORTED ETAG_MISMATCH"
+    )
 
 
 # -- (b) no etags: readers see committed states only, never going back -----------------------------
@@ -156,8 +166,10 @@ def test_without_etags_readers_never_go_back_and_end_on_the_last_write(daemon):
         while True:
             last = stop.is_set()  # one more read after the writers stopped
             for who, key in ((account, "account"), (bystander, "global")):
-                reply = stub.ResolveForAccount(api.ResolveForAccountRequest(
-                    account_id=who, slots=["openai_model"]), timeout=TIMEOUT)
+                reply = stub.ResolveForAccount(
+                    api.ResolveForAccountRequest(account_id=who, slots=["openai_model"]),
+                    timeout=TIMEOUT,
+                )
                 slot = reply.slots[0]
                 model = slot.model.id if key == "global" or slot.source == pb.SOURCE_ACCOUNT else 0
                 observed[i].append((reply.revision, key, model))
@@ -191,12 +203,17 @@ def test_without_etags_readers_never_go_back_and_end_on_the_last_write(daemon):
             assert model == at(key, revision), (i, revision, key, model)
         # After the writers stopped, each reader sees the last committed write of both keys.
         assert [(r, k, m) for r, k, m in seen[-2:]] == [
-            (final, "account", last["account"][1]), (final, "global", last["global"][1])], i
+            (final, "account", last["account"][1]),
+            (final, "global", last["global"][1]),
+        ], i
         reads += len(seen)
     assert any(start < r < final for seen in observed for r, _, _ in seen), (
-        "the readers overlapped the writes")
-    print(f"\n{writers} writers x {writes_each} writes, {readers} readers: {reads} reads, "
-          f"revisions {start} -> {final}, none stale, none going back")
+        "the readers overlapped the writes"
+    )
+    print(
+        f"\n{writers} writers x {writes_each} writes, {readers} readers: {reads} reads, "
+        f"revisions {start} -> {final}, none stale, none going back"
+    )
 
 
 # -- (c) two daemons, an import and a third start on one SQLite file ------------------------------
@@ -232,22 +249,32 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
         try:
             while not stop.is_set():
                 target = live[(w + n) % len(live)]
-                stub = channels.setdefault(target.name, api_grpc.ModelConfigServiceStub(
-                    target.channel()))
+                stub = channels.setdefault(
+                    target.name, api_grpc.ModelConfigServiceStub(target.channel())
+                )
                 if w == 0 and n % 3 == 0:  # one writer also moves the global setting
                     model = OPENAI_TEXT[n % len(OPENAI_TEXT)]
-                    code, reason, reply = outcome(stub.SetModel, api.SetModelRequest(
-                        slot="openai_model", model_id=model, scope=pb.SCOPE_GLOBAL))
+                    code, reason, reply = outcome(
+                        stub.SetModel,
+                        api.SetModelRequest(
+                            slot="openai_model", model_id=model, scope=pb.SCOPE_GLOBAL
+                        ),
+                    )
                     if record(code, reason, reply, "SetModel global"):
                         with lock:
                             global_acks.append((reply.revision, model))
                 else:
                     # Each write its own override, so every acknowledged one must be kept.
-                    slot, models = (("openai_model", OPENAI_TEXT) if n % 2 else
-                                    ("anthropic_model", ANTHROPIC_TEXT))
+                    slot, models = (
+                        ("openai_model", OPENAI_TEXT)
+                        if n % 2
+                        else ("anthropic_model", ANTHROPIC_TEXT)
+                    )
                     account, model = f"w{w}-{n}", models[n % len(models)]
-                    code, reason, reply = outcome(stub.SetModel, api.SetModelRequest(
-                        slot=slot, model_id=model, account_id=account))
+                    code, reason, reply = outcome(
+                        stub.SetModel,
+                        api.SetModelRequest(slot=slot, model_id=model, account_id=account),
+                    )
                     if record(code, reason, reply, "SetModel account"):
                         with lock:
                             acked[(account, slot)] = model
@@ -264,9 +291,15 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
         while not (third_up.is_set() and k >= 2) and not failures:
             target = live[k % len(live)]
             client = ModelConfigClient(channel=target.channel(), timeout=None)
-            records = (api.OverrideRecord(
-                line=n + 1, account_id=f"imp-{n:06d}", slot="openai_model",
-                model_id=OPENAI_TEXT[(n + k) % len(OPENAI_TEXT)]) for n in range(rows))
+            records = (
+                api.OverrideRecord(
+                    line=n + 1,
+                    account_id=f"imp-{n:06d}",
+                    slot="openai_model",
+                    model_id=OPENAI_TEXT[(n + k) % len(OPENAI_TEXT)],
+                )
+                for n in range(rows)
+            )
             began = time.monotonic()
             try:
                 reply = client.import_overrides(records, timeout=600)
@@ -295,8 +328,12 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
         time.sleep(20.0 if SOAK else 2.0)  # keep hammering all three for a while
         stop.set()
 
-    storm = [*[lambda w=w: writer(w) for w in range(2 * writers_per_daemon)],
-             importer, third_start, conductor]
+    storm = [
+        *[lambda w=w: writer(w) for w in range(2 * writers_per_daemon)],
+        importer,
+        third_start,
+        conductor,
+    ]
     began = time.monotonic()
     run_all(storm, timeout=900)
     figures["storm_s"] = (time.monotonic() - began, 0.0)
@@ -318,7 +355,8 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
     imported = {k: m for k, m in final.items() if k[0].startswith("imp-")}
     assert imported == {
         (f"imp-{n:06d}", "openai_model"): OPENAI_TEXT[(n + last_import) % len(OPENAI_TEXT)]
-        for n in range(rows)}
+        for n in range(rows)
+    }
     if global_acks:
         assert globals_["openai_model"] == max(global_acks)[1]
     revisions = {d.name: d.client().get_global_settings().revision for d in live}
@@ -328,10 +366,12 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
     writes = sum(v for k, v in counts.items() if k.startswith("SetModel"))
     spawned, serving = figures["third_start"]
     overlapped = sum(1 for b, e, _ in imports if b < serving and e > spawned)
-    print(f"\nshared SQLite file: {writes} writes acknowledged over 3 daemons in "
-          f"{figures['storm_s'][0]:.1f}s ({dict(counts)}), 0 refused; {len(imports)} imports of "
-          f"{rows} rows ({', '.join(f'{e - b:.1f}s' for b, e, _ in imports)}); the third daemon "
-          f"serving {serving - spawned:.1f}s after its start, overlapping {overlapped} imports")
+    print(
+        f"\nshared SQLite file: {writes} writes acknowledged over 3 daemons in "
+        f"{figures['storm_s'][0]:.1f}s ({dict(counts)}), 0 refused; {len(imports)} imports of "
+        f"{rows} rows ({', '.join(f'{e - b:.1f}s' for b, e, _ in imports)}); the third daemon "
+        f"serving {serving - spawned:.1f}s after its start, overlapping {overlapped} imports"
+    )
 
 
 def _catch_up(live, revision: int, within: float = 30.0) -> bool:
