@@ -15,12 +15,13 @@ model states the order it expects in a comment.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import grpc
 import psycopg
@@ -424,11 +425,12 @@ def predict(action):
 class RulesMachine(RuleBasedStateMachine):
     """Each example run: a new database, a new daemon, the same seed, and a random sequence."""
 
-    new_database: object = None  # set by the test: () -> database URL
+    databases: SqliteDatabases | PostgresSchemas  # set by the test
 
     def __init__(self) -> None:
         super().__init__()
-        self.daemon = start_daemon(type(self).new_database())  # type: ignore[misc]
+        self.url = self.databases.new()
+        self.daemon = start_daemon(self.url)
         self.stub = self.daemon.stub
         self.rules = read_rules(self.stub)
         self.created: list[int] = []
@@ -439,23 +441,28 @@ class RulesMachine(RuleBasedStateMachine):
             self.check_everything()
         finally:
             self.daemon.stop()
+            self.databases.drop(self.url)
 
     # -- helpers --
 
     def call(self, method: str, request):
         """(response or None, code, reason) of a real call."""
         FIGURES["calls"] += 1
+        self.last_error = ""
         try:
             return getattr(self.stub, method)(request, timeout=TIMEOUT), OK, ""
         except grpc.RpcError as error:
             code, reason, _ = refusal(error)
+            self.last_error = error.details() or ""
             return None, code, reason
 
     def agree(self, what: str, got: tuple, expected: tuple) -> None:
         """The daemon's status must be the oracle's; figures count the outcomes."""
         FIGURES["steps"] += 1
         FIGURES[f"{what} {expected[1].name} {expected[2]}".rstrip()] += 1
-        assert got[1:] == expected[1:], f"{what}: daemon {got[1:]}, model {expected[1:]}"
+        assert got[1:] == expected[1:], (
+            f"{what}: daemon {got[1:]} {self.last_error!r}, model {expected[1:]}"
+        )
         assert got[1] not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
 
     def etag(self, kind: str, prefix: str, revision: int, pick: int) -> str:
@@ -782,28 +789,50 @@ class RulesMachine(RuleBasedStateMachine):
 # -- the tests -----------------------------------------------------------------------------------
 
 
-def sqlite_databases(tmp_path):
-    # A tmpfs when there is one: this test is about the rules, not durability, and a fsync per
-    # write on a busy disk would spend its time budget on waiting.
+class SqliteDatabases:
+    """A new SQLite file per sequence, removed after it."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+
+    def new(self) -> str:
+        return f"sqlite:///{self.where}/rules-{uuid.uuid4().hex[:8]}.db"
+
+    def drop(self, url: str) -> None:
+        path = Path(url.removeprefix("sqlite:///"))
+        for leftover in path.parent.glob(path.name + "*"):  # the file, its -wal and -shm
+            leftover.unlink()
+
+
+class PostgresSchemas:
+    """A new PostgreSQL schema per sequence, dropped after it."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def new(self) -> str:
+        schema = f"rules{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        options = "options=" + quote(f"-csearch_path={schema}")
+        return _with_database(self.base, urlsplit(self.base).path.lstrip("/"), options)
+
+    def drop(self, url: str) -> None:
+        schema = unquote(url.rsplit("-csearch_path=", 1)[1])
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A tmpfs directory when there is one: this test is about the rules, not durability, and
+    a fsync per write on a busy disk would spend its time budget on waiting."""
     shm = Path("/dev/shm")
     where = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path
-
-    def new() -> str:
-        return f"sqlite:///{where}/rules-{uuid.uuid4().hex[:8]}.db"
-
-    return new
-
-
-def postgres_schemas(base: str):
-    def new() -> str:
-        schema = f"rules{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        return _with_database(
-            base, urlsplit(base).path.lstrip("/"), "options=" + quote(f"-csearch_path={schema}")
-        )
-
-    return new
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def machine_settings(examples: int, steps: int) -> settings:
@@ -817,9 +846,9 @@ def machine_settings(examples: int, steps: int) -> settings:
     )
 
 
-def run_machine(new_database, examples: int, steps: int) -> None:
+def run_machine(databases, examples: int, steps: int) -> None:
     FIGURES.clear()
-    machine = type("Machine", (RulesMachine,), {"new_database": staticmethod(new_database)})
+    machine = type("Machine", (RulesMachine,), {"databases": databases})
     run_state_machine_as_test(machine, settings=machine_settings(examples, steps))
     outcomes = sorted((k, v) for k, v in FIGURES.items() if k not in ("examples", "calls", "steps"))
     print(
@@ -832,10 +861,10 @@ def run_machine(new_database, examples: int, steps: int) -> None:
 
 
 @pytest.mark.soak
-def test_rules_model_sqlite(tmp_path):
-    run_machine(sqlite_databases(tmp_path), examples=20, steps=60)
+def test_rules_model_sqlite(scratch):
+    run_machine(SqliteDatabases(scratch), examples=20, steps=60)
 
 
 @pytest.mark.soak
 def test_rules_model_postgres(postgres_database):
-    run_machine(postgres_schemas(postgres_database), examples=6, steps=60)
+    run_machine(PostgresSchemas(postgres_database), examples=6, steps=60)
