@@ -350,7 +350,9 @@ class Rules:
         assert change.kind == pb.CHANGE_KIND_MODEL_DELETED
         assert isinstance(change.before, Model)
         if change.model_id in self.models:
-            return None  # back already (a forced revert of a re-creation's revert)
+            # Back already (a forced revert, the deletion having been reverted since): what the
+            # deletion replaced is restored onto it, which here can only be its activity.
+            return self.set_active(change.model_id, change.before.active, change.revision)
         if self.name_holder(change.before.names):
             raise Refused(EXISTS, "MODEL_NAME_TAKEN")
         model = Model(**{**change.before.__dict__})
@@ -801,7 +803,7 @@ class SqliteDatabases:
     def drop(self, url: str) -> None:
         path = Path(url.removeprefix("sqlite:///"))
         for leftover in path.parent.glob(path.name + "*"):  # the file, its -wal and -shm
-            leftover.unlink()
+            leftover.unlink(missing_ok=True)
 
 
 class PostgresSchemas:
