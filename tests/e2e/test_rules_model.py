@@ -870,3 +870,28 @@ def test_rules_model_sqlite(scratch):
 @pytest.mark.soak
 def test_rules_model_postgres(postgres_database):
     run_machine(PostgresSchemas(postgres_database), examples=6, steps=60)
+
+
+def test_a_forced_revert_of_an_undone_deletion_restores_the_deleted_fields(scratch):
+    """Found by the soak run (the model was wrong): a model deleted inactive, brought back by
+    reverting the deletion, then activated; forcing the deletion's revert again records an
+    update that makes it inactive, as it was when deleted."""
+    machine = type("Machine", (RulesMachine,), {"databases": SqliteDatabases(scratch)})()
+    try:
+        machine.create_model(pick=1, active=False)  # revision 2, the new model inactive
+        created = machine.created[0]
+        machine.delete_model(pick=len(SEEDED_POOL), in_use=False)  # 3
+        machine.revert_change(back=0, force=False, validate_only=False)  # 4: back, inactive
+        machine.update_model(pick=len(SEEDED_POOL), active=True, in_use=False)  # 5: active
+        machine.revert_change(back=2, force=False, validate_only=False)  # 3 again: CHANGED_SINCE
+        machine.revert_change(back=2, force=True, validate_only=False)  # 6: inactive again
+        assert machine.rules.revision == 6
+        change = machine.rules.changes[6]
+        assert (change.kind, change.model_id, change.reverted) == (
+            pb.CHANGE_KIND_MODEL_UPDATED,
+            created,
+            3,
+        )
+        assert not machine.rules.models[created].active
+    finally:
+        machine.teardown()  # every read and the whole audit trail, compared with the model
