@@ -173,6 +173,9 @@ def test_without_etags_readers_never_go_back_and_end_on_the_last_write(daemon):
                 slot = reply.slots[0]
                 model = slot.model.id if key == "global" or slot.source == pb.SOURCE_ACCOUNT else 0
                 observed[i].append((reply.revision, key, model))
+            settings = stub.GetGlobalSettings(api.GetGlobalSettingsRequest(), timeout=TIMEOUT)
+            model = next(s.model.id for s in settings.slots if s.slot == "openai_model")
+            observed[i].append((settings.revision, "global", model))
             if last:
                 return
 
@@ -202,8 +205,9 @@ def test_without_etags_readers_never_go_back_and_end_on_the_last_write(daemon):
         for revision, key, model in seen:
             assert model == at(key, revision), (i, revision, key, model)
         # After the writers stopped, each reader sees the last committed write of both keys.
-        assert [(r, k, m) for r, k, m in seen[-2:]] == [
+        assert [(r, k, m) for r, k, m in seen[-3:]] == [
             (final, "account", last["account"][1]),
+            (final, "global", last["global"][1]),
             (final, "global", last["global"][1]),
         ], i
         reads += len(seen)
