@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import grpc
 import psycopg
@@ -811,16 +811,19 @@ class PostgresSchemas:
 
     def __init__(self, base: str) -> None:
         self.base = base
+        self.schemas: dict[str, str] = {}  # url -> schema
 
     def new(self) -> str:
         schema = f"rules{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.base, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         options = "options=" + quote(f"-csearch_path={schema}")
-        return _with_database(self.base, urlsplit(self.base).path.lstrip("/"), options)
+        url = _with_database(self.base, urlsplit(self.base).path.lstrip("/"), options)
+        self.schemas[url] = schema
+        return url
 
     def drop(self, url: str) -> None:
-        schema = unquote(url.rsplit("-csearch_path=", 1)[1])
+        schema = self.schemas.pop(url)
         with psycopg.connect(self.base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
