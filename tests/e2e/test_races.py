@@ -267,6 +267,7 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
                     if record(code, reason, reply, "SetModel global"):
                         with lock:
                             global_acks.append((reply.revision, model))
+                            top[0] = max(top[0], reply.revision)
                 else:
                     # Each write its own override, so every acknowledged one must be kept.
                     slot, models = (
@@ -282,11 +283,13 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
                     if record(code, reason, reply, "SetModel account"):
                         with lock:
                             acked[(account, slot)] = model
+                            top[0] = max(top[0], reply.revision)
                 n += 1
         except Exception as exc:
             failures.append(("writer", w, repr(exc)))
 
     imports: list[tuple[float, float, int]] = []  # (began, ended, k) of each acknowledged one
+    top = [0]  # the highest revision acknowledged to any writer
 
     def importer() -> None:
         # Import after import (each on the next daemon, each moving every row to another
@@ -309,6 +312,8 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
                 reply = client.import_overrides(records, timeout=600)
                 assert (reply.rows, reply.changed_rows) == (rows, rows), reply
                 imports.append((began, time.monotonic(), k))
+                with lock:
+                    top[0] = max(top[0], reply.revision)
             except Exception as exc:
                 failures.append(("ImportOverrides", repr(exc)))
             k += 1
@@ -344,27 +349,29 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
     assert not failures, failures[:10]
     assert len(live) == 3
 
-    # Every acknowledged write is there, read back through each daemon.
-    final: dict[tuple[str, str], int] = {}
-    globals_: dict[str, int] = {}
-    client = ModelConfigClient(channel=live[2].channel(), timeout=TIMEOUT)
-    for part in client.export_configuration(timeout=TIMEOUT):
-        if part.HasField("configuration"):
-            globals_ = {g.slot: g.model_id for g in part.configuration.global_settings}
-        for o in part.overrides:
-            final[(o.account_id, o.slot)] = o.model_id
-    missing = [(k, m) for k, m in acked.items() if final.get(k) != m]
-    assert not missing, missing[:10]
+    # Every acknowledged write is there, read back through each daemon once it has caught up
+    # with the others' commits (a daemon learns of them by notification or by polling).
+    assert _catch_up(live, top[0]), f"a daemon stays behind revision {top[0]}"
     last_import = max(imports)[2]  # imports run one after the other: the last one holds
-    imported = {k: m for k, m in final.items() if k[0].startswith("imp-")}
-    assert imported == {
-        (f"imp-{n:06d}", "openai_model"): OPENAI_TEXT[(n + last_import) % len(OPENAI_TEXT)]
-        for n in range(rows)
-    }
-    if global_acks:
-        assert globals_["openai_model"] == max(global_acks)[1]
-    revisions = {d.name: d.client().get_global_settings().revision for d in live}
-    assert len(set(revisions.values())) == 1 or _catch_up(live, max(revisions.values()))
+    for d in live:
+        final: dict[tuple[str, str], int] = {}
+        globals_: dict[str, int] = {}
+        client = ModelConfigClient(channel=d.channel(), timeout=TIMEOUT)
+        for part in client.export_configuration(timeout=TIMEOUT):
+            assert part.revision >= top[0]
+            if part.HasField("configuration"):
+                globals_ = {g.slot: g.model_id for g in part.configuration.global_settings}
+            for o in part.overrides:
+                final[(o.account_id, o.slot)] = o.model_id
+        missing = [(k, m) for k, m in acked.items() if final.get(k) != m]
+        assert not missing, (d.name, missing[:10])
+        imported = {k: m for k, m in final.items() if k[0].startswith("imp-")}
+        assert imported == {
+            (f"imp-{n:06d}", "openai_model"): OPENAI_TEXT[(n + last_import) % len(OPENAI_TEXT)]
+            for n in range(rows)
+        }, d.name
+        if global_acks:
+            assert globals_["openai_model"] == max(global_acks)[1], d.name
     for d in live:
         assert "database is locked" not in d.stderr()
     writes = sum(v for k, v in counts.items() if k.startswith("SetModel"))
@@ -378,11 +385,12 @@ def test_two_daemons_an_import_and_a_start_share_one_sqlite_file(daemons, tmp_pa
     )
 
 
-def _catch_up(live, revision: int, within: float = 30.0) -> bool:
-    """Whether every daemon reaches `revision` (they learn of each other's commits by polling)."""
+def _catch_up(live, revision: int, within: float = 60.0) -> bool:
+    """Whether every daemon reaches `revision`, waiting for it by polling."""
+    clients = [d.client() for d in live]
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if all(d.client().get_global_settings().revision >= revision for d in live):
+        if all(c.get_global_settings().revision >= revision for c in clients):
             return True
         time.sleep(0.2)
     return False
