@@ -857,8 +857,8 @@ def run_machine(databases, examples: int, steps: int) -> None:
     run_state_machine_as_test(machine, settings=machine_settings(examples, steps))
     outcomes = sorted((k, v) for k, v in FIGURES.items() if k not in ("examples", "calls", "steps"))
     print(
-        f"\nrules model: {FIGURES['examples']} sequences, {FIGURES['steps']} checked calls, "
-        f"{FIGURES['calls']} calls in all"
+        f"\nrules model: {FIGURES['examples']} sequences, {FIGURES['calls']} calls, every status "
+        "and answer as the model predicted"
     )
     for key, count in outcomes:
         print(f"  {count:6d}  {key}")
