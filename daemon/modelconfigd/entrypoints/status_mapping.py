@@ -26,7 +26,7 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
     (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
     (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
     (errors.OutOfRange, code_pb2.OUT_OF_RANGE),
-    (errors.TooManyWatchers, code_pb2.RESOURCE_EXHAUSTED),
+    (errors.ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
     (errors.StorageUnavailable, code_pb2.UNAVAILABLE),
     (errors.Draining, code_pb2.UNAVAILABLE),
 )
