@@ -31,7 +31,7 @@ from ..domain.errors import (
     Unauthenticated,
 )
 from .auth import ANYONE, REQUIRED_ROLES, Guard, actor_of
-from .idle_requests import IdleLimitedRequests
+from .idle_requests import UploadRequests
 from .metrics import Metrics
 from .status_mapping import abort, code_of
 from .wire_cache import WireCache
@@ -66,6 +66,8 @@ def _serialize(response) -> bytes:
 
 
 def _code(exc: Exception) -> int:
+    if isinstance(exc, grpc.RpcError):  # the call ended under the handler (see abort)
+        return code_pb2.CANCELLED
     return code_of(exc) if isinstance(exc, ModelConfigError) else code_pb2.INTERNAL
 
 
@@ -235,14 +237,11 @@ def build_handler(
         def upload(request_iterator, context: grpc.ServicerContext, caller: Principal):
             uploads.take()
             try:
-                requests = request_iterator
-                if uploads.idle_seconds is not None:
-                    requests = IdleLimitedRequests(request_iterator, uploads.idle_seconds, name)
+                requests = UploadRequests(request_iterator, context, uploads.idle_seconds, name)
                 try:
                     return implementation(map(decode, requests), context, caller)
                 finally:
-                    if isinstance(requests, IdleLimitedRequests):
-                        requests.close()
+                    requests.close()
             finally:
                 uploads.give_back()
 

@@ -1,9 +1,14 @@
-"""The messages of a client stream, each awaited at most so long: a stalled uploader is cut off.
+"""The messages of a client stream, each awaited at most so long, and ended only by the client.
 
 grpcio's request iterator waits for the next message without a time limit, and nothing outside
 the waiting thread can interrupt it. So a reader thread waits instead and hands the messages over
 through a small queue; the handler waits on the queue with the idle limit and, past it, raises
 StreamIdle. The handler's abort then ends the call, which wakes the reader too.
+
+grpcio's iterator also stops the same way when the client half-closes and when the call fails
+(the caller cancelled, its deadline passed, or a message was over the size limit): only the
+call's end, a moment later, tells them apart. Taken for a half-close, a failed upload would be
+applied without its later messages. So the reader waits that moment before it reports the end.
 """
 
 from __future__ import annotations
@@ -13,22 +18,41 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
+
 from ..domain.errors import StreamIdle
 
 _END = object()  # the client half-closed: no more messages
 _POLL = 0.5  # how often a reader with a message in hand checks whether the handler gave up
+# How long after the last message the call may still turn out to have failed. Measured: the
+# failure shows within a millisecond; the margin is for a busy machine. Uploads take longer.
+END_GRACE = 0.25
 
 
-class IdleLimitedRequests:
-    """Iterates a client stream's requests; StreamIdle when none came within `idle_seconds`."""
+class CallEnded(grpc.RpcError):
+    """The call failed under the handler; gRPC has answered the client already."""
 
-    def __init__(self, requests: Iterator[Any], idle_seconds: float, method: str) -> None:
+
+class UploadRequests:
+    """Iterates a client stream's requests; StreamIdle when none came within `idle_seconds`
+    (None: no limit), CallEnded when the stream ended because the call failed."""
+
+    def __init__(
+        self,
+        requests: Iterator[Any],
+        context: grpc.ServicerContext,
+        idle_seconds: float | None,
+        method: str,
+    ) -> None:
         self._idle_seconds = idle_seconds
         self._method = method
         # Two messages ahead at most: the reader waits while the handler is busy with a chunk,
         # so a fast client is held back by flow control as it would be without the reader.
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._closed = threading.Event()
+        self._call_over = threading.Event()
+        if not context.add_callback(self._call_over.set):
+            self._call_over.set()  # over already
         self._ended = False
         self._reader = threading.Thread(
             target=self._read, args=(requests,), name="stream-reader", daemon=True
@@ -40,7 +64,8 @@ class IdleLimitedRequests:
             for message in requests:
                 if not self._hand_over(message):
                     return
-            self._hand_over(_END)
+            # The call is not answered yet, so it cannot be over unless it failed.
+            self._hand_over(CallEnded() if self._call_over.wait(END_GRACE) else _END)
         except Exception as exc:  # the caller went away: grpc.RpcError, for the handler to see
             self._hand_over(exc)
 
@@ -53,7 +78,7 @@ class IdleLimitedRequests:
                 continue
         return False
 
-    def __iter__(self) -> IdleLimitedRequests:
+    def __iter__(self) -> UploadRequests:
         return self
 
     def __next__(self) -> Any:

@@ -117,6 +117,11 @@ def abort(context: grpc.ServicerContext, method: str, exc: Exception) -> NoRetur
     """End a call with the status for `exc`: a domain error's own, else INTERNAL (logged)."""
     if isinstance(exc, errors.ModelConfigError):
         context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    if isinstance(exc, grpc.RpcError):
+        # A client stream's messages ended in an error: the caller cancelled, or sent a message
+        # over the size limit, which gRPC has already answered. Nobody waits for this status.
+        log.info("%s ended by its caller or by gRPC before the answer", method)
+        context.abort(grpc.StatusCode.CANCELLED, "the call ended before its answer")
     log.error("unexpected error in %s", method, exc_info=exc)
     status = status_pb2.Status(
         code=code_pb2.INTERNAL,
