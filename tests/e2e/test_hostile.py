@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Iterator
 
 import grpc
 import hypothesis.strategies as st
@@ -30,9 +29,9 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 
 from modelconfig.v1 import model_config_service_pb2 as api
+from modelconfigd.domain.access import Role
 from modelconfigd.entrypoints.auth import REQUIRED_ROLES
 from modelconfigd.entrypoints.grpc_server import MAX_MESSAGE_BYTES, SERVICE_NAME
-from modelconfigd.domain.access import Role
 from tests.conftest import SOAK, start_daemon
 
 SERVICE = api.DESCRIPTOR.services_by_name["ModelConfigService"]
@@ -73,8 +72,8 @@ HOSTILE_STRINGS = [
     "../../etc/passwd", "/etc/passwd", "..", ".", "/", "C:\\Windows\\system32", "~root",
     "file:///etc/shadow", "\\\\server\\share", "a/../../b", "%2e%2e%2f",
     # unicode oddities
-    "\u202eedom", "\ufeffacme", "e\u0301", "\U0001f600", "\u200b", "ａｃｍｅ", "İ", "ß", "\uffff",
-    "\U0010ffff", "語" * 40, "\u0000\u0085\u2028\u2029",
+    "\u202eedom", "\ufeffacme", "e\u0301", "\U0001f600", "\u200b", "\uff41\uff43\uff4d\uff45",
+    "İ", "ß", "\uffff", "\U0010ffff", "語" * 40, "\u0000\u0085\u2028\u2029",
     # numbers, dates, prices, urls, sizes as text
     "NaN", "-Infinity", "1e999999", "1e-999999999", "-0", "-1", "0." + "0" * 60 + "1",
     "9" * 80, "1,5", "0x10", "2024-02-30", "0000-00-00", "9999-12-31", "+2024-01-01",
@@ -214,7 +213,9 @@ def _nested(depth: int, core: bytes = b"\x08\x01") -> bytes:
     return core
 
 
-INVALID_UTF8 = [b"\xc3\x28", b"\xff", b"\xed\xa0\x80", b"acme\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf"]
+INVALID_UTF8 = [
+    b"\xc3\x28", b"\xff", b"\xed\xa0\x80", b"acme\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf"
+]
 
 
 def _string_paths(descriptor, prefix=(), depth=0) -> list[tuple[tuple[int, ...], str]]:
