@@ -117,9 +117,34 @@ def _enum(field: FD) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(known), st.sampled_from(unknown))
 
 
+# Plausible values by field name, drawn as often as all hostile ones together: a request whose
+# other fields are valid reaches the checks behind the first one.
+_SLOTS = ["openai_model", "dalle_model", "runware_model", "anthropic_model"]
+_PRICES = ["0.15", "2.5", "0.04", ""]
+PLAUSIBLE = {
+    "slot": _SLOTS, "slots": _SLOTS, "global_slots": _SLOTS, "name": [*_SLOTS, "new_slot"],
+    "account_id": ["acme", "acct-1", "globex"], "account_ids": ["acme", "acct-1", "globex"],
+    "model_name": ["gpt-4o-mini", "dall-e-3", "gpt-4o", "new-model"],
+    "aliases": ["new-alias", "gpt-4o"], "provider": ["openai", "anthropic", "runware"],
+    "required_provider": ["openai", "anthropic", ""], "display_name": ["A model", ""],
+    "paths": ["display_name", "aliases", "is_active", "input_price_per_1m_tokens",
+              "default_model_id", "required_provider", "model_type", "successor_id"],
+    "input_price_per_1m_tokens": _PRICES, "output_price_per_1m_tokens": _PRICES,
+    "cached_input_price_per_1m_tokens": _PRICES, "price_per_image": _PRICES, "price": _PRICES,
+    "size": ["1024x1024", "1792x1024"], "image_size": ["1024x1024", ""],
+    "quality": ["standard", "hd"], "image_quality": ["standard", ""],
+    "checked_on": ["2025-01-01", ""], "deprecation_date": ["2030-01-01", "2020-01-01", ""],
+    "source_url": ["https://example.com/pricing", ""], "label": ["", "new"],
+}
+
+
 def _scalar(field: FD, small: bool) -> st.SearchStrategy:
     if field.type == FD.TYPE_STRING:
-        return SMALL_STRINGS if small else STRINGS
+        hostile = SMALL_STRINGS if small else STRINGS
+        if field.name in PLAUSIBLE:
+            plausible = st.sampled_from(PLAUSIBLE[field.name])
+            return st.booleans().flatmap(lambda yes: plausible if yes else hostile)
+        return hostile
     if field.type == FD.TYPE_BYTES:
         return st.binary(max_size=64)
     if field.type == FD.TYPE_BOOL:
@@ -326,15 +351,25 @@ def _problem(error: grpc.RpcError, sent: int) -> str | None:
         return f"status {error.code().name}: {error.details()}"
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and sent > MAX_MESSAGE_BYTES:
         return None  # the message size limit: gRPC's own refusal, without details
+    infos = _error_infos(error)
+    if len(infos) != 1 or infos[0].domain != "modelconfig" or not infos[0].reason:
+        return f"{error.code().name} without an ErrorInfo of domain modelconfig: {error.details()}"
+    return None
+
+
+def _error_infos(error: grpc.RpcError) -> list[error_details_pb2.ErrorInfo]:
     status = rpc_status.from_call(error)
     infos = []
     for detail in status.details if status is not None else ():
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
             infos.append(info)
-    if len(infos) != 1 or infos[0].domain != "modelconfig" or not infos[0].reason:
-        return f"{error.code().name} without an ErrorInfo of domain modelconfig: {error.details()}"
-    return None
+    return infos
+
+
+def _error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    infos = _error_infos(error)
+    return infos[0] if infos else None
 
 
 def fingerprint(daemon) -> bytes:
@@ -360,11 +395,15 @@ class Tally:
             collections.Counter
         )
 
+        self.reasons: collections.Counter[str] = collections.Counter()
+
     def note(self, method: str, error: grpc.RpcError | None) -> None:
         self.calls[method] += 1
         if error is not None:
             self.refused[method] += 1
             self.codes[method][error.code().name] += 1
+            info = _error_info(error)
+            self.reasons[info.reason if info is not None else "(gRPC's own)"] += 1
 
     def print(self, engine: str) -> None:
         print(f"\nhostile requests on {engine}: {sum(self.calls.values())} calls, "
@@ -372,6 +411,7 @@ class Tally:
         for name in sorted(self.calls):
             codes = ", ".join(f"{c} {n}" for c, n in self.codes[name].most_common())
             print(f"  {name:22} {self.calls[name]:5} calls {self.refused[name]:5} refused  {codes}")
+        print("  reasons: " + ", ".join(f"{r} {n}" for r, n in self.reasons.most_common()))
 
 
 def check_one(daemon, method, bodies: list[bytes], tally: Tally) -> None:
