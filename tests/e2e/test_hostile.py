@@ -48,10 +48,11 @@ DELIBERATE = {
     grpc.StatusCode.OUT_OF_RANGE,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
-EXAMPLES = {"sqlite": 400 if SOAK else 25, "postgres": 100 if SOAK else 8}
+EXAMPLES = {"sqlite": 400 if SOAK else 20, "postgres": 100 if SOAK else 6}
 TIMEOUT = 60.0  # generous: a busy 2-core machine; a hung call fails as DEADLINE_EXCEEDED
 SERVER_STREAM_READS = 3  # responses read from WatchChanges / ExportConfiguration, then cancel
-SERVER_STREAM_SECONDS = 1.0  # or cancel after this long (a watch with no change stays quiet)
+SERVER_STREAM_SECONDS = 1.0  # or cancel after this long without a first response
+SERVER_STREAM_QUIET = 0.2  # or this long after it (a watch with no change stays quiet)
 
 # -- values --------------------------------------------------------------------------------------
 
@@ -341,6 +342,10 @@ def _read_a_few(call) -> None:
             if n >= SERVER_STREAM_READS:
                 call.cancel()
                 break
+            if n == 1:  # the stream works: a quiet watch need not be waited on for long
+                timer.cancel()
+                timer = threading.Timer(SERVER_STREAM_QUIET, call.cancel)
+                timer.start()
     finally:
         timer.cancel()
 
