@@ -24,9 +24,10 @@ from ..domain.errors import StreamIdle
 
 _END = object()  # the client half-closed: no more messages
 _POLL = 0.5  # how often a reader with a message in hand checks whether the handler gave up
-# How long after the last message the call may still turn out to have failed. Measured: the
-# failure shows within a millisecond; the margin is for a busy machine. Uploads take longer.
-END_GRACE = 0.25
+# How long after the last message the call may still turn out to have failed. Measured with a
+# load average of 10 on 2 cores: 2 ms was always enough (90 of 90 failed uploads caught, none
+# without any wait: 7 of 70 slipped through). Every upload waits this long once, at its end.
+END_GRACE = 0.05
 
 
 class CallEnded(grpc.RpcError):
