@@ -61,6 +61,7 @@ class Stalled:
         self._channel = channel
         self._release = threading.Event()
         self.calls: list[grpc.Future] = []
+        self._opened: list[tuple[str, tuple[bytes, ...]]] = []
 
     def open(self, method: str, *messages: bytes) -> grpc.Future:
         def requests() -> Iterator[bytes]:
@@ -69,7 +70,17 @@ class Stalled:
 
         call = self._channel.stream_unary(_path(method)).future(requests())
         self.calls.append(call)
+        self._opened.append((method, messages))
         return call
+
+    def reopen_ended(self) -> None:
+        """Open again those that ended (refused: another call held the slot they came for)."""
+        for i, call in enumerate(self.calls):
+            if call.done():
+                method, messages = self._opened[i]
+                self.open(method, *messages)
+                self.calls[i] = self.calls.pop()
+                self._opened[i] = self._opened.pop()
 
     def close(self) -> None:
         for call in self.calls:
@@ -224,12 +235,21 @@ def test_stalled_uploads_starve_neither_reads_nor_writes(database_url, stalled):
               f"SetModel {written * 1000:.0f} ms")
         assert _overridden(daemon, "acme")
         # Bulk writes go one at a time: the stalled import holds that turn, and says so.
-        with pytest.raises(grpc.RpcError) as err:
-            daemon.channel.stream_unary(_path("ImportOverrides"))(
-                iter([_import(_row("other"))]), timeout=PROMPT
-            )
-        assert err.value.code() == grpc.StatusCode.ABORTED
-        assert _error_info(err.value).reason == "IMPORT_IN_PROGRESS"
+        refusals: list[grpc.RpcError] = []
+
+        def turn_taken() -> bool:  # once the stalled import has its first message in
+            try:
+                daemon.channel.stream_unary(_path("ImportOverrides"))(
+                    iter([_import(_row("other"))]), timeout=PROMPT
+                )
+            except grpc.RpcError as exc:
+                refusals.append(exc)
+                return True
+            return False
+
+        _poll(turn_taken, "another import to be refused")
+        assert refusals[0].code() == grpc.StatusCode.ABORTED
+        assert _error_info(refusals[0]).reason == "IMPORT_IN_PROGRESS"
 
         uploads.close()  # the clients give up: nothing of theirs is applied, the turn is free
         _poll(lambda: holding.done(), "the cancelled import to end")
@@ -271,8 +291,12 @@ def test_uploads_beyond_the_limit_are_resource_exhausted(tmp_path, stalled):
         uploads.open("ImportOverrides")
         uploads.open("ApplyConfiguration")
         refusals: list[grpc.RpcError] = []
-        # Refused once both stalled ones are in.
-        _poll(lambda: _refused_upload(daemon.channel, refusals), "a third upload to be refused")
+
+        def refused() -> bool:  # once both stalled ones are in
+            uploads.reopen_ended()
+            return _refused_upload(daemon.channel, refusals)
+
+        _poll(refused, "a third upload to be refused")
         info = _error_info(refusals[0])
         assert (info.domain, info.reason) == ("modelconfig", "TOO_MANY_UPLOADS")
         assert info.metadata["limit"] == "2"
@@ -359,12 +383,17 @@ def test_the_limits_are_set_by_flags_and_variables(daemons, tmp_path):
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     uploads = Stalled(channel)
     try:
-        idle = uploads.open("ImportOverrides")
+        uploads.open("ImportOverrides")
         refusals: list[grpc.RpcError] = []
-        _poll(lambda: _refused_upload(channel, refusals), "a second upload to be refused")
+
+        def refused() -> bool:  # once the stalled one is in
+            uploads.reopen_ended()
+            return _refused_upload(channel, refusals)
+
+        _poll(refused, "a second upload to be refused")
         assert _error_info(refusals[0]).reason == "TOO_MANY_UPLOADS"
-        assert not idle.done()  # it was open then; its idle limit ends it
-        assert _error_info(idle.exception(timeout=WAIT)).reason == "STREAM_IDLE"
+        # The one open then is ended by its idle limit.
+        assert _error_info(uploads.calls[0].exception(timeout=WAIT)).reason == "STREAM_IDLE"
     finally:
         uploads.close()
 
