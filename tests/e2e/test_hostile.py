@@ -357,6 +357,10 @@ def _problem(error: grpc.RpcError, sent: int) -> str | None:
         return f"status {error.code().name}: {error.details()}"
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and sent > MAX_MESSAGE_BYTES:
         return None  # the message size limit: gRPC's own refusal, without details
+    try:
+        rpc_status.from_call(error)
+    except ValueError as exc:  # how a trailer over the soft limit showed (see below)
+        return f"{error.code().name} with the details of another status: {exc}"
     infos = _error_infos(error)
     if len(infos) != 1 or infos[0].domain != "modelconfig" or not infos[0].reason:
         return f"{error.code().name} without an ErrorInfo of domain modelconfig: {error.details()}"
@@ -384,7 +388,10 @@ def trailer_bytes(error: grpc.RpcError) -> int:
 
 
 def _error_infos(error: grpc.RpcError) -> list[error_details_pb2.ErrorInfo]:
-    status = rpc_status.from_call(error)
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:  # details of another code than the call's: see _problem
+        return []
     infos = []
     for detail in status.details if status is not None else ():
         info = error_details_pb2.ErrorInfo()
@@ -420,7 +427,6 @@ class Tally:
         self.codes: dict[str, collections.Counter[str]] = collections.defaultdict(
             collections.Counter
         )
-
         self.reasons: collections.Counter[str] = collections.Counter()
 
     def note(self, method: str, error: grpc.RpcError | None) -> None:

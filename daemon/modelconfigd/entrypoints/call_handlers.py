@@ -31,7 +31,7 @@ from ..domain.errors import (
     Unauthenticated,
 )
 from .auth import ANYONE, REQUIRED_ROLES, Guard, actor_of
-from .idle_requests import UploadRequests
+from .upload_requests import UploadRequests
 from .metrics import Metrics
 from .status_mapping import abort, code_of
 from .wire_cache import WireCache
@@ -96,7 +96,7 @@ class StreamSlots:
 
     Server streams (WatchChanges, ExportConfiguration) share one set of slots, client streams
     (ImportOverrides, ApplyConfiguration) another, whose messages are each awaited at most
-    `idle_seconds` (see idle_requests.py)."""
+    `idle_seconds` (see upload_requests.py)."""
 
     # Threads beyond the limit, so that a stream over it runs at once, to be refused.
     SPARE = 8
