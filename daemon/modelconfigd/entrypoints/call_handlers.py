@@ -31,9 +31,9 @@ from ..domain.errors import (
     Unauthenticated,
 )
 from .auth import ANYONE, REQUIRED_ROLES, Guard, actor_of
-from .upload_requests import UploadRequests
 from .metrics import Metrics
 from .status_mapping import abort, code_of
+from .upload_requests import UploadRequests
 from .wire_cache import WireCache
 
 log = logging.getLogger(__name__)
