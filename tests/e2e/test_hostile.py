@@ -7,11 +7,15 @@ unknown enum values, oversized repeated fields), serialized, and then mutated as
 no generated stub would send: unknown fields, deeply nested length-delimited bytes, invalid
 UTF-8 in a string field (at any depth). The bytes go through identity serializers.
 
-Every answer must be OK or a deliberate refusal carrying an ErrorInfo of domain modelconfig;
-never UNKNOWN or INTERNAL. One refusal comes from gRPC itself, without details, and is named:
-a message over the size limit (RESOURCE_EXHAUSTED; see test_limits.py). After a refused write
-the state (head revision, settings, slots, models, the exported configuration) is unchanged.
-The daemon has no tokens file, so every caller may write and every write is really attempted.
+Plausible values (known slots, accounts, models, small ids) are drawn three times in four, so
+that a hostile field's neighbours often pass their checks and it reaches the deeper ones.
+
+Every answer must be OK or a deliberate refusal carrying an ErrorInfo of domain modelconfig, in
+trailers under gRPC's 8 KiB soft limit; never UNKNOWN or INTERNAL. One refusal comes from gRPC
+itself, without details, and is named: a message over the size limit (RESOURCE_EXHAUSTED; see
+test_limits.py). After a refused write the state (head revision, settings, slots, models, the
+exported configuration) is unchanged, and the hot path answers after every request. The daemon
+has no tokens file, so every caller may write and every write is really attempted.
 """
 
 from __future__ import annotations
@@ -326,6 +330,8 @@ def requests_for(method) -> st.SearchStrategy[list[bytes]]:
 def _call(channel: grpc.Channel, method, bodies: list[bytes]) -> grpc.RpcError | None:
     """Sends the bodies as they are; the error, or None for OK (or our own cancellation)."""
     path = f"/{SERVICE_NAME}/{method.name}"
+    # A kind of RPC this file cannot drive fails here rather than going unattacked.
+    assert not (method.client_streaming and method.server_streaming), f"{method.name}: bidi"
     try:
         if method.client_streaming:
             channel.stream_unary(path)(iter(bodies), timeout=TIMEOUT)
