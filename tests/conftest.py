@@ -110,10 +110,17 @@ def start_daemon(
     keep: KeepPolicy = DEFAULT_KEEP,
     audit_keep: KeepPolicy | None = None,
     max_streams: int = 200,
+    **server_options,
 ) -> Daemon:
+    """`server_options` go to create_server (max_uploads, upload_idle_seconds, ...)."""
     app = App.open(url, poll_interval=0.05, keep=keep, audit_keep=audit_keep)
     running = create_server(
-        "127.0.0.1:0", app.services, app.feed, max_workers=4, max_streams=max_streams
+        "127.0.0.1:0",
+        app.services,
+        app.feed,
+        max_workers=4,
+        max_streams=max_streams,
+        **server_options,
     )
     running.server.start()
     running.set_serving()

@@ -53,6 +53,15 @@ class Settings:
     # Which changes WatchChanges can replay: a number of revisions, or a duration (30s, 15m,
     # 12h, 7d). Older start revisions are answered REVISION_COMPACTED.
     changes_keep: str = "100000"
+    # Client streams (ImportOverrides, ApplyConfiguration) open at once; one more is refused
+    # (RESOURCE_EXHAUSTED, TOO_MANY_UPLOADS). Bulk writes run one at a time anyway.
+    max_uploads: int = 8
+    # A client stream that sends no message (nor its end) for this long is ended (ABORTED,
+    # STREAM_IDLE) and nothing of it applied: a stalled uploader gives back its thread and the
+    # one-bulk-write-at-a-time lock.
+    upload_idle_seconds: float = 60.0
+    # The largest message either way (grpc refuses larger ones with RESOURCE_EXHAUSTED).
+    max_message_bytes: int = 4 * 1024 * 1024
     # How long the audit trail (ListChanges, RevertChange) keeps a change, as revisions or a
     # duration; empty: for ever. Pruned changes can no longer be replayed either.
     audit_keep: str = ""
@@ -107,6 +116,21 @@ def _at_least_one(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+_MIN_MESSAGE_BYTES = 64 * 1024  # below it, a legitimate model or import chunk no longer fits
+
+
+def _message_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not _MIN_MESSAGE_BYTES <= value < 2**31:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of bytes from {_MIN_MESSAGE_BYTES} to {2**31 - 1}"
+        )
     return value
 
 
@@ -261,6 +285,24 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
         "audit_keep",
         _keep_or_all,
         "changes the audit trail keeps: revisions or a duration (90d); empty: all",
+    ),
+    (
+        "--max-uploads",
+        "max_uploads",
+        _at_least_one,
+        "ImportOverrides and ApplyConfiguration streams open at once",
+    ),
+    (
+        "--upload-idle-seconds",
+        "upload_idle_seconds",
+        _positive,
+        "seconds an ImportOverrides or ApplyConfiguration stream may send nothing",
+    ),
+    (
+        "--max-message-bytes",
+        "max_message_bytes",
+        _message_bytes,
+        "largest request or response message, in bytes",
     ),
     (
         "--insecure",

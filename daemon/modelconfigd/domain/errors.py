@@ -11,7 +11,8 @@ ModelConfigError                      every condition a client can cause
 ├── AlreadyExists                     a name or alias is taken (ALREADY_EXISTS)
 ├── Aborted                           a concurrent change got in the way; retry (ABORTED)
 │   ├── EtagMismatch                  a write precondition is stale
-│   └── ImportInProgress              another import is running
+│   ├── ImportInProgress              another import is running
+│   └── StreamIdle                    a client stream sent nothing for too long
 ├── Unauthenticated                   no credentials, or unknown ones (UNAUTHENTICATED)
 ├── PermissionDenied                  the caller's role is too weak (PERMISSION_DENIED)
 ├── FailedPrecondition                the state forbids the change (FAILED_PRECONDITION)
@@ -25,7 +26,9 @@ ModelConfigError                      every condition a client can cause
 ├── OutOfRange                        a revision outside what can be served (OUT_OF_RANGE)
 │   ├── RevisionCompacted             older than the changes kept for replay
 │   └── RevisionAhead                 newer than this daemon's, for too long
-├── TooManyWatchers                   every WatchChanges slot is taken (RESOURCE_EXHAUSTED)
+├── ResourceExhausted                 a limit of the daemon is reached (RESOURCE_EXHAUSTED)
+│   ├── TooManyWatchers               every server-stream slot is taken
+│   └── TooManyUploads                every client-stream slot is taken
 ├── StorageUnavailable                the database cannot be reached (UNAVAILABLE)
 │   ├── StorageFull                   its disk is full (RESOURCE_EXHAUSTED)
 │   └── DatabaseReadOnly              it refuses every write: read-only file or server
@@ -262,5 +265,19 @@ class Draining(ModelConfigError):
     reason = "DRAINING"
 
 
-class TooManyWatchers(ModelConfigError):
+class ResourceExhausted(ModelConfigError):
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class TooManyWatchers(ResourceExhausted):
     reason = "TOO_MANY_WATCHERS"
+
+
+class TooManyUploads(ResourceExhausted):
+    reason = "TOO_MANY_UPLOADS"
+
+
+class StreamIdle(Aborted):
+    """A client stream waited on for longer than the daemon allows: run the upload again."""
+
+    reason = "STREAM_IDLE"

@@ -26,6 +26,7 @@ from ..domain.errors import (
     InvalidArgument,
     ModelConfigError,
     PermissionDenied,
+    ResourceExhausted,
     StorageUnavailable,
     TooManyWatchers,
     Unauthenticated,
@@ -33,6 +34,7 @@ from ..domain.errors import (
 from .auth import ANYONE, REQUIRED_ROLES, Guard, actor_of
 from .metrics import Metrics
 from .status_mapping import abort, code_of
+from .upload_requests import UploadRequests
 from .wire_cache import WireCache
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ def _serialize(response) -> bytes:
 
 
 def _code(exc: Exception) -> int:
+    if isinstance(exc, grpc.RpcError):  # the call ended under the handler (see abort)
+        return code_pb2.CANCELLED
     return code_of(exc) if isinstance(exc, ModelConfigError) else code_pb2.INTERNAL
 
 
@@ -91,14 +95,26 @@ def _log_refused(
 
 
 class StreamSlots:
-    """Server streams run on a pool of their own (they last: on the RPC threads they would
-    starve every other call), at most `limit` at once; one more is refused, not queued."""
+    """Streams run on a pool of their own (they last: on the RPC threads they would starve
+    every other call), at most `limit` at once; one more is refused, not queued.
+
+    Server streams (WatchChanges, ExportConfiguration) share one set of slots, client streams
+    (ImportOverrides, ApplyConfiguration) another, whose messages are each awaited at most
+    `idle_seconds` (see upload_requests.py)."""
 
     # Threads beyond the limit, so that a stream over it runs at once, to be refused.
     SPARE = 8
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        refused: type[ResourceExhausted] = TooManyWatchers,
+        idle_seconds: float | None = None,
+    ) -> None:
         self.limit = limit
+        self.idle_seconds = idle_seconds
+        self._refused = refused
         self.pool = futures.ThreadPoolExecutor(
             max_workers=limit + self.SPARE, thread_name_prefix="stream"
         )
@@ -108,8 +124,8 @@ class StreamSlots:
     def take(self) -> None:
         with self._lock:
             if self._taken >= self.limit:
-                raise TooManyWatchers(
-                    f"this daemon already serves {self.limit} streams; try another replica "
+                raise self._refused(
+                    f"this daemon already serves {self.limit} such streams; try another replica "
                     "or later",
                     metadata={"limit": self.limit},
                 )
@@ -128,6 +144,7 @@ def build_handler(
     guard: Guard | None,
     metrics: Metrics | None,
     streams: StreamSlots,
+    uploads: StreamSlots,
 ) -> grpc.RpcMethodHandler:
     name = method.name
     implementation = getattr(servicer, name)
@@ -221,12 +238,22 @@ def build_handler(
 
     if method.client_streaming:
 
-        def handle_stream(request_iterator, context: grpc.ServicerContext):
-            return run(
-                lambda caller: implementation(map(decode, request_iterator), context, caller),
-                context,
-            )
+        def upload(request_iterator, context: grpc.ServicerContext, caller: Principal):
+            uploads.take()
+            try:
+                requests = UploadRequests(request_iterator, context, uploads.idle_seconds, name)
+                try:
+                    return implementation(map(decode, requests), context, caller)
+                finally:
+                    requests.close()
+            finally:
+                uploads.give_back()
 
+        def handle_stream(request_iterator, context: grpc.ServicerContext):
+            return run(lambda caller: upload(request_iterator, context, caller), context)
+
+        # Off the RPC threads too: a client that stalls mid-upload must not starve other calls.
+        handle_stream.experimental_thread_pool = uploads.pool  # type: ignore[attr-defined]
         return grpc.stream_unary_rpc_method_handler(handle_stream, response_serializer=_serialize)
 
     def handle(request_bytes: bytes, context: grpc.ServicerContext):

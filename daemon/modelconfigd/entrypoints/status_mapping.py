@@ -26,7 +26,7 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
     (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
     (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
     (errors.OutOfRange, code_pb2.OUT_OF_RANGE),
-    (errors.TooManyWatchers, code_pb2.RESOURCE_EXHAUSTED),
+    (errors.ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
     # gRPC's own definition of RESOURCE_EXHAUSTED names "the entire file system is out of
     # space"; unlike UNAVAILABLE it tells clients that retrying soon will not help: space must
     # be freed first.
@@ -36,14 +36,18 @@ _CODES: tuple[tuple[type[errors.ModelConfigError], int], ...] = (
 )
 
 
-# The status travels in trailers that peers refuse beyond 16 KiB: the details base64-encoded,
-# the message percent-encoded (up to 3x). Echoed input is clipped by UTF-8 bytes and
-# violations are kept while they fit, so an error about a huge input still arrives whole.
+# The status travels in trailers: the details base64-encoded (4/3), the message percent-encoded
+# (up to 3x), and the message once more inside the details. gRPC peers refuse trailers over
+# 16 KiB, and a random share of those over 8 KiB (grpc.max_metadata_size, the soft limit: the
+# client then sees RESOURCE_EXHAUSTED instead of the status). So the whole stays under
+# _TRAILER_BUDGET: echoed input is clipped by UTF-8 bytes, metadata and violations are kept
+# while they fit, so that an error about a huge input still arrives whole.
+_TRAILER_BUDGET = 7000
 _MAX_MESSAGE_BYTES = 1024
 _MAX_VALUE_BYTES = 200
 _MAX_METADATA = 20
-_VIOLATIONS_BUDGET = 4000
-_MAX_DETAILS_BYTES = 8000
+_METADATA_BUDGET = 1500
+_VIOLATIONS_BUDGET = 1500
 
 
 def _clip(text: str, limit: int = _MAX_VALUE_BYTES) -> str:
@@ -77,8 +81,19 @@ def code_of(exc: errors.ModelConfigError) -> int:
 
 
 def _error_info(exc: errors.ModelConfigError) -> any_pb2.Any:
-    metadata = {_clip(k, 64): _clip(v) for k, v in list(exc.metadata.items())[:_MAX_METADATA]}
+    metadata, used = {}, 0
+    for key, value in list(exc.metadata.items())[:_MAX_METADATA]:
+        key, value = _clip(key, 64), _clip(value)
+        used += len(key.encode()) + len(value.encode())
+        if metadata and used > _METADATA_BUDGET:
+            break
+        metadata[key] = value
     return _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata))
+
+
+def _percent_encoded_length(message: str) -> int:
+    """The length of grpc-message on the wire: bytes outside printable ASCII, and %, take 3."""
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in message.encode())
 
 
 def _bad_request(exc: errors.ModelConfigError) -> any_pb2.Any:
@@ -109,10 +124,12 @@ def to_status(exc: errors.ModelConfigError) -> status_pb2.Status:
         details.append(_bad_request(exc))
     if isinstance(exc, errors.FailedPrecondition) and exc.violations:
         details.append(_precondition_failure(exc))
-    status = status_pb2.Status(
-        code=code_of(exc), message=_clip(exc.message, _MAX_MESSAGE_BYTES), details=details
-    )
-    if status.ByteSize() > _MAX_DETAILS_BYTES:
+    message = _clip(exc.message, _MAX_MESSAGE_BYTES)
+    status = status_pb2.Status(code=code_of(exc), message=message, details=details)
+    # What base64 leaves of the budget once the message has taken its share (at least 2.9 KB:
+    # room for the message and a full ErrorInfo).
+    room = (_TRAILER_BUDGET - _percent_encoded_length(message)) * 3 // 4
+    if status.ByteSize() > room:
         del status.details[1:]  # the ErrorInfo alone still says what and why
     return status
 
@@ -121,6 +138,11 @@ def abort(context: grpc.ServicerContext, method: str, exc: Exception) -> NoRetur
     """End a call with the status for `exc`: a domain error's own, else INTERNAL (logged)."""
     if isinstance(exc, errors.ModelConfigError):
         context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    if isinstance(exc, grpc.RpcError):
+        # A client stream's messages ended in an error: the caller cancelled, or sent a message
+        # over the size limit, which gRPC has already answered. Nobody waits for this status.
+        log.info("%s ended by its caller or by gRPC before the answer", method)
+        context.abort(grpc.StatusCode.CANCELLED, "the call ended before its answer")
     log.error("unexpected error in %s", method, exc_info=exc)
     status = status_pb2.Status(
         code=code_pb2.INTERNAL,
