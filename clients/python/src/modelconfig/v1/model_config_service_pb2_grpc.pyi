@@ -44,6 +44,15 @@ class ModelConfigServiceStub:
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
 
+    Any write may also get UNAVAILABLE when the database is out of reach (STORAGE_UNAVAILABLE) or
+    read-only (DATABASE_READ_ONLY), and RESOURCE_EXHAUSTED (STORAGE_FULL) when its disk is full:
+    nothing of the write is applied unless its connection died after the commit, so read before
+    retrying a write that must not repeat. Server streams (WatchChanges, ExportConfiguration) get
+    RESOURCE_EXHAUSTED (TOO_MANY_WATCHERS) beyond the daemon's stream slots, and uploads
+    (ImportOverrides, ApplyConfiguration) RESOURCE_EXHAUSTED (TOO_MANY_UPLOADS) beyond its upload
+    slots, or ABORTED (STREAM_IDLE) when no message comes for the idle limit: nothing of such an
+    upload is applied.
+
     A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
     `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
     and query; server streams as newline-delimited JSON), with the same credentials, roles and
@@ -281,6 +290,15 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
 
+    Any write may also get UNAVAILABLE when the database is out of reach (STORAGE_UNAVAILABLE) or
+    read-only (DATABASE_READ_ONLY), and RESOURCE_EXHAUSTED (STORAGE_FULL) when its disk is full:
+    nothing of the write is applied unless its connection died after the commit, so read before
+    retrying a write that must not repeat. Server streams (WatchChanges, ExportConfiguration) get
+    RESOURCE_EXHAUSTED (TOO_MANY_WATCHERS) beyond the daemon's stream slots, and uploads
+    (ImportOverrides, ApplyConfiguration) RESOURCE_EXHAUSTED (TOO_MANY_UPLOADS) beyond its upload
+    slots, or ABORTED (STREAM_IDLE) when no message comes for the idle limit: nothing of such an
+    upload is applied.
+
     A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
     `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
     and query; server streams as newline-delimited JSON), with the same credentials, roles and
@@ -513,6 +531,15 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    Any write may also get UNAVAILABLE when the database is out of reach (STORAGE_UNAVAILABLE) or
+    read-only (DATABASE_READ_ONLY), and RESOURCE_EXHAUSTED (STORAGE_FULL) when its disk is full:
+    nothing of the write is applied unless its connection died after the commit, so read before
+    retrying a write that must not repeat. Server streams (WatchChanges, ExportConfiguration) get
+    RESOURCE_EXHAUSTED (TOO_MANY_WATCHERS) beyond the daemon's stream slots, and uploads
+    (ImportOverrides, ApplyConfiguration) RESOURCE_EXHAUSTED (TOO_MANY_UPLOADS) beyond its upload
+    slots, or ABORTED (STREAM_IDLE) when no message comes for the idle limit: nothing of such an
+    upload is applied.
 
     A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
     `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
