@@ -1,0 +1,88 @@
+// The console's shell: sign-in (a bearer token kept in sessionStorage, GET /v1/caller for the
+// role), the hash router (#/slots, #/catalog, #/account/<id>, #/history) and the page frame.
+
+import { ApiError, get, getToken, setToken } from "./api.js";
+import { errorBox, h } from "./ui.js";
+import * as slots from "./pages/slots.js";
+import * as catalog from "./pages/catalog.js";
+import * as account from "./pages/account.js";
+import * as history from "./pages/history.js";
+
+const PAGES = { slots, catalog, account, history };
+const ctx = { caller: { name: "", role: "reader", authenticated: false }, signedIn: false };
+
+async function whoAmI() {
+  const who = document.getElementById("who");
+  try {
+    ctx.caller = await get("/v1/caller");
+    ctx.signedIn = true;
+    who.textContent = "";
+    who.append("Signed in as ", h("strong", { id: "caller-name" }, ctx.caller.name),
+      " · role ", h("strong", { id: "caller-role" }, ctx.caller.role),
+      ctx.caller.authenticated ? "" : " (this daemon checks no tokens)");
+  } catch (error) {
+    ctx.signedIn = false;
+    ctx.caller = { name: "", role: "", authenticated: false };
+    who.textContent = error instanceof ApiError && error.code === 16
+      ? (getToken() ? "That token is not known to the daemon." : "Sign in with a bearer token.")
+      : `The daemon did not answer: ${error.message}`;
+  }
+  document.getElementById("signout").disabled = !getToken();
+}
+
+function route() {
+  const [, name = "slots", ...rest] = (location.hash || "#/slots").split("/");
+  return { name: PAGES[name] ? name : "slots", params: rest.map(decodeURIComponent) };
+}
+
+let rendering = 0;
+
+async function render() {
+  const main = document.getElementById("main");
+  const { name, params } = route();
+  for (const link of document.querySelectorAll(".nav a")) {
+    const current = link.getAttribute("href") === `#/${name}`;
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${name[0].toUpperCase()}${name.slice(1)} · modelconfig console`;
+  if (!ctx.signedIn) {
+    main.replaceChildren(h("section", { class: "page" }, h("h1", {}, "Sign in"),
+      h("p", {}, "Enter a bearer token from the daemon's tokens file above. The token stays in this",
+        " browser tab (sessionStorage) and is sent only to this daemon.")));
+    return;
+  }
+  const ticket = ++rendering;
+  const frame = h("section", { class: "page", dataset: { page: name } });
+  main.replaceChildren(frame);
+  try {
+    await PAGES[name].render(frame, { ...ctx, params, reload: render, stale: () => ticket !== rendering });
+  } catch (error) {
+    if (ticket !== rendering) return;
+    frame.append(error instanceof ApiError ? errorBox(error) : h("p", { role: "alert" }, String(error)));
+  }
+  if (ticket === rendering) frame.dataset.ready = "true";
+}
+
+document.getElementById("signin").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const field = document.getElementById("token");
+  setToken(field.value.trim());
+  field.value = "";
+  await whoAmI();
+  await render();
+});
+
+document.getElementById("signout").addEventListener("click", async () => {
+  setToken("");
+  await whoAmI();
+  await render();
+});
+
+window.addEventListener("hashchange", () => {
+  render();
+  document.getElementById("main").focus({ preventScroll: true });
+});
+
+await whoAmI();
+await render();
