@@ -80,7 +80,7 @@ export function may(ctx, needed) {
 
 /** A visible line at the top of a page saying what this role may not do there. */
 export function roleNote(ctx, needed, what) {
-  if (may(ctx, needed)) return null;
+  if (may(ctx, needed)) return "";
   return h("p", { class: "notice role" },
     `Read only for you: ${what} needs the ${needed} role, and you are signed in as `,
     h("strong", {}, ctx.caller.role), ". Those controls are disabled.");
@@ -141,10 +141,14 @@ export function typeName(type) {
   return { MODEL_TYPE_TEXT: "text", MODEL_TYPE_IMAGE: "image" }[type] || "unspecified";
 }
 
-export function money(text) {
+/** An exact decimal string as dollars with at least cents; `signed` adds + to increases. */
+export function money(text, signed = false) {
   if (text === undefined || text === null || text === "") return "";
-  const negative = String(text).startsWith("-");
-  return `${negative ? "-" : ""}$${String(text).replace(/^[-+]/, "")}`;
+  const raw = String(text);
+  const sign = raw.startsWith("-") ? "-" : signed && Number(raw) > 0 ? "+" : "";
+  let [whole, fraction = ""] = raw.replace(/^[-+]/, "").split(".");
+  if (fraction.length < 2) fraction = fraction.padEnd(2, "0");
+  return `${sign}$${whole}.${fraction}`;
 }
 
 /** The models a slot accepts: active, of the slot's provider and type. */

@@ -104,7 +104,7 @@ function slotCard(setting, models, etag, ctx, estimatesBySlot) {
           " to ", h("strong", {}, chosen.label), "."),
         estimate && estimate.difference
           ? h("p", { class: "switch-cost" }, `For the volume priced: ${money(estimate.cost)} per month, `,
-            `${money(estimate.difference)} against the current model.`) : null,
+            `${money(estimate.difference, true)} against the current model.`) : null,
       ],
       confirm: "Switch",
     });
@@ -156,5 +156,5 @@ function costTable(slot, estimates, image) {
       h("th", { scope: "row" }, e.model.displayName || e.model.modelName, e.current ? " (current)" : ""),
       h("td", { "data-label": "Per month" }, e.cost ? money(e.cost)
         : `missing ${(e.missingPrices || []).join(", ")}`),
-      h("td", { "data-label": "Change" }, e.current ? "—" : money(e.difference))))));
+      h("td", { "data-label": "Change" }, e.current ? "—" : money(e.difference, true))))));
 }
