@@ -228,6 +228,11 @@ def test_change_a_global_setting_through_the_dropdown(console: Console, browser:
     expect(current_row).to_contain_text(f"${current.cost}")
 
     page.select_option("#global-openai_model", str(target))
+    # Choosing only previews: nothing is written until the switch is confirmed with a reason.
+    card = page.locator("article[data-slot=openai_model]")
+    expect(card.locator(".preview")).to_contain_text("Not applied yet")
+    assert console.global_model_id("openai_model") == before
+    card.get_by_role("button", name="Switch openai_model to the chosen model").click()
     expect(page.locator("dialog[open] .switch-cost")).to_be_visible()
     reason = "console test: move openai_model"
     confirm_dialog(page, reason)
@@ -243,6 +248,32 @@ def test_change_a_global_setting_through_the_dropdown(console: Console, browser:
     page.context.close()
 
 
+def test_a_switch_by_keyboard_alone_with_the_focus_visible(console: Console, browser: Browser):
+    page = open_console(browser, console, ADMIN[1])
+    before = console.global_model_id("anthropic_model")
+    select = page.locator("#global-anthropic_model")
+    select.focus()
+    page.keyboard.press("ArrowDown")
+    chosen = int(select.input_value())
+    assert chosen != before
+    page.keyboard.press("Tab")
+    focused = page.locator(":focus")
+    expect(focused).to_have_attribute("aria-label", "Switch anthropic_model to the chosen model")
+    # The focus ring is drawn (:focus-visible), not left to the browser's default or removed.
+    assert focused.evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
+    page.keyboard.press("Enter")
+    expect(page.locator("dialog[open] textarea")).to_be_focused()
+    page.keyboard.type("console test: by keyboard")
+    page.keyboard.press("Tab")
+    expect(page.locator("dialog[open] button[value=confirm]")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#live")).to_contain_text("now uses")
+    assert console.global_model_id("anthropic_model") == chosen
+    change = console.admin.list_changes(slot="anthropic_model", page_size=1).changes[0]
+    assert change.reason == "console test: by keyboard"
+    page.context.close()
+
+
 def test_a_stale_page_shows_the_conflict_and_writes_nothing(console: Console, browser: Browser):
     page = open_console(browser, console, ADMIN[1])
     loaded = console.global_model_id("runware_model")
@@ -252,6 +283,7 @@ def test_a_stale_page_shows_the_conflict_and_writes_nothing(console: Console, br
     revision = console.revision()
 
     page.select_option("#global-runware_model", str(others[1]))
+    page.get_by_role("button", name="Switch runware_model to the chosen model").click()
     confirm_dialog(page, "console test: from a stale page")
     conflict = page.locator("article[data-slot=runware_model] .notice.conflict")
     expect(conflict).to_be_visible()

@@ -72,13 +72,22 @@ function slotCard(setting, models, etag, ctx, estimatesBySlot) {
   const result = h("div", { class: "result" });
   const costs = h("div", { class: "costs", "aria-live": "polite" });
 
+  // Choosing in the dropdown only previews (keyboard users move through options with the
+  // arrow keys, each a change event); the switch itself is the button, which asks for a reason.
+  const apply = gate(h("button", { type: "button", class: "primary", disabled: true,
+    title: "Choose another model in the dropdown first.", "aria-label": `Switch ${slot} to the chosen model` }, "Switch…"), ctx, "admin");
+  const preview = h("p", { class: "preview", "aria-live": "polite" });
+  const chosenModel = () => models.find((m) => String(m.id) === select.value);
+  const switchCost = () => (estimatesBySlot.get(slot) || []).find((e) => String(e.model.id) === select.value);
+
   const element = h("article", { class: "card slot", dataset: { slot } },
     h("h2", {}, setting.displayName || slot, " ", h("code", {}, slot)),
     h("p", { class: "accepts" }, "Accepts active ", h("strong", {}, setting.requiredProvider), " ",
       h("strong", {}, typeName(setting.requiredModelType)), " models. Default: ",
       setting.defaultModel ? setting.defaultModel.label : "none", "."),
     h("div", { class: "field" }, h("label", { for: selectId }, "Global model"), select),
-    h("div", { class: "buttons" }, clear),
+    preview,
+    h("div", { class: "buttons" }, apply, clear),
     result,
     costs);
 
@@ -89,14 +98,28 @@ function slotCard(setting, models, etag, ctx, estimatesBySlot) {
       ctx.reload();
     } catch (error) {
       select.value = current;
+      select.dispatchEvent(new Event("change"));
       show(result, errorBox(error, { onReload: ctx.reload }));
     }
   }
 
-  select.addEventListener("change", async () => {
-    const chosen = models.find((m) => String(m.id) === select.value);
-    if (!chosen) return;
-    const estimate = (estimatesBySlot.get(slot) || []).find((e) => String(e.model.id) === select.value);
+  select.addEventListener("change", () => {
+    const chosen = chosenModel();
+    const changed = Boolean(chosen) && select.value !== current;
+    if (!apply.classList.contains("gated")) {
+      apply.disabled = !changed;
+      apply.title = changed ? "" : "Choose another model in the dropdown first.";
+    }
+    const estimate = switchCost();
+    show(preview, changed ? [`Switch to ${chosen.displayName}`,
+      estimate && estimate.difference ? `: ${money(estimate.difference, true)} per month for the volume above` : "",
+      ". Not applied yet."] : []);
+  });
+
+  apply.addEventListener("click", async () => {
+    const chosen = chosenModel();
+    if (!chosen || select.value === current) return;
+    const estimate = switchCost();
     const answer = await askReason({
       title: `Switch ${slot}`,
       body: [
@@ -109,8 +132,8 @@ function slotCard(setting, models, etag, ctx, estimatesBySlot) {
       confirm: "Switch",
     });
     if (!answer) {
-      select.value = current;
       announce("Switch cancelled; nothing was written.");
+      apply.focus();
       return;
     }
     await write(`${slot} now uses ${chosen.label}.`, `/v1/settings/${enc(slot)}:set`,
