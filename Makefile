@@ -127,7 +127,7 @@ $(BUF):
 lint: $(STAMP) $(BUF) $(NODE_STAMP) go
 	$(BIN)/ruff check daemon clients tests bench
 	$(BIN)/python -m mypy --config-file clients/python/pyproject.toml clients/python/src/modelconfig
-	cd protos && ../$(BUF) format --diff --exit-code
+	cd protos && ../$(BUF) format --diff --exit-code --exclude-path google
 	cd protos && ../$(BUF) lint
 	$(BUF) breaking protos --against "$$(git rev-parse --git-common-dir)#branch=main,subdir=protos"
 	cd $(NODE_CLIENT) && npm run --silent typecheck

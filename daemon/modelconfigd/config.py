@@ -47,6 +47,9 @@ class Settings:
     insecure: bool = False
     # host:port of the Prometheus /metrics endpoint; empty: no metrics.
     metrics_listen: str = ""
+    # host:port of the JSON API over HTTP and the console (see entrypoints/http_api.py); empty:
+    # none. It serves the same TLS and checks the same tokens as the gRPC port.
+    http_listen: str = ""
     # Which changes WatchChanges can replay: a number of revisions, or a duration (30s, 15m,
     # 12h, 7d). Older start revisions are answered REVISION_COMPACTED.
     changes_keep: str = "100000"
@@ -241,6 +244,12 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
     ("--tls-key", "tls_key", str, "PEM private key of --tls-cert"),
     ("--tls-client-ca", "tls_client_ca", str, "PEM CA that client certificates must chain to"),
     ("--metrics-listen", "metrics_listen", _optional_address, "host:port for /metrics"),
+    (
+        "--http-listen",
+        "http_listen",
+        _optional_address,
+        "host:port for the JSON API over HTTP and the console",
+    ),
     (
         "--changes-keep",
         "changes_keep",

@@ -27,6 +27,8 @@ from modelconfig import ModelConfigClient
 SERVICE_NAME = "modelconfig.v1.ModelConfigService"
 SERVING_LINE = re.compile(r"^modelconfigd serving on (?P<host>\S+):(?P<port>\d+) "
                           r"\(revision (?P<revision>\d+)(, (?P<workers>\d+) workers)?\)$")
+# Printed before the serving line when --http-listen is set.
+HTTP_LINE = re.compile(r"^modelconfigd serving JSON over HTTP on (?P<url>\S+):(?P<port>\d+)$")
 START_TIMEOUT = 30.0
 EXIT_TIMEOUT = 15.0
 
@@ -55,6 +57,7 @@ class DaemonProcess:
     name: str
     port: int = 0
     revision: int = -1
+    http_port: int = 0  # the JSON API's, when served
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
     _channels: list[grpc.Channel] = field(default_factory=list)
 
@@ -83,6 +86,9 @@ class DaemonProcess:
                 raise AssertionError(self.describe(
                     f"exited with {self.proc.returncode} before serving", seen))
             seen.append(line)
+            http = HTTP_LINE.match(line)
+            if http:
+                self.http_port = int(http["port"])
             match = SERVING_LINE.match(line)
             if match:
                 self.port = int(match["port"])

@@ -110,7 +110,9 @@ def test_describe_service_shows_every_rpc(grpcurl):
     out = grpcurl("describe", SERVICE).stdout
     assert set(re.findall(r"^\s*rpc (\w+) \(", out, re.MULTILINE)) == RPCS
     assert "rpc GetModel ( .modelconfig.v1.GetModelRequest ) returns " \
-           "( .modelconfig.v1.GetModelResponse );" in out
+           "( .modelconfig.v1.GetModelResponse ) {" in out
+    # Reflection serves google/api/annotations.proto too: grpcurl shows each RPC's HTTP route.
+    assert 'option (.google.api.http) = { get:"/v1/models/{model_id}" ' in out
 
 
 def test_describe_a_method_by_its_full_name(grpcurl):

@@ -128,6 +128,11 @@ class Guard:
             raise
         return principal
 
+    def identify(self, context: grpc.ServicerContext) -> Principal:
+        """Who the caller is, whatever they may do (GET /v1/caller); Unauthenticated if their
+        credentials are missing or unknown to a daemon that checks them."""
+        return self._identify(context)
+
     def _identify(self, context: grpc.ServicerContext) -> Principal:
         tokens = self._tokens
         header = _authorization(context) if tokens is not None else None

@@ -35,6 +35,8 @@ class RunningServer:
     health: health.HealthServicer
     executor: futures.ThreadPoolExecutor
     streams: StreamSlots
+    # The service's method handlers by RPC name: the JSON API over HTTP calls them too.
+    handlers: dict[str, grpc.RpcMethodHandler]
 
     def set_serving(self) -> None:
         for name in ("", SERVICE_NAME):
@@ -101,4 +103,4 @@ def create_server(
         executor.shutdown(wait=False)
         streams.pool.shutdown(wait=False)
         raise OSError(f"cannot listen on {address}: is another process using it?") from exc
-    return RunningServer(server, port, health_servicer, executor, streams)
+    return RunningServer(server, port, health_servicer, executor, streams, handlers)

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 import peewee
@@ -28,7 +29,8 @@ from ..domain.errors import StorageUnavailable
 from . import log_format, metrics
 from .app import App
 from .auth import Guard
-from .grpc_server import create_server
+from .grpc_server import RunningServer, create_server
+from .http_api import HttpApi, HttpServer, listening_socket
 from .tls import ServerTls, TlsFileError, read_tls_files
 from .tokens import TokensFileError, load_tokens
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "refusing to serve %s without %s: anyone who can reach it could read and change "
             "every tenant's models. Configure them, listen on loopback (127.0.0.1), or pass "
             "--insecure (MODELCONFIG_INSECURE=1) to serve it open anyway",
-            settings.listen,
+            " and ".join(a for a in (settings.listen, settings.http_listen) if a),
             missing,
         )
         return 1
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning(
             "INSECURE (--insecure): serving %s without %s: anyone who can reach it can read "
             "and change every tenant's models",
-            settings.listen,
+            " and ".join(a for a in (settings.listen, settings.http_listen) if a),
             missing,
         )
     if settings.workers == 1:
@@ -90,10 +92,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def _unprotected(settings: config.Settings) -> str | None:
-    """What a non-loopback address lacks to be safe to serve (TLS, authentication), if any."""
-    host = settings.listen.rpartition(":")[0]
+    """What a non-loopback address (gRPC's or HTTP's) lacks to be safe to serve (TLS,
+    authentication), if any."""
+    hosts = [a.rpartition(":")[0] for a in (settings.listen, settings.http_listen) if a]
     authenticated = bool(settings.tokens_file or settings.tls_client_ca)
-    if _is_loopback(host) or (settings.tls and authenticated):
+    if all(_is_loopback(host) for host in hosts) or (settings.tls and authenticated):
         return None
     return " and ".join(
         what
@@ -139,8 +142,13 @@ def _reload(settings: config.Settings, guard: Guard | None, tls: ServerTls | Non
             log.info("reloaded the TLS files; new connections use them")
 
 
-def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Announces readiness on stdout or on `ready_fd`."""
+def _serve(
+    settings: config.Settings,
+    ready_fd: int | None = None,
+    http_socket: socket.socket | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Announces readiness on stdout or on `ready_fd`.
+    A worker serves HTTP on its supervisor's `http_socket`."""
     counted = metrics.Metrics() if settings.metrics_listen else None
     try:
         guard, tls = _security(settings, counted.refused if counted else None)
@@ -180,6 +188,17 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
         app.close()
         return 1
     running.server.start()
+    http = None
+    if settings.http_listen:
+        try:
+            http = _start_http(settings, running, guard, tls, http_socket)
+        except OSError as exc:
+            log.error("%s", exc)
+            running.stop(None)
+            app.close()
+            return 1
+        if ready_fd is None:
+            _announce_http(settings.http_listen, http.port, tls is not None)
     running.set_serving()
     revision = app.live.current.revision
     if ready_fd is None:
@@ -201,12 +220,44 @@ def _serve(settings: config.Settings, ready_fd: int | None = None) -> int:
     # the group, or a supervisor forwarding a burst, still gets the whole (bounded) drain.
     time.sleep(settings.drain_seconds)
     app.feed.close()  # watchers are told at once (UNAVAILABLE) and reconnect elsewhere
+    stopping = threading.Thread(target=http.stop) if http is not None else None
+    if stopping is not None:  # both ports drain at once, each within the grace period
+        stopping.start()
     running.stop(settings.grace_seconds)
+    if stopping is not None:
+        stopping.join()
     app.close()
     if counted is not None:
         counted.close()
     log.info("stopped")
     return 0
+
+
+def _start_http(
+    settings: config.Settings,
+    running: RunningServer,
+    guard: Guard | None,
+    tls: ServerTls | None,
+    sock: socket.socket | None,
+) -> HttpServer:
+    """The JSON API over HTTP beside the gRPC port, calling the same handlers (http_api.py)."""
+    api = HttpApi(running.handlers, guard, running.streams.pool, settings.threads)
+    server = HttpServer(
+        api,
+        settings.http_listen,
+        sock=sock,
+        ssl_context=tls.ssl_context() if tls is not None else None,
+        shutdown_timeout=settings.grace_seconds,
+    )
+    server.start()
+    return server
+
+
+def _announce_http(listen: str, port: int, secure: bool) -> None:
+    host = listen.rsplit(":", 1)[0]
+    scheme = "https" if secure else "http"
+    # Printed before the serving line, so that whoever waits for that one can read this too.
+    print(f"modelconfigd serving JSON over HTTP on {scheme}://{host}:{port}", flush=True)
 
 
 def _announce(listen: str, port: int, revision: int, workers: int = 1) -> None:
@@ -250,7 +301,9 @@ def _supervise(settings: config.Settings) -> int:
             directory = metrics.use_multiprocess_directory()  # before a worker imports the library
             metrics.serve(settings.metrics_listen)
         with lock, reserved:
-            return _Supervisor(settings, reserved).run()
+            http_socket = listening_socket(settings.http_listen) if settings.http_listen else None
+            with http_socket or contextlib.nullcontext():
+                return _Supervisor(settings, reserved, http_socket).run()
     except OSError as exc:
         log.error("%s", exc)
         return 1
@@ -284,12 +337,20 @@ class _Supervisor:
     the only code that touches the bookkeeping, so no handler can run in the middle of it.
     """
 
-    def __init__(self, settings: config.Settings, reserved: socket.socket) -> None:
+    def __init__(
+        self,
+        settings: config.Settings,
+        reserved: socket.socket,
+        http_socket: socket.socket | None = None,
+    ) -> None:
         self.port = reserved.getsockname()[1]
         host = settings.listen.rpartition(":")[0]
         self.listen = settings.listen
         self.settings = config.Settings(**{**settings.__dict__, "listen": f"{host}:{self.port}"})
         self.reserved = reserved
+        # The workers all accept on this one listening socket (HTTP has no SO_REUSEPORT
+        # dance to do: the socket is bound once, here, before any worker exists).
+        self.http_socket = http_socket
         self.children: dict[int, int] = {}  # pid -> worker index
         self.restarts: dict[int, float] = {}  # worker index -> when to start it again
         self.revisions: list[int] = []  # announced by workers as they serve
@@ -320,7 +381,9 @@ class _Supervisor:
             code = 1
             try:
                 os.close(self.ready_read)
-                code = _serve(self.settings, ready_fd=self.ready_write)
+                code = _serve(
+                    self.settings, ready_fd=self.ready_write, http_socket=self.http_socket
+                )
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:
@@ -394,6 +457,12 @@ class _Supervisor:
             self.started = True
             self.reserved.close()
             if not self.stopping:
+                if self.http_socket is not None:
+                    _announce_http(
+                        self.settings.http_listen,
+                        self.http_socket.getsockname()[1],
+                        self.settings.tls,
+                    )
                 _announce(self.listen, self.port, max(self.revisions), self.settings.workers)
 
 

@@ -125,3 +125,41 @@ def abort(context: grpc.ServicerContext, method: str, exc: Exception) -> NoRetur
     )
     context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover
+
+
+# JSON over HTTP (http_api.py): the HTTP status of each code, google.rpc's own mapping (as in
+# google/rpc/code.proto and grpc-gateway).
+HTTP_STATUS: dict[int, int] = {
+    code_pb2.OK: 200,
+    code_pb2.CANCELLED: 499,
+    code_pb2.UNKNOWN: 500,
+    code_pb2.INVALID_ARGUMENT: 400,
+    code_pb2.DEADLINE_EXCEEDED: 504,
+    code_pb2.NOT_FOUND: 404,
+    code_pb2.ALREADY_EXISTS: 409,
+    code_pb2.PERMISSION_DENIED: 403,
+    code_pb2.RESOURCE_EXHAUSTED: 429,
+    code_pb2.FAILED_PRECONDITION: 400,
+    code_pb2.ABORTED: 409,
+    code_pb2.OUT_OF_RANGE: 400,
+    code_pb2.UNIMPLEMENTED: 501,
+    code_pb2.INTERNAL: 500,
+    code_pb2.UNAVAILABLE: 503,
+    code_pb2.DATA_LOSS: 500,
+    code_pb2.UNAUTHENTICATED: 401,
+}
+
+
+def plain_status(code: int, message: str, reason: str, **metadata: str) -> status_pb2.Status:
+    """A status for a refusal of the HTTP layer itself (no such route, a method the route does
+    not take): the code and an ErrorInfo, as every other error has."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    return status_pb2.Status(code=code, message=message, details=[_pack(info)])
+
+
+def status_of_abort(status: grpc.Status) -> status_pb2.Status:
+    """The google.rpc.Status that `abort` above put into a call's trailers."""
+    for key, value in status.trailing_metadata or ():
+        if key == rpc_status.GRPC_DETAILS_METADATA_KEY:
+            return status_pb2.Status.FromString(value)
+    return status_pb2.Status(code=status.code.value[0], message=status.details or "")

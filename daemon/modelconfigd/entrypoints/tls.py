@@ -7,6 +7,7 @@ anything, so a botched rotation leaves the daemon serving with the old certifica
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 from pathlib import Path
@@ -44,6 +45,7 @@ class ServerTls:
         self._cert, self._key, self._client_ca = cert, key, client_ca
         self._lock = threading.Lock()
         self._pending: grpc.ServerCertificateConfiguration | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._initial = self._read()
 
     @property
@@ -57,11 +59,29 @@ class ServerTls:
             require_client_authentication=self.client_certificates,
         )
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The same certificate (and client CA) for the JSON API over HTTP; `reload` loads
+        the new files into it too, for new connections."""
+        if self._ssl is None:
+            self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._load_ssl()
+        return self._ssl
+
+    def _load_ssl(self) -> None:
+        assert self._ssl is not None
+        self._ssl.load_cert_chain(self._cert, self._key)
+        if self._client_ca:
+            self._ssl.verify_mode = ssl.CERT_REQUIRED
+            self._ssl.load_verify_locations(self._client_ca)
+
     def reload(self) -> None:
         """Read the files again; TlsFileError (and nothing replaced) if they cannot be used."""
         configuration = self._read()
         with self._lock:
             self._pending = configuration
+        if self._ssl is not None:
+            with contextlib.suppress(OSError, ssl.SSLError):  # _read checked them just now
+                self._load_ssl()
 
     def _next_configuration(self) -> grpc.ServerCertificateConfiguration | None:
         """grpc asks before each handshake; None keeps the configuration in use."""

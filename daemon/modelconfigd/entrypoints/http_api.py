@@ -1,0 +1,413 @@
+"""The JSON API over HTTP and the console: an aiohttp server in a thread of its own.
+
+Routes come from the proto's `google.api.http` annotations (http_routes.py), none is written by
+hand. A request becomes the RPC's request message (protobuf's JSON mapping) and goes through the
+very handler a gRPC call goes through (call_handlers.py: the caller's check, the servicer, the
+error mapping, the metrics), with an HttpCallContext as its context: one set of rules. Answers
+are the response message as JSON; server streams send one response per line (NDJSON); errors
+are the google.rpc.Status as JSON with the HTTP status of its code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+from google.protobuf import json_format, message
+from google.rpc import code_pb2, status_pb2
+
+from ..domain.errors import InvalidArgument, ModelConfigError, Unauthenticated
+from .auth import ANYONE, Guard
+from .grpc_server import SERVICE
+from .http_context import FORWARDED_HEADERS, CallAborted, HttpCallContext, peer_of
+from .http_routes import Route, routes_of
+from .request_origin import REQUEST_ID
+from .status_mapping import HTTP_STATUS, plain_status, to_status
+
+log = logging.getLogger(__name__)
+
+CONSOLE = Path(__file__).resolve().parent.parent / "console"
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+# Bodies up to this size: an ImportOverrides or ApplyConfiguration sent as one JSON message.
+MAX_BODY = 64 * 1024 * 1024
+# How often a stream waiting for its next response checks that its client is still there.
+_STREAM_CHECK = 1.0
+
+
+def to_json(reply: message.Message) -> bytes:
+    """Protobuf's JSON mapping: lowerCamelCase names, int64 as strings, enums by name, and
+    every field present, defaults too, so that a browser need not know the defaults."""
+    document = json_format.MessageToDict(reply, always_print_fields_with_no_presence=True)
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _internal(method: str) -> status_pb2.Status:
+    return plain_status(
+        code_pb2.INTERNAL, f"internal error in {method}; the daemon's log has the details",
+        "INTERNAL",
+    )
+
+
+class HttpApi:
+    """The aiohttp application: the annotated routes, GET /v1/caller and the console."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, grpc.RpcMethodHandler],
+        guard: Guard | None,
+        stream_pool: futures.Executor,
+        threads: int,
+        console: Path = CONSOLE,
+    ) -> None:
+        self.routes = routes_of(SERVICE)
+        self._handlers = handlers
+        self._guard = guard if guard is not None and guard.checks else None
+        # Calls block (the database, the service's lock): they run on threads of their own,
+        # as many as the gRPC port has; server streams run on the gRPC streams' pool.
+        self._calls = futures.ThreadPoolExecutor(threads, thread_name_prefix="http")
+        self._stream_pool = stream_pool
+        self._console = console
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_get("/", self._to_console)
+        app.router.add_get("/console", self._to_console)
+        if self._console.is_dir():
+            app.router.add_get("/console/", self._console_index)
+            app.router.add_static("/console/", self._console)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    def close(self) -> None:
+        self._calls.shutdown(wait=False, cancel_futures=True)
+
+    # -- the console -----------------------------------------------------------------------
+
+    async def _to_console(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/console/")
+
+    async def _console_index(self, request: web.Request) -> web.StreamResponse:
+        index = self._console / "index.html"
+        if not index.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(index)
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        raw_path = request.rel_url.raw_path
+        if raw_path == "/v1/caller":
+            if request.method != "GET":
+                return self._not_allowed(request, ["GET"])
+            return self._caller(request)
+        allowed = []
+        for route in self.routes:
+            variables = route.match(raw_path)
+            if variables is None:
+                continue
+            if route.http_method != request.method:
+                allowed.append(route.http_method)
+                continue
+            try:
+                return await self._call(request, route, variables)
+            except Exception:  # a fault here, not in the handler (which maps its own)
+                log.exception("unexpected error in %s over HTTP", route.rpc.name)
+                return self._error(request, _internal(route.rpc.full_name))
+        if allowed:
+            return self._not_allowed(request, allowed)
+        status = plain_status(
+            code_pb2.NOT_FOUND,
+            f"no route {request.method} {request.path}: see the route table in the README",
+            "ROUTE_NOT_FOUND",
+            path=request.path[:200],
+        )
+        return self._error(request, status)
+
+    def _not_allowed(self, request: web.Request, allowed: list[str]) -> web.Response:
+        methods = ", ".join(sorted(set(allowed)))
+        status = plain_status(
+            code_pb2.UNIMPLEMENTED,
+            f"{request.path} takes {methods}, not {request.method}",
+            "METHOD_NOT_ALLOWED",
+            method=request.method,
+            allowed=methods,
+        )
+        response = self._error(request, status, http_status=405)
+        response.headers["Allow"] = methods
+        return response
+
+    def _context(self, request: web.Request) -> HttpCallContext:
+        headers = request.headers
+        metadata = [(key, headers[key]) for key in FORWARDED_HEADERS if key in headers]
+        transport = request.transport
+        peername = transport.get_extra_info("peername") if transport is not None else None
+        certificate = transport.get_extra_info("peercert") if transport is not None else None
+        return HttpCallContext(metadata, peer_of(peername), _common_name(certificate))
+
+    def _caller(self, request: web.Request) -> web.Response:
+        """Who the bearer token is and what it may do (admin on a daemon that checks none)."""
+        context = self._context(request)
+        principal, authenticated = ANYONE, False
+        if self._guard is not None:
+            try:
+                principal = self._guard.identify(context)
+            except Unauthenticated as exc:
+                return self._error(request, to_status(exc))
+            authenticated = principal is not ANYONE
+        body = {
+            "name": principal.name or "anonymous",
+            "role": principal.role.label,
+            "authenticated": authenticated,
+        }
+        return web.json_response(body, headers=self._echo(request, context))
+
+    async def _call(
+        self, request: web.Request, route: Route, variables: dict[str, str]
+    ) -> web.StreamResponse:
+        context = self._context(request)
+        handler = self._handlers[route.rpc.name]
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge as exc:
+                raise InvalidArgument(
+                    f"the body is larger than {MAX_BODY} bytes",
+                    reason="REQUEST_TOO_LARGE",
+                    metadata={"limit": MAX_BODY},
+                ) from exc
+            try:
+                data = route.request(variables, request.query.items(), body).SerializeToString()
+            except InvalidArgument:
+                # As over gRPC, a caller who may not make the call learns nothing more.
+                if self._guard is not None:
+                    self._guard.checker(route.rpc.name)(context)
+                raise
+        except ModelConfigError as exc:
+            return self._error(request, to_status(exc), context)
+        if handler.unary_stream is not None:
+            return await self._stream(request, route, handler.unary_stream, data, context)
+
+        def call() -> object:
+            if handler.stream_unary is not None:  # a client stream of this one message
+                return handler.stream_unary(iter([data]), context)
+            return handler.unary_unary(data, context)
+
+        try:
+            answer = await loop.run_in_executor(self._calls, call)
+        except CallAborted as aborted:
+            return self._error(request, aborted.status, context)
+        except Exception:
+            log.exception("unexpected error in %s over HTTP", route.rpc.name)
+            return self._error(request, _internal(route.rpc.full_name), context)
+        finally:
+            context.cancel()
+        reply = _reply(route, answer)
+        return web.Response(
+            body=to_json(reply), content_type=JSON, headers=self._echo(request, context)
+        )
+
+    async def _stream(
+        self,
+        request: web.Request,
+        route: Route,
+        handler: Callable,
+        data: bytes,
+        context: HttpCallContext,
+    ) -> web.StreamResponse:
+        """A server stream as NDJSON: one response per line, flushed as it comes. An error
+        before the first response is an ordinary error answer; after it, a last line
+        `{"error": <Status>}`."""
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=4)
+
+        def put(item: tuple[str, object]) -> bool:
+            """Hand `item` to the response, waiting while it is behind (backpressure)."""
+            sent = asyncio.run_coroutine_threadsafe(lines.put(item), loop)
+            while context.is_active():
+                with contextlib.suppress(futures.TimeoutError):
+                    sent.result(_STREAM_CHECK)
+                    return True
+            sent.cancel()
+            return False
+
+        def pump() -> None:
+            stream = handler(data, context)
+            try:
+                for answer in stream:
+                    if not put(("line", to_json(_reply(route, answer)) + b"\n")):
+                        return
+                put(("end", None))
+            except CallAborted as aborted:
+                put(("error", aborted.status))
+            except Exception:
+                log.exception("unexpected error in %s over HTTP", route.rpc.name)
+                put(("error", _internal(route.rpc.full_name)))
+            finally:
+                stream.close()
+
+        pumping = loop.run_in_executor(self._stream_pool, pump)
+        try:
+            kind, value = await lines.get()
+            if kind == "error":
+                return self._error(request, value, context)  # type: ignore[arg-type]
+            response = web.StreamResponse(headers=self._echo(request, context))
+            response.content_type = NDJSON
+            await response.prepare(request)
+            while kind == "line":
+                await response.write(value)  # type: ignore[arg-type]
+                kind, value = await self._next(request, lines)
+            if kind == "error":
+                error = json_format.MessageToDict(value)  # type: ignore[arg-type]
+                await response.write(json.dumps({"error": error}).encode() + b"\n")
+            if kind != "gone":
+                await response.write_eof()
+            return response
+        except ConnectionError:  # the client went away while we wrote
+            return web.Response()  # never sent
+        finally:
+            context.cancel()  # the handler's callbacks stop a watch at once
+            await asyncio.shield(pumping)
+
+    @staticmethod
+    async def _next(request: web.Request, lines: asyncio.Queue) -> tuple[str, object]:
+        """The next line, or ("gone", None) once the client has closed the connection."""
+        while True:
+            try:
+                return await asyncio.wait_for(lines.get(), _STREAM_CHECK)
+            except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return "gone", None
+
+    def _echo(self, request: web.Request, context: HttpCallContext | None) -> dict[str, str]:
+        """X-Request-Id back: the one a write recorded (the caller's, or a new one), else the
+        caller's."""
+        request_id = (context.initial_metadata.get(REQUEST_ID) if context else None) or (
+            request.headers.get(REQUEST_ID)
+        )
+        return {"X-Request-Id": request_id} if request_id else {}
+
+    def _error(
+        self,
+        request: web.Request,
+        status: status_pb2.Status,
+        context: HttpCallContext | None = None,
+        http_status: int | None = None,
+    ) -> web.Response:
+        body = json.dumps(json_format.MessageToDict(status), ensure_ascii=False).encode()
+        return web.Response(
+            status=http_status or HTTP_STATUS.get(status.code, 500),
+            body=body,
+            content_type=JSON,
+            headers=self._echo(request, context),
+        )
+
+
+def _reply(route: Route, answer: object) -> message.Message:
+    """A handler's answer as the response message (the hot paths answer serialized bytes)."""
+    if isinstance(answer, bytes):
+        return route.response_class.FromString(answer)
+    return answer  # type: ignore[return-value]
+
+
+def _common_name(certificate: object) -> str | None:
+    """The subject CN of a verified client certificate (ssl's getpeercert() form)."""
+    if not isinstance(certificate, dict):
+        return None
+    for rdn in certificate.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
+class HttpServer:
+    """The HttpApi served on an address (or on a listening socket a supervisor shares with
+    its workers), by an asyncio loop in a thread of its own beside grpcio's threads."""
+
+    def __init__(
+        self,
+        api: HttpApi,
+        address: str = "",
+        *,
+        sock: socket.socket | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.api = api
+        self._address = address
+        self._sock = sock
+        self._ssl = ssl_context
+        self._shutdown_timeout = shutdown_timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def start(self) -> int:
+        """Listen and serve; the port (the one chosen for port 0). OSError if it cannot bind."""
+        self._thread.start()
+        try:
+            self.port = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
+        except OSError as exc:
+            self._halt()
+            raise OSError(f"cannot listen on {self._address} for HTTP: {exc.strerror}") from exc
+        return self.port
+
+    async def _start(self) -> int:
+        self._runner = web.AppRunner(
+            self.api.application(), access_log=None, shutdown_timeout=self._shutdown_timeout
+        )
+        await self._runner.setup()
+        site: web.BaseSite
+        if self._sock is not None:
+            site = web.SockSite(self._runner, self._sock, ssl_context=self._ssl)
+        else:
+            host, _, port = self._address.rpartition(":")
+            site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=self._ssl)
+        await site.start()
+        return self._runner.addresses[0][1]
+
+    def stop(self) -> None:
+        """Stop listening, let calls in flight finish (up to the shutdown timeout), stop."""
+        if self._runner is not None:
+            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            with contextlib.suppress(Exception):
+                cleanup.result(self._shutdown_timeout + 5)
+        self._halt()
+
+    def _halt(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
+        self.api.close()
+
+
+def listening_socket(address: str) -> socket.socket:
+    """A listening TCP socket on `address` (host:port; port 0 picks one), for a supervisor to
+    hand to its workers: each then accepts on it, and the kernel spreads the connections."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
