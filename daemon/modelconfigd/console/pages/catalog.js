@@ -6,7 +6,7 @@ import { announce, askReason, errorBox, gate, h, roleNote, show, typeName } from
 
 const filters = { provider: "", modelType: "", activeOnly: false, deprecation: "" };
 
-// The editable fields: [JSON name, proto path (for update masks), label, input type].
+// The editable fields: [JSON name, proto field, label, input type].
 const FIELDS = [
   ["modelName", "model_name", "Model name (the provider's id)", "text"],
   ["displayName", "display_name", "Display name", "text"],
@@ -164,7 +164,7 @@ async function activate(m, ctx, result) {
       "win again.") });
   if (!answer) return;
   await write(ctx, result, `${m.displayName} is active.`, "PATCH", `/v1/models/${enc(m.id)}`,
-    { query: { updateMask: "is_active" }, body: { id: String(m.id), isActive: true }, reason: answer.reason });
+    { body: { id: String(m.id), isActive: true }, reason: answer.reason });
 }
 
 async function deactivate(m, ctx, result) {
@@ -187,7 +187,7 @@ async function deactivate(m, ctx, result) {
   });
   if (!answer) return;
   await write(ctx, result, `${m.displayName} is inactive.`, "PATCH", `/v1/models/${enc(m.id)}`,
-    { query: { updateMask: "is_active" }, body: { id: String(m.id), isActive: false }, reason: answer.reason });
+    { body: { id: String(m.id), isActive: false }, reason: answer.reason });
 }
 
 async function remove(m, ctx, result) {
@@ -309,6 +309,12 @@ async function editModel(m, ctx, result) {
   }
   const body = { id: String(m.id) };
   for (const [key] of changed) body[key] = values[key];
+  // Without a mask the daemon changes every populated field (AIP-134), here exactly the changed
+  // ones. A field being emptied is not populated, so only then is a mask needed (in the JSON
+  // form, lowerCamelCase, as protobuf's JSON mapping spells a FieldMask).
+  const emptied = changed.some(([key]) => values[key] === "" || values[key] === 0
+    || (Array.isArray(values[key]) && !values[key].length));
   await write(ctx, result, `${m.displayName} was saved.`, "PATCH", `/v1/models/${enc(m.id)}`,
-    { query: { updateMask: changed.map(([, path]) => path).join(",") }, body, reason: answer.reason });
+    { query: emptied ? { updateMask: changed.map(([key]) => key).join(",") } : {}, body,
+      reason: answer.reason });
 }

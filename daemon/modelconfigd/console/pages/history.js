@@ -93,14 +93,17 @@ function modelText(id, byId) {
 function diffTable(change, byId) {
   const before = flatten(change.before || {});
   const after = flatten(change.after || {});
-  if (change.kind === "CHANGE_KIND_SETTING") {
-    before.set("modelId", before.get("modelId") || "0");
-    after.set("modelId", after.get("modelId") || "0");
+  // The API prints fields at their defaults too: an empty value is no value, and a row whose
+  // sides agree is no difference.
+  for (const side of [before, after]) {
+    for (const [key, value] of side) if (value === "" || value === "0") side.delete(key);
   }
-  const keys = [...new Set([...before.keys(), ...after.keys()])];
-  const shown = (key, text) => (text === undefined ? "—"
+  const keys = [...new Set([...before.keys(), ...after.keys()])]
+    .filter((key) => before.get(key) !== after.get(key));
+  const setting = change.kind === "CHANGE_KIND_SETTING";
+  const shown = (key, text) => (text === undefined ? (setting && key === "modelId" ? "none" : "—")
     : /(^|\.)(modelId|successorId)$/.test(key) ? modelText(text, byId) : text);
-  const rows = keys.map((key) => h("tr", { class: before.get(key) === after.get(key) ? "same" : "changed" },
+  const rows = keys.map((key) => h("tr", { class: "changed" },
     h("th", { scope: "row" }, key === "modelId" ? "model" : key),
     h("td", { class: "before", "data-label": "Before" }, shown(key, before.get(key))),
     h("td", { class: "after", "data-label": "After" }, shown(key, after.get(key)))));
