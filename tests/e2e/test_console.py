@@ -98,7 +98,8 @@ def console(tmp_path_factory) -> Iterator[Console]:
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), "Debian's chromium is missing: `make install` installs it"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, timeout=120_000)
         try:
             yield launched
         finally:
@@ -176,7 +177,7 @@ def test_sign_in_names_the_caller_and_every_page_renders(console: Console, brows
     goto(page, "slots")
     page.select_option("#global-openai_model", "13")
     expect(page.locator("article[data-slot=openai_model] .preview")).to_contain_text("GPT-5 Mini")
-    page.set_viewport_size({"width": 1280, "height": 760})
+    page.set_viewport_size({"width": 1280, "height": 1040})
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "readme.png"))
     page.context.close()

@@ -80,6 +80,8 @@ document.getElementById("signout").addEventListener("click", async () => {
 });
 
 window.addEventListener("hashchange", () => {
+  // A result said on another page is not about this one.
+  document.getElementById("live").textContent = "";
   render();
   document.getElementById("main").focus({ preventScroll: true });
 });
