@@ -502,3 +502,30 @@ def test_create_a_model_and_see_what_uses_one_before_deactivating(
     expect(page.locator("#live")).to_contain_text("is inactive")
     wait_ready(page)
     assert console.admin.get_model(created.id).model.is_active is False
+
+
+def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
+    old = console.admin.create_model(pb.Model(
+        model_name="gpt-console-retiring", display_name="GPT Console Retiring", provider="openai",
+        model_type=pb.MODEL_TYPE_TEXT, input_price_per_1m_tokens="1",
+        output_price_per_1m_tokens="4", is_active=True), reason="console test").model
+    console.admin.set_model("openai_model", old.id, account_id="acct-console-retire",
+                            reason="console test")
+    successor = console.admin.get_model("gpt-4o-mini").model
+    page = open_console(browser, console, ADMIN[1], route="catalog")
+    page.get_by_role("button", name="Retire GPT Console Retiring", exact=True).click()
+    dialog = page.locator("dialog[open]")
+    # Only active models of the same provider and type are offered as successors.
+    offered = option_ids(page, "dialog[open] select[name=successor]")
+    assert offered == [i for i in console.active_ids("openai", pb.MODEL_TYPE_TEXT) if i != old.id]
+    dialog.locator("select[name=successor]").select_option(str(successor.id))
+    # A dry run (validate_only) says what would move before anything does.
+    expect(dialog.locator(".preview")).to_contain_text("1 account overrides")
+    assert console.admin.get_model(old.id).model.is_active is True
+    confirm_dialog(page, "console test: retire")
+    expect(page.locator("#live")).to_contain_text("was retired")
+    retired = console.admin.get_model(old.id).model
+    assert (retired.is_active, retired.successor_id) == (False, successor.id)
+    resolved = console.admin.resolve_for_account("acct-console-retire", ["openai_model"]).slots[0]
+    assert (resolved.source, resolved.model.id) == (pb.SOURCE_ACCOUNT, successor.id)
+    page.context.close()
