@@ -25,7 +25,7 @@ from modelconfig import ModelConfigClient
 from modelconfig.v1 import resources_pb2 as pb
 
 from .certs import write_tokens
-from .process_helpers import DaemonProcess, Daemons, free_port
+from .process_helpers import DaemonProcess, Daemons
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "console-screenshots"
@@ -80,14 +80,14 @@ def console(tmp_path_factory) -> Iterator[Console]:
           for role, (name, token) in (("admin", ADMIN), ("reader", READER), ("writer", WRITER))),
     )
     daemons = Daemons(workdir)
-    http_port = free_port()
     try:
         daemon = daemons.start(
             f"sqlite:///{workdir}/modelconfig.db",
             env={"MODELCONFIG_TOKENS_FILE": str(tokens),
-                 "MODELCONFIG_HTTP_LISTEN": f"127.0.0.1:{http_port}"},
+                 "MODELCONFIG_HTTP_LISTEN": "127.0.0.1:0"},
         )
-        running = Console(daemon, http_port)
+        assert daemon.http_port, "the daemon did not say where it serves HTTP"
+        running = Console(daemon, daemon.http_port)
         running.wait_http()
         yield running
     finally:
