@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import ssl
 import time
 import uuid
@@ -453,6 +454,15 @@ def test_every_rpc_has_an_http_route_and_a_case():
     assert {r.rpc.name for r in routes_of(SERVICE)} == set(ROUTE_CASES)
 
 
+def test_the_readme_route_table_is_the_annotations():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## JSON over HTTP\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(GET|POST|PATCH|DELETE) (\S+)` \| ([\w ]+?) \|", section, re.MULTILINE)
+    annotated = {(r.http_method, r.template, r.rpc.name) for r in routes_of(SERVICE)}
+    assert set(rows) == annotated | {("GET", "/v1/caller", "HTTP only")}
+    assert len(rows) == len(set(rows))
+
+
 @pytest.mark.parametrize("rpc", sorted(ROUTE_CASES))
 def test_route(h, rpc):
     ROUTE_CASES[rpc](h)
@@ -546,6 +556,21 @@ def test_the_same_refusal_as_over_grpc(served, h):
     over_grpc = rpc_status.from_call(caught.value)
     from google.protobuf import json_format
     assert json_format.MessageToDict(over_grpc) == over_http
+
+
+def test_writes_from_another_sites_page_are_refused(h):
+    """A browser names the page's origin on a cross-origin POST, which it may send without
+    asking (a form, a no-cors fetch): another site's page cannot write through this API."""
+    account = unique()
+    path = f"/v1/accounts/{account}/settings/openai_model:set"
+    refused(h.post(path, {"modelId": "8"}, headers={"Origin": "http://evil.example"}),
+            403, 7, "CROSS_ORIGIN")
+    assert resolved(h, account)["openai_model"]["source"] != "SOURCE_ACCOUNT"
+    # the console's own pages (same host and port) and clients that send no Origin may
+    h.ok("POST", path, {"modelId": "8"}, headers={"Origin": f"http://127.0.0.1:{h.port}"})
+    h.ok("POST", path, {"modelId": "1"}, headers={  # behind a proxy that rewrites Host
+        "Origin": "https://console.example", "X-Forwarded-Host": "console.example"})
+    assert h.get("/v1/settings", headers={"Origin": "http://evil.example"}).status == 200
 
 
 # -- request ids and reasons ------------------------------------------------------------------
@@ -646,19 +671,43 @@ def test_an_open_daemon_calls_everyone_admin_and_holds_its_port(daemons, tmp_pat
                            env={"MODELCONFIG_HTTP_LISTEN": f"127.0.0.1:{daemon.http_port}"})
     assert second.wait_exit() == 1
     assert "cannot listen on" in second.stderr() and "for HTTP" in second.stderr()
+    # SIGTERM ends an open watch with an error line (UNAVAILABLE DRAINING), then exits 0
+    with h.stream("/v1/changes:watch") as (_, lines):
+        next(lines)
+        daemon.terminate()
+        last = list(lines)[-1]
+    assert last["error"]["code"] == 14 and last["error"]["details"][0]["reason"] == "DRAINING"
+    assert daemon.wait_exit() == 0
 
 
-def test_https_with_the_daemons_certificate(daemons, tmp_path):
+def test_https_with_the_daemons_certificate_and_client_certificates(daemons, tmp_path):
+    """TLS serves HTTPS with the gRPC port's files; with a client CA a client certificate is
+    required, and the tokens file's common_name entries name its caller, as over gRPC."""
     ca = CertificateAuthority(tmp_path)
-    server = ca.server()
+    server, client = ca.server(), ca.client("http-cert-client")
+    tokens = write_tokens(
+        tmp_path / "tokens.toml",
+        {"name": NAMES["reader"], "role": "reader", "token": TOKENS["reader"]},
+        {"name": "batch-job", "role": "writer", "common_name": "http-cert-client"},
+    )
     daemon = daemons.start(f"sqlite:///{tmp_path}/tls.db", env={
         "MODELCONFIG_HTTP_LISTEN": "127.0.0.1:0",
         "MODELCONFIG_TLS_CERT": str(server.cert), "MODELCONFIG_TLS_KEY": str(server.key),
-        "MODELCONFIG_TOKENS_FILE": str(_tokens(tmp_path / "tokens.toml")),
+        "MODELCONFIG_TLS_CLIENT_CA": str(ca.path), "MODELCONFIG_TOKENS_FILE": str(tokens),
     })
     context = ssl.create_default_context(cafile=str(ca.path))
-    https = Http(daemon.http_port, TOKENS["reader"], context)
-    assert https.ok("GET", "/v1/caller")["name"] == NAMES["reader"]
+    context.load_cert_chain(client.cert, client.key)
+    by_certificate = Http(daemon.http_port, None, context)
+    assert by_certificate.ok("GET", "/v1/caller") == {
+        "name": "batch-job", "role": "writer", "authenticated": True}
+    account = unique()
+    by_certificate.ok("POST", f"/v1/accounts/{account}/settings/openai_model:set",
+                      {"modelId": "8"})
+    assert Http(daemon.http_port, TOKENS["reader"], context).ok("GET", "/v1/caller")[
+        "name"] == NAMES["reader"]  # a token, when sent, names the caller
+    no_certificate = ssl.create_default_context(cafile=str(ca.path))
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+        Http(daemon.http_port, TOKENS["reader"], no_certificate).get("/v1/caller")
     with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
         Http(daemon.http_port).get("/v1/caller")  # plain HTTP is not served there
 

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -107,6 +108,15 @@ class HttpApi:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
+        if request.method not in _SAFE_METHODS and not _same_origin(request):
+            status = plain_status(
+                code_pb2.PERMISSION_DENIED,
+                f"a page from {request.headers['Origin']} may not write here: only pages this "
+                "daemon serves (and clients that are not browsers) may",
+                "CROSS_ORIGIN",
+                origin=request.headers["Origin"][:200],
+            )
+            return self._error(request, status)
         if raw_path == "/v1/caller":
             if request.method != "GET":
                 return self._not_allowed(request, ["GET"])
@@ -258,6 +268,7 @@ class HttpApi:
                 stream.close()
 
         pumping = loop.run_in_executor(self._stream_pool, pump)
+        response: web.StreamResponse | None = None
         try:
             kind, value = await lines.get()
             if kind == "error":
@@ -274,8 +285,8 @@ class HttpApi:
             if kind != "gone":
                 await response.write_eof()
             return response
-        except ConnectionError:  # the client went away while we wrote
-            return web.Response()  # never sent
+        except ConnectionError:  # the client went away while we wrote: nothing more to send
+            return response if response is not None else web.Response()
         finally:
             context.cancel()  # the handler's callbacks stop a watch at once
             await asyncio.shield(pumping)
@@ -313,6 +324,23 @@ class HttpApi:
             content_type=JSON,
             headers=self._echo(request, context),
         )
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Whether a browser sent this from a page of this very host and port, or no browser sent
+    it. Browsers name the page's origin on every cross-origin POST, even one they send without
+    asking first (a form, a `no-cors` fetch): refused, another site's page cannot use an open
+    daemon on loopback, nor the token a console keeps, to change anything. Behind a reverse
+    proxy that rewrites Host, its X-Forwarded-Host names the console's host (a page cannot set
+    that header without a preflight, which this API does not grant)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    hosts = {request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()}
+    return urlsplit(origin).netloc in hosts
 
 
 def _reply(route: Route, answer: object) -> message.Message:
