@@ -53,6 +53,11 @@ async function render() {
     return;
   }
   const ticket = ++rendering;
+  // A page re-rendered after a write puts the focus back on the same control (by id or
+  // accessible name), so a keyboard user is not sent back to the top of the page.
+  const focused = document.activeElement;
+  const focusKey = focused && main.contains(focused)
+    ? { id: focused.id, label: focused.getAttribute("aria-label") } : null;
   const frame = h("section", { class: "page", dataset: { page: name } });
   main.replaceChildren(frame);
   try {
@@ -61,7 +66,13 @@ async function render() {
     if (ticket !== rendering) return;
     frame.append(error instanceof ApiError ? errorBox(error) : h("p", { role: "alert" }, String(error)));
   }
-  if (ticket === rendering) frame.dataset.ready = "true";
+  if (ticket !== rendering) return;
+  if (focusKey && (focusKey.id || focusKey.label)) {
+    const again = focusKey.id ? document.getElementById(focusKey.id)
+      : [...frame.querySelectorAll("[aria-label]")].find((e) => e.getAttribute("aria-label") === focusKey.label);
+    if (again && !again.disabled) again.focus();
+  }
+  frame.dataset.ready = "true";
 }
 
 document.getElementById("signin").addEventListener("submit", async (event) => {
