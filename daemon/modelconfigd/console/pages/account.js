@@ -99,14 +99,14 @@ function slotRow(r, setting, models, accountId, etag, ctx, result) {
   return h("tr", { dataset: { slot, source: r.source || "" } },
     h("th", { scope: "row", "data-label": "Slot" }, setting ? setting.displayName : slot, " ", h("code", {}, slot)),
     h("td", { "data-label": "Model in use", class: "model" }, r.model ? r.model.label : "",
-      r.deprecated ? h("span", { class: "badge warn" }, " deprecated") : null),
+      r.deprecated ? [" ", h("span", { class: "badge warn" }, "deprecated")] : null),
     h("td", { "data-label": "Source" }, h("span", { class: `badge source ${r.source}` }, sourceName(r.source)),
       r.skippedOverride ? h("p", { class: "skipped" }, "Override skipped: ",
         h("strong", {}, r.skippedOverride.label), " is inactive. It is kept and wins again once the ",
         "model is reactivated.") : null),
-    h("td", { "data-label": "Override", class: "override" },
+    h("td", { "data-label": "Override" }, h("div", { class: "override" },
       h("label", { for: selectId, class: "visually-hidden" }, `Override model for ${slot}`),
-      select, set, clear));
+      select, set, clear)));
 }
 
 async function write(ctx, result, label, path, body, reason) {
