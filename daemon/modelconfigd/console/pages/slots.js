@@ -6,7 +6,7 @@ import { accepted, announce, askReason, errorBox, gate, h, modelOption, money, r
   typeName } from "../ui.js";
 
 // The volume the estimates price, kept while the tab lives.
-const volume = { inputTokens: 1000000, outputTokens: 1000000, images: 1000 };
+const volume = { inputTokens: 1000000, outputTokens: 1000000, images: 1000, weightByAccounts: false };
 
 export async function render(frame, ctx) {
   const [settings, models] = await Promise.all([get("/v1/settings"), listAll("/v1/models", "models")]);
@@ -47,10 +47,17 @@ function volumeForm(onSubmit) {
       field("inputTokens", "Input tokens"),
       field("outputTokens", "Output tokens"),
       field("images", "Images"),
+      h("div", { class: "field check" },
+        h("input", { id: "volume-weightByAccounts", name: "weightByAccounts", type: "checkbox",
+          checked: volume.weightByAccounts }),
+        h("label", { for: "volume-weightByAccounts" }, "Per account, times the accounts that follow the global setting")),
       h("button", { type: "submit" }, "Update estimates")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    for (const key of Object.keys(volume)) volume[key] = Math.max(0, Number(form.elements[key].value) || 0);
+    for (const key of ["inputTokens", "outputTokens", "images"]) {
+      volume[key] = Math.max(0, Number(form.elements[key].value) || 0);
+    }
+    volume.weightByAccounts = form.elements.weightByAccounts.checked;
     onSubmit();
   });
   return form;
@@ -156,10 +163,14 @@ function slotCard(setting, models, etag, ctx, estimatesBySlot) {
     const image = setting.requiredModelType === "MODEL_TYPE_IMAGE";
     const query = image ? { images: volume.images } : {
       inputTokens: volume.inputTokens, outputTokens: volume.outputTokens };
+    query.weightByAccounts = volume.weightByAccounts;
     try {
       const response = await get(`/v1/slots/${enc(slot)}:estimateCost`, { scope: "SCOPE_GLOBAL", ...query });
       estimatesBySlot.set(slot, response.estimates || []);
-      show(costs, costTable(slot, response.estimates || [], image));
+      show(costs, costTable(slot, response.estimates || [], image),
+        volume.weightByAccounts ? h("p", { class: "muted weight" },
+          `Times ${response.accountsFollowing || 0} accounts that follow the global setting; `,
+          `${response.accountsOverriding || 0} with their own override are not moved by a switch.`) : null);
     } catch (error) {
       estimatesBySlot.set(slot, []);
       show(costs, errorBox(error));
