@@ -277,6 +277,8 @@ def test_a_switch_by_keyboard_alone_with_the_focus_visible(console: Console, bro
     expect(page.locator("dialog[open] button[value=confirm]")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#live")).to_contain_text("now uses")
+    # The page re-renders with the focus back in the slot's card, not at the top of the page.
+    expect(page.locator("#global-anthropic_model")).to_be_focused()
     assert console.global_model_id("anthropic_model") == chosen
     change = console.admin.list_changes(slot="anthropic_model", page_size=1).changes[0]
     assert change.reason == "console test: by keyboard"

@@ -70,7 +70,13 @@ async function render() {
   if (focusKey && (focusKey.id || focusKey.label)) {
     const again = focusKey.id ? document.getElementById(focusKey.id)
       : [...frame.querySelectorAll("[aria-label]")].find((e) => e.getAttribute("aria-label") === focusKey.label);
-    if (again && !again.disabled) again.focus();
+    // A control disabled by the change (a Switch with nothing left to switch) hands the focus
+    // to the first enabled control of its card or row.
+    const target = again && again.disabled
+      ? again.closest("article, tr, li")?.querySelector(
+        "select:not(:disabled), input:not(:disabled), button:not(:disabled)")
+      : again;
+    if (target) target.focus();
   }
   frame.dataset.ready = "true";
 }
