@@ -112,12 +112,25 @@ def open_console(browser: Browser, console: Console, token: str, route: str = "s
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    PAGE_ERRORS[page] = errors
     page.goto(f"{console.base}/console/#/{route}")
     page.fill("#token", token)
     page.click("#signin button[type=submit]")
     expect(page.locator("#caller-name")).to_be_visible()
     wait_ready(page)
     return page
+
+
+PAGE_ERRORS: dict[Page, list[str]] = {}
+
+
+def close(page: Page) -> None:
+    """Closes the tab; a script error it raised on the way (uncaught) fails the test."""
+    errors = PAGE_ERRORS.pop(page, [])
+    page.context.close()
+    assert not errors, f"the console raised: {errors}"
 
 
 def wait_ready(page: Page) -> None:
@@ -180,7 +193,7 @@ def test_sign_in_names_the_caller_and_every_page_renders(console: Console, brows
     page.set_viewport_size({"width": 1280, "height": 1040})
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "readme.png"))
-    page.context.close()
+    close(page)
 
     phone = open_console(browser, console, ADMIN[1], width=390, height=844)
     for route in ("slots", "catalog", "account/acct-screenshot", "history"):
@@ -189,7 +202,7 @@ def test_sign_in_names_the_caller_and_every_page_renders(console: Console, brows
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{route} is {width}px wide at a 390px viewport"
         screenshot(phone, f"{route.split('/')[0]}-390")
-    phone.context.close()
+    close(phone)
 
 
 # -- slots ---------------------------------------------------------------------------------------
@@ -218,7 +231,7 @@ def test_slot_dropdowns_offer_exactly_the_active_models_the_slot_accepts(
     assert text == "GPT-4o Mini (gpt-4o-mini) - $0.15/$0.60 per 1M tokens"
     image = page.locator("#global-runware_model option[value='6']").inner_text()
     assert image.endswith("per image") and "$0.04" in image
-    page.context.close()
+    close(page)
 
 
 def test_change_a_global_setting_through_the_dropdown(console: Console, browser: Browser):
@@ -254,7 +267,7 @@ def test_change_a_global_setting_through_the_dropdown(console: Console, browser:
     change = console.admin.list_changes(slot="openai_model", page_size=1).changes[0]
     assert (change.reason, change.actor, change.method) == (reason, ADMIN[0], "SetModel")
     assert (change.before.model_id, change.after.model_id) == (before, target)
-    page.context.close()
+    close(page)
 
 
 def test_a_switch_by_keyboard_alone_with_the_focus_visible(console: Console, browser: Browser):
@@ -282,7 +295,7 @@ def test_a_switch_by_keyboard_alone_with_the_focus_visible(console: Console, bro
     assert console.global_model_id("anthropic_model") == chosen
     change = console.admin.list_changes(slot="anthropic_model", page_size=1).changes[0]
     assert change.reason == "console test: by keyboard"
-    page.context.close()
+    close(page)
 
 
 def test_a_stale_page_shows_the_conflict_and_writes_nothing(console: Console, browser: Browser):
@@ -308,7 +321,7 @@ def test_a_stale_page_shows_the_conflict_and_writes_nothing(console: Console, br
     conflict.get_by_role("button", name="Reload").click()
     wait_ready(page)
     expect(page.locator("#global-runware_model")).to_have_value(str(others[0]))
-    page.context.close()
+    close(page)
 
 
 # -- account -------------------------------------------------------------------------------------
@@ -348,7 +361,7 @@ def test_set_and_clear_an_account_override(console: Console, browser: Browser):
     changes = console.admin.list_changes(account_id=account).changes
     assert [c.reason for c in changes] == ["console test: back to the default",
                                            "console test: haiku for this account"]
-    page.context.close()
+    close(page)
 
 
 def test_a_skipped_override_is_shown_as_such(console: Console, browser: Browser):
@@ -368,7 +381,7 @@ def test_a_skipped_override_is_shown_as_such(console: Console, browser: Browser)
     # The kept override can still be cleared.
     expect(row.get_by_role("button", name="Clear the override of anthropic_model")).to_be_enabled()
     screenshot(page, "account-skipped")
-    page.context.close()
+    close(page)
 
 
 # -- history -------------------------------------------------------------------------------------
@@ -412,7 +425,7 @@ def test_revert_from_the_history_and_a_refusal_with_its_reason(console: Console,
     assert (change.reverted_revision, change.reason, change.actor) == (
         b, "console test: revert B", ADMIN[0])
     expect(page.locator("li.change").first).to_contain_text(f"reverts r{b}")
-    page.context.close()
+    close(page)
 
 
 # -- roles ---------------------------------------------------------------------------------------
@@ -446,7 +459,7 @@ def test_a_reader_sees_the_write_controls_disabled(console: Console, browser: Br
     assert reverts.count() > 0
     for i in range(reverts.count()):
         expect(reverts.nth(i)).to_be_disabled()
-    page.context.close()
+    close(page)
 
 
 def test_a_writer_may_override_accounts_but_not_change_global_settings(
@@ -456,7 +469,7 @@ def test_a_writer_may_override_accounts_but_not_change_global_settings(
     expect(page.get_by_role("button", name="Set the override of openai_model")).to_be_enabled()
     goto(page, "slots")
     expect(page.locator("#global-openai_model")).to_be_disabled()
-    page.context.close()
+    close(page)
 
 
 # -- catalog -------------------------------------------------------------------------------------
@@ -504,6 +517,7 @@ def test_create_a_model_and_see_what_uses_one_before_deactivating(
     expect(page.locator("#live")).to_contain_text("is inactive")
     wait_ready(page)
     assert console.admin.get_model(created.id).model.is_active is False
+    close(page)
 
 
 def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
@@ -522,7 +536,7 @@ def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
     assert offered == [i for i in console.active_ids("openai", pb.MODEL_TYPE_TEXT) if i != old.id]
     dialog.locator("select[name=successor]").select_option(str(successor.id))
     # A dry run (validate_only) says what would move before anything does.
-    expect(dialog.locator(".preview")).to_contain_text("1 account overrides")
+    expect(dialog.locator(".preview")).to_contain_text("1 account override of 1 account")
     assert console.admin.get_model(old.id).model.is_active is True
     confirm_dialog(page, "console test: retire")
     expect(page.locator("#live")).to_contain_text("was retired")
@@ -530,4 +544,4 @@ def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
     assert (retired.is_active, retired.successor_id) == (False, successor.id)
     resolved = console.admin.resolve_for_account("acct-console-retire", ["openai_model"]).slots[0]
     assert (resolved.source, resolved.model.id) == (pb.SOURCE_ACCOUNT, successor.id)
-    page.context.close()
+    close(page)

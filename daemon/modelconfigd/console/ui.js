@@ -45,7 +45,8 @@ export function errorBox(error, { onReload } = {}) {
       h("span", { class: "label" }, "status "), h("code", {}, error.codeName || ""),
       error.reason ? [h("span", { class: "label" }, " reason "),
         h("code", { class: "reason" }, error.reason)] : []),
-    error.violations && error.violations.length
+    // Violations that only repeat the message add nothing.
+    (error.violations || []).filter((v) => !error.message.includes(v.split(": ").slice(1).join(": "))).length
       ? h("ul", {}, error.violations.map((v) => h("li", {}, v))) : null,
   );
   box.dataset.reason = error.reason || "";
@@ -159,6 +160,12 @@ export function accepted(models, provider, type) {
 export function modelOption(model, selectedId) {
   return h("option", { value: String(model.id), selected: String(model.id) === String(selectedId) },
     model.label || model.displayName || model.modelName);
+}
+
+/** "1 account override", "3 account overrides". */
+export function count(n, noun) {
+  const number = Number(n || 0);
+  return `${number} ${noun}${number === 1 ? "" : "s"}`;
 }
 
 export function loading(main, text = "Loading…") {

@@ -2,7 +2,7 @@
 // retire to a successor, delete; before deactivating or deleting, what uses the model (:usage).
 
 import { call, enc, get, listAll } from "../api.js";
-import { announce, askReason, errorBox, gate, h, roleNote, show, typeName } from "../ui.js";
+import { announce, askReason, count, errorBox, gate, h, roleNote, show, typeName } from "../ui.js";
 
 const filters = { provider: "", modelType: "", activeOnly: false, deprecation: "" };
 
@@ -121,12 +121,12 @@ function usageList(usage) {
   const items = [];
   const global = usage.globalSlots || [];
   const defaults = usage.defaultSlots || [];
-  const count = Number(usage.accountOverrideCount || 0);
+  const overrides = Number(usage.accountOverrideCount || 0);
   if (global.length) items.push(h("li", {}, `the global setting of ${global.join(", ")}`));
   if (defaults.length) items.push(h("li", {}, `the default of ${defaults.join(", ")}`));
-  if (count) {
-    items.push(h("li", {}, `${count} account override${count === 1 ? "" : "s"} (`,
-      (usage.accountIds || []).join(", "), count > (usage.accountIds || []).length ? ", …" : "", ")"));
+  if (overrides) {
+    items.push(h("li", {}, `${count(overrides, "account override")} (`,
+      (usage.accountIds || []).join(", "), overrides > (usage.accountIds || []).length ? ", …" : "", ")"));
   }
   if ((usage.successorOf || []).length) {
     items.push(h("li", {}, `the successor of model ${usage.successorOf.join(", ")}`));
@@ -227,7 +227,7 @@ async function retire(m, byId, ctx, result) {
       show(preview, h("p", {}, "Would move: ",
         `global settings ${(r.globalSlots || []).join(", ") || "none"}; `,
         `slot defaults ${(r.defaultSlots || []).join(", ") || "none"}; `,
-        `${r.accountOverrides || 0} account overrides of ${r.accounts || 0} accounts.`));
+        `${count(r.accountOverrides, "account override")} of ${count(r.accounts, "account")}.`));
     } catch (error) {
       show(preview, errorBox(error));
     }

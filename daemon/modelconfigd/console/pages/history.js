@@ -2,7 +2,7 @@
 // and revert with a reason; a refusal is shown with its reason.
 
 import { call, enc, get, listAll } from "../api.js";
-import { announce, askReason, errorBox, gate, h, may, roleNote, show } from "../ui.js";
+import { announce, askReason, count, errorBox, gate, h, may, roleNote, show } from "../ui.js";
 
 const filters = { slot: "", accountId: "", modelId: "", actor: "" };
 // Kinds the daemon never reverts (NOT_REVERTIBLE): disabled up front rather than refused.
@@ -108,7 +108,8 @@ function diffTable(change, byId) {
     h("td", { class: "before", "data-label": "Before" }, shown(key, before.get(key))),
     h("td", { class: "after", "data-label": "After" }, shown(key, after.get(key)))));
   const counts = change.importRows && change.importRows !== "0"
-    ? h("p", {}, `${change.importRows} account overrides of ${change.importAccounts || 0} accounts.`) : null;
+    ? h("p", {}, `${count(change.importRows, "account override")} of ${count(change.importAccounts, "account")}.`)
+    : null;
   if (!rows.length) return counts || h("p", { class: "muted" }, "No before and after recorded for this kind.");
   return [h("table", { class: "diff stack" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Before"),

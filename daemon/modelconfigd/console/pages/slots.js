@@ -169,8 +169,9 @@ function slotCard(setting, models, etag, ctx, estimatesBySlot) {
       estimatesBySlot.set(slot, response.estimates || []);
       show(costs, costTable(slot, response.estimates || [], image),
         volume.weightByAccounts ? h("p", { class: "muted weight" },
-          `Times ${response.accountsFollowing || 0} accounts that follow the global setting; `,
-          `${response.accountsOverriding || 0} with their own override are not moved by a switch.`) : null);
+          `Times the accounts following the global setting: ${response.accountsFollowing || 0}. `,
+          `With their own override, not moved by a switch: ${response.accountsOverriding || 0}.`)
+          : null);
     } catch (error) {
       estimatesBySlot.set(slot, []);
       show(costs, errorBox(error));
