@@ -455,6 +455,9 @@ def test_a_reader_sees_the_write_controls_disabled(console: Console, browser: Br
     expect(page.get_by_role("button", name="Set the override of openai_model")).to_be_disabled()
 
     goto(page, "history")
+    page.select_option("#history-slot", "openai_model")
+    page.click("form.filters button[type=submit]")
+    wait_ready(page)
     reverts = page.locator("li.change button", has_text="Revert")
     assert reverts.count() > 0
     for i in range(reverts.count()):
@@ -544,4 +547,22 @@ def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
     assert (retired.is_active, retired.successor_id) == (False, successor.id)
     resolved = console.admin.resolve_for_account("acct-console-retire", ["openai_model"]).slots[0]
     assert (resolved.source, resolved.model.id) == (pb.SOURCE_ACCOUNT, successor.id)
+    close(page)
+
+
+def test_the_history_shows_what_a_model_creation_set(console: Console, browser: Browser):
+    created = console.admin.create_model(pb.Model(
+        model_name="gpt-console-history", display_name="GPT Console History", provider="openai",
+        model_type=pb.MODEL_TYPE_TEXT, input_price_per_1m_tokens="0.70",
+        output_price_per_1m_tokens="2.80", is_active=False), reason="console test: history").model
+    page = open_console(browser, console, ADMIN[1], route="history")
+    item = page.locator("li.change[data-kind=CHANGE_KIND_MODEL_CREATED]").first
+    expect(item).to_contain_text("GPT Console History")
+    expect(item.locator(".reason")).to_contain_text("console test: history")
+    rows = item.locator("table.diff tbody tr")
+    fields = dict(zip(rows.locator("th").all_inner_texts(),
+                      rows.locator("td.after").all_inner_texts(), strict=True))
+    assert fields["model.modelName"] == created.model_name
+    assert fields["model.inputPricePer1mTokens"] == "0.70"
+    assert fields["model.outputPricePer1mTokens"] == "2.80"
     close(page)
