@@ -156,6 +156,14 @@ def confirm_dialog(page: Page, reason: str) -> None:
     expect(page.locator("dialog[open]")).to_have_count(0)
 
 
+def unlabelled(page: Page) -> list[str]:
+    """The form controls on the page without a label or an accessible name."""
+    return page.evaluate("""() => [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                       && !(e.tagName === "BUTTON" && e.textContent.trim()))
+        .map((e) => e.outerHTML.slice(0, 80))""")
+
+
 def option_ids(page: Page, select: str) -> list[int]:
     values = page.locator(f"{select} option").evaluate_all("os => os.map(o => o.value)")
     return sorted(int(v) for v in values if v)
@@ -185,6 +193,7 @@ def test_sign_in_names_the_caller_and_every_page_renders(console: Console, brows
     for route in ("slots", "catalog", "account/acct-screenshot", "history"):
         goto(page, route)
         expect(page.locator("#main [role=alert]")).to_have_count(0)
+        assert unlabelled(page) == [], route
         screenshot(page, f"{route.split('/')[0]}-1280")
     # The README's picture (docs/console.png is a copy): a switch previewed, not applied.
     goto(page, "slots")
