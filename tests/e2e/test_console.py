@@ -367,6 +367,12 @@ def test_set_and_clear_an_account_override(console: Console, browser: Browser):
         "data-source", "SOURCE_ACCOUNT")
     resolved = console.admin.resolve_for_account(account, ["anthropic_model"]).slots[0]
     assert resolved.source != pb.SOURCE_ACCOUNT
+    # The account's history, one link away: both changes, newest first, with their reasons.
+    page.get_by_role("link", name="History of its overrides").click()
+    expect(page.locator("#history-accountId")).to_have_value(account)
+    expect(page.locator("li.change .reason")).to_have_text(
+        ["Reason: console test: back to the default",
+         "Reason: console test: haiku for this account"])
     changes = console.admin.list_changes(account_id=account).changes
     assert [c.reason for c in changes] == ["console test: back to the default",
                                            "console test: haiku for this account"]

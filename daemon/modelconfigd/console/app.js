@@ -30,16 +30,19 @@ async function whoAmI() {
   document.getElementById("signout").disabled = !getToken();
 }
 
+/** #/name/param?key=value: the page, its path parameters and its query (filters). */
 function route() {
-  const [, name = "slots", ...rest] = (location.hash || "#/slots").split("/");
-  return { name: PAGES[name] ? name : "slots", params: rest.map(decodeURIComponent) };
+  const [path, search = ""] = (location.hash || "#/slots").split("?");
+  const [, name = "slots", ...rest] = path.split("/");
+  return { name: PAGES[name] ? name : "slots", params: rest.map(decodeURIComponent),
+    query: Object.fromEntries(new URLSearchParams(search)) };
 }
 
 let rendering = 0;
 
 async function render() {
   const main = document.getElementById("main");
-  const { name, params } = route();
+  const { name, params, query } = route();
   for (const link of document.querySelectorAll(".nav a")) {
     const current = link.getAttribute("href") === `#/${name}`;
     if (current) link.setAttribute("aria-current", "page");
@@ -61,7 +64,8 @@ async function render() {
   const frame = h("section", { class: "page", dataset: { page: name } });
   main.replaceChildren(frame);
   try {
-    await PAGES[name].render(frame, { ...ctx, params, reload: render, stale: () => ticket !== rendering });
+    await PAGES[name].render(frame, { ...ctx, params, query, reload: render,
+      stale: () => ticket !== rendering });
   } catch (error) {
     if (ticket !== rendering) return;
     frame.append(error instanceof ApiError ? errorBox(error) : h("p", { role: "alert" }, String(error)));

@@ -36,7 +36,8 @@ export async function render(frame, ctx) {
   const result = h("div", { class: "result" });
   frame.append(
     h("h2", {}, "Account ", h("code", { id: "account-shown" }, accountId)),
-    h("p", { class: "etag" }, "Account etag ", h("code", {}, resolved.etag)),
+    h("p", { class: "etag" }, "Account etag ", h("code", {}, resolved.etag), " · ",
+      h("a", { href: `#/history?accountId=${enc(accountId)}` }, "History of its overrides")),
     result,
     h("div", { class: "table-wrap" }, h("table", { class: "resolved stack" },
       h("caption", { class: "visually-hidden" }, `Resolved models of ${accountId}`),

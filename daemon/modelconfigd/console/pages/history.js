@@ -4,12 +4,15 @@
 import { call, enc, get, listAll } from "../api.js";
 import { announce, askReason, count, errorBox, gate, h, may, roleNote, show } from "../ui.js";
 
-const filters = { slot: "", accountId: "", modelId: "", actor: "" };
+// The filters live in the page's address (#/history?slot=...&accountId=...), so a filtered
+// history can be linked to from the other pages and kept as a bookmark.
+const FILTERS = ["slot", "accountId", "modelId", "actor"];
 // Kinds the daemon never reverts (NOT_REVERTIBLE): disabled up front rather than refused.
 const NOT_REVERTIBLE = new Set(["CHANGE_KIND_SEED", "CHANGE_KIND_SLOT_CREATED", "CHANGE_KIND_CATALOG",
   "CHANGE_KIND_CONFIGURATION_APPLIED"]);
 
 export async function render(frame, ctx) {
+  const filters = Object.fromEntries(FILTERS.map((key) => [key, ctx.query[key] || ""]));
   const [slots, models] = await Promise.all([get("/v1/slots"), listAll("/v1/models", "models")]);
   if (ctx.stale()) return;
   const byId = new Map(models.map((m) => [String(m.id), m]));
@@ -21,7 +24,7 @@ export async function render(frame, ctx) {
     h("p", { class: "intro" }, "Every committed change, newest first: who, when, through which call, ",
       "why, and exactly what it changed."),
     roleNote(ctx, "admin", "reverting a change"),
-    filterForm(slots.slots || [], models, ctx),
+    filterForm(slots.slots || [], models, filters, ctx.reload),
     result, list, more);
 
   async function page(pageToken) {
@@ -35,7 +38,7 @@ export async function render(frame, ctx) {
   await page("");
 }
 
-function filterForm(slots, models, ctx) {
+function filterForm(slots, models, filters, reload) {
   const field = (key, label, control) => h("div", { class: "field" }, h("label", { for: `history-${key}` }, label),
     control);
   const form = h("form", { class: "filters", "aria-label": "Filters" },
@@ -54,8 +57,16 @@ function filterForm(slots, models, ctx) {
       h("button", { type: "submit" }, "Apply")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    for (const key of Object.keys(filters)) filters[key] = form.elements[key].value.trim();
-    ctx.reload();
+    const query = new URLSearchParams();
+    for (const key of FILTERS) {
+      const value = form.elements[key].value.trim();
+      if (value) query.set(key, value);
+    }
+    const search = query.toString();
+    // pushState (not location.hash) and a re-render in this same event: the page is replaced at
+    // once, and Back still returns to the previous filters (a hashchange).
+    history.pushState(null, "", search ? `#/history?${search}` : "#/history");
+    reload();
   });
   return form;
 }
