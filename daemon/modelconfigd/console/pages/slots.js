@@ -50,7 +50,7 @@ function volumeForm(onSubmit) {
       h("div", { class: "field check" },
         h("input", { id: "volume-weightByAccounts", name: "weightByAccounts", type: "checkbox",
           checked: volume.weightByAccounts }),
-        h("label", { for: "volume-weightByAccounts" }, "Per account, times the accounts that follow the global setting")),
+        h("label", { for: "volume-weightByAccounts" }, "Per account, × the accounts following")),
       h("button", { type: "submit" }, "Update estimates")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
