@@ -30,7 +30,8 @@ from . import log_format, metrics
 from .app import App
 from .auth import Guard
 from .grpc_server import RunningServer, create_server
-from .http_api import HttpApi, HttpServer, listening_socket
+from .http_api import HttpApi
+from .http_server import HttpServer, listening_socket
 from .tls import ServerTls, TlsFileError, read_tls_files
 from .tokens import TokensFileError, load_tokens
 

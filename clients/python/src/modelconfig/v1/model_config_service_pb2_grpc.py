@@ -42,6 +42,12 @@ class ModelConfigServiceStub:
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+    `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+    and query; server streams as newline-delimited JSON), with the same credentials, roles and
+    errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+    `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
     """
 
     def __init__(self, channel):
@@ -189,6 +195,12 @@ class ModelConfigServiceServicer:
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+    `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+    and query; server streams as newline-delimited JSON), with the same credentials, roles and
+    errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+    `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
     """
 
     def ListModels(self, request, context):
@@ -641,6 +653,12 @@ class ModelConfigService:
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+    `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+    and query; server streams as newline-delimited JSON), with the same credentials, roles and
+    errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+    `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
     """
 
     @staticmethod

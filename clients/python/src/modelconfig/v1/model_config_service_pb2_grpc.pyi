@@ -43,6 +43,12 @@ class ModelConfigServiceStub:
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+    `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+    and query; server streams as newline-delimited JSON), with the same credentials, roles and
+    errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+    `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
     """
 
     @_typing.overload
@@ -274,6 +280,12 @@ class ModelConfigServiceAsyncStub(ModelConfigServiceStub):
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+    `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+    and query; server streams as newline-delimited JSON), with the same credentials, roles and
+    errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+    `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -501,6 +513,12 @@ class ModelConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     ListChanges). Writes accept two metadata keys: `x-request-id` (echoed, or generated and
     returned in the response metadata) and `x-change-reason` (printable text, at most 1000
     characters), both kept with the change.
+
+    A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+    `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+    and query; server streams as newline-delimited JSON), with the same credentials, roles and
+    errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+    `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
     """
 
     @_abc_1.abstractmethod

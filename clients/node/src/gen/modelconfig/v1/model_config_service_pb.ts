@@ -2117,6 +2117,12 @@ export const ApplyConfigurationResponseSchema: GenMessage<ApplyConfigurationResp
  * returned in the response metadata) and `x-change-reason` (printable text, at most 1000
  * characters), both kept with the change.
  *
+ * A daemon with its HTTP port on serves every RPC as JSON over HTTP too, at the route its
+ * `google.api.http` option names (protobuf's JSON mapping, grpc-gateway's rules for body, path
+ * and query; server streams as newline-delimited JSON), with the same credentials, roles and
+ * errors (a `google.rpc.Status` as JSON, with the HTTP status of its code). The headers
+ * `X-Request-Id` and `X-Change-Reason` are the metadata keys above.
+ *
  * @generated from service modelconfig.v1.ModelConfigService
  */
 export const ModelConfigService: GenService<{
