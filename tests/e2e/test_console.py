@@ -565,12 +565,20 @@ def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
     close(page)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "the JSON API (branch http-api) answers GET /v1/changes with 500 INTERNAL when a listed "
+    "change's changed_fields names a per-1M price, which json_format cannot print: "
+    "notes/console-needs.md. strict: passing means it is fixed, so remove this mark"))
 def test_the_history_shows_what_a_model_creation_set(console: Console, browser: Browser):
     created = console.admin.create_model(pb.Model(
         model_name="gpt-console-history", display_name="GPT Console History", provider="openai",
         model_type=pb.MODEL_TYPE_TEXT, input_price_per_1m_tokens="0.70",
         output_price_per_1m_tokens="2.80", is_active=False), reason="console test: history").model
     page = open_console(browser, console, ADMIN[1], route="history")
+    refusal = page.locator("#main .notice.error")
+    listed = page.locator("li.change")
+    expect(listed.first.or_(refusal)).to_be_visible()
+    assert refusal.count() == 0, refusal.inner_text()
     item = page.locator("li.change[data-kind=CHANGE_KIND_MODEL_CREATED]").first
     expect(item).to_contain_text("GPT Console History")
     expect(item.locator(".reason")).to_contain_text("console test: history")
