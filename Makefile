@@ -12,9 +12,9 @@ NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 NODE_BUILD := $(NODE_CLIENT)/dist/index.js
 NODE_SOURCES := $(shell find $(NODE_CLIENT)/src -name '*.ts') $(NODE_CLIENT)/tsconfig.json
 
-.PHONY: install run test soak lint proto proto-check clean bench go go-debs proto-go
+.PHONY: install run test soak lint proto proto-check clean bench go go-debs proto-go console-debs
 
-install: $(STAMP) $(NODE_BUILD) $(BUF) go
+install: $(STAMP) $(NODE_BUILD) $(BUF) go console-debs
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ run: $(STAMP)
 
 # The Go client's tests, pytest (which plays the conformance scenarios through the Python,
 # TypeScript and Go clients and grpcurl), then the TypeScript client's own tests.
-test: $(STAMP) $(NODE_BUILD) $(BUF) go
+test: $(STAMP) $(NODE_BUILD) $(BUF) go console-debs
 	# -count=1: the tests run the daemon, which go test's cache does not see change.
 	$(GO) test -count=1 $(GO_PACKAGES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -103,6 +103,21 @@ proto-go: go-debs
 	  --go_out=$(GO_PROTO_OUT) "--go_opt=paths=source_relative$(GO_PROTO_MAP)" \
 	  --go-grpc_out=$(GO_PROTO_OUT) "--go-grpc_opt=paths=source_relative$(GO_PROTO_MAP)" \
 	  $(PROTOS:protos/%=%)
+
+# Debian's chromium, the headless browser tests/e2e/test_console.py drives with Playwright
+# (launched from /usr/bin/chromium: `playwright install` would download a browser build, and
+# there is no CDN here). Installed when missing, as go-debs does (needs root).
+CONSOLE_DEBS := chromium fonts-dejavu-core
+
+console-debs:
+	@missing=$$(for p in $(CONSOLE_DEBS); do \
+	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
+	    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
+	fi
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
