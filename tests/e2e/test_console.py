@@ -565,10 +565,6 @@ def test_retire_a_model_to_its_successor(console: Console, browser: Browser):
     close(page)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the JSON API (branch http-api) answers GET /v1/changes with 500 INTERNAL when a listed "
-    "change's changed_fields names a per-1M price, which json_format cannot print: "
-    "notes/console-needs.md. strict: passing means it is fixed, so remove this mark"))
 def test_the_history_shows_what_a_model_creation_set(console: Console, browser: Browser):
     created = console.admin.create_model(pb.Model(
         model_name="gpt-console-history", display_name="GPT Console History", provider="openai",
