@@ -478,6 +478,33 @@ def test_no_token_is_unauthenticated(h):
     refused(unknown.get("/v1/models/1"), 401, 16, "TOKEN_UNKNOWN")
     # refused before the request is looked at: malformed JSON from nobody is still a 401
     refused(h.as_(None).request("POST", "/v1/models", raw=b"{nope"), 401, 16, "TOKEN_MISSING")
+    # a bearer challenge, as RFC 6750 asks of a 401
+    assert h.as_(None).get("/v1/settings").headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_hostile_bodies_and_queries_are_bad_requests(h):
+    """Nesting deeper than Python's parser, and a query that gives a field both whole and by
+    its parts, are the caller's mistakes (400), not the daemon's (500)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    refused(h.request("POST", "/v1/accounts:resolve", raw=deep), 400, 3, "MALFORMED_REQUEST")
+    nested = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    refused(h.request("POST", "/v1/accounts:resolve", raw=nested), 400, 3, "MALFORMED_REQUEST")
+    for query in ("updateMask=displayName&updateMask.paths=x",
+                  "updateMask.paths=x&updateMask=displayName"):
+        answer = h.request("PATCH", f"/v1/models/1?{query}", {"displayName": "x"})
+        assert answer.status == 400, answer
+        assert answer.error_info()["reason"] in ("REPEATED_QUERY_PARAMETER",
+                                                 "UNKNOWN_QUERY_PARAMETER"), answer.body
+    refused(h.get("/v1/changes?startTime=2020-01-01T00:00:00Z&startTime.seconds=1"),
+            400, 3, "UNKNOWN_QUERY_PARAMETER")
+    assert h.ok("GET", "/v1/models/1")["model"]["displayName"] != "x"
+
+
+def test_no_page_may_frame_the_console_or_the_api(h):
+    for path in ("/console/", "/v1/caller"):
+        headers = h.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
 
 
 def test_roles(h):
@@ -583,6 +610,8 @@ def test_writes_from_another_sites_page_are_refused(h):
     path = f"/v1/accounts/{account}/settings/openai_model:set"
     refused(h.post(path, {"modelId": "8"}, headers={"Origin": "http://evil.example"}),
             403, 7, "CROSS_ORIGIN")
+    # a sandboxed frame, a data: page or a redirect sends `Origin: null`, which names no host
+    refused(h.post(path, {"modelId": "8"}, headers={"Origin": "null"}), 403, 7, "CROSS_ORIGIN")
     assert resolved(h, account)["openai_model"]["source"] != "SOURCE_ACCOUNT"
     # the console's own pages (same host and port) and clients that send no Origin may
     h.ok("POST", path, {"modelId": "8"}, headers={"Origin": f"http://127.0.0.1:{h.port}"})
@@ -629,6 +658,20 @@ def in_process(tmp_path) -> Iterator[tuple[Daemon, Http]]:
     finally:
         server.stop()
         daemon.stop()
+
+
+def test_an_open_daemon_answers_only_requests_naming_it_by_address(in_process):
+    """A daemon without tokens trusts whoever reaches it, so a page that points its own DNS
+    name at 127.0.0.1 (DNS rebinding) must not: such requests name the page's host."""
+    _, http = in_process
+    for host in (f"evil.example:{http.port}", "rebind.attacker.test"):
+        refused(http.get("/v1/settings", headers={"Host": host}), 403, 7, "HOST_NOT_ALLOWED")
+        refused(http.post("/v1/settings/openai_model:set", {"modelId": "8",
+                          "scope": "SCOPE_GLOBAL"}, headers={"Host": host}),
+                403, 7, "HOST_NOT_ALLOWED")
+    for host in (f"127.0.0.1:{http.port}", f"localhost:{http.port}", f"[::1]:{http.port}"):
+        assert http.get("/v1/settings", headers={"Host": host}).status == 200, host
+    assert http.get("/v1/settings").body["slots"][0]["model"]["id"] != "8"
 
 
 def test_a_closed_watch_frees_its_stream(in_process):

@@ -124,3 +124,14 @@ def test_a_get_takes_no_body():
     with pytest.raises(InvalidArgument) as caught:
         route.request(variables, [], b'{"pageSize": 1}')
     assert caught.value.reason == "UNEXPECTED_BODY"
+
+
+def test_http_status_follows_the_reason_where_http_has_a_closer_one():
+    """A full disk is 507 and an oversized body 413, not 429 (which says: retry soon)."""
+    from modelconfigd.domain.errors import ResourceExhausted, StorageFull, TooManyWatchers
+    from modelconfigd.entrypoints.http_api import _http_status
+    from modelconfigd.entrypoints.status_mapping import to_status
+
+    assert _http_status(to_status(StorageFull("full"))) == 507
+    assert _http_status(to_status(ResourceExhausted("big", reason="REQUEST_TOO_LARGE"))) == 413
+    assert _http_status(to_status(TooManyWatchers("busy"))) == 429

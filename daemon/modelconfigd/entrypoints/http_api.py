@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -22,9 +23,14 @@ from urllib.parse import urlsplit
 import grpc
 from aiohttp import web
 from google.protobuf import json_format, message
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from ..domain.errors import InvalidArgument, ModelConfigError, Unauthenticated
+from ..domain.errors import (
+    InvalidArgument,
+    ModelConfigError,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from . import json_masks
 from .auth import ANYONE, Guard
 from .grpc_server import SERVICE
@@ -76,8 +82,10 @@ class HttpApi:
         stream_pool: futures.Executor,
         threads: int,
         console: Path = CONSOLE,
+        listen_host: str = "127.0.0.1",
     ) -> None:
         self.routes = routes_of(SERVICE)
+        self._listen_host = listen_host
         self._handlers = handlers
         self._guard = guard if guard is not None and guard.checks else None
         # Calls block (the database, the service's lock): they run on threads of their own,
@@ -88,6 +96,7 @@ class HttpApi:
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
+        app.on_response_prepare.append(_no_framing)
         app.router.add_get("/", self._to_console)
         app.router.add_get("/console", self._to_console)
         if self._console.is_dir():
@@ -114,6 +123,16 @@ class HttpApi:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
+        if self._guard is None and not _named_for_loopback(request, self._listen_host):
+            status = plain_status(
+                code_pb2.PERMISSION_DENIED,
+                f"this daemon checks no tokens, so it answers only requests that name it by an "
+                f"IP address, localhost or {self._listen_host}, not {request.host!r} (a page "
+                "could point that name at this machine)",
+                "HOST_NOT_ALLOWED",
+                host=request.host[:200],
+            )
+            return self._error(request, status)
         if request.method not in _SAFE_METHODS and not _same_origin(request):
             status = plain_status(
                 code_pb2.PERMISSION_DENIED,
@@ -194,22 +213,30 @@ class HttpApi:
         context = self._context(request)
         handler = self._handlers[route.rpc.name]
         loop = asyncio.get_running_loop()
-        try:
+        query = list(request.query.items())
+
+        def request_bytes(body: bytes) -> bytes:
             try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge as exc:
-                raise InvalidArgument(
-                    f"the body is larger than {MAX_BODY} bytes",
-                    reason="REQUEST_TOO_LARGE",
-                    metadata={"limit": MAX_BODY},
-                ) from exc
-            try:
-                data = route.request(variables, request.query.items(), body).SerializeToString()
+                return route.request(variables, query, body).SerializeToString()
             except InvalidArgument:
                 # As over gRPC, a caller who may not make the call learns nothing more.
                 if self._guard is not None:
                     self._guard.checker(route.rpc.name)(context)
                 raise
+
+        try:
+            if self._guard is not None:
+                self._guard.identify(context)  # a stranger's body is not even read
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge as exc:
+                raise ResourceExhausted(
+                    f"the body is larger than {MAX_BODY} bytes",
+                    reason="REQUEST_TOO_LARGE",
+                    metadata={"limit": MAX_BODY},
+                ) from exc
+            # Parsing a large body takes a while: off the event loop, which serves every call.
+            data = await loop.run_in_executor(self._calls, request_bytes, body)
         except ModelConfigError as exc:
             return self._error(request, to_status(exc), context)
         if handler.unary_stream is not None:
@@ -229,10 +256,8 @@ class HttpApi:
             return self._error(request, _internal(route.rpc.full_name), context)
         finally:
             context.cancel()
-        reply = _reply(route, answer)
-        return web.Response(
-            body=to_json(reply), content_type=JSON, headers=self._echo(request, context)
-        )
+        body = await loop.run_in_executor(self._calls, to_json, _reply(route, answer))
+        return web.Response(body=body, content_type=JSON, headers=self._echo(request, context))
 
     async def _stream(
         self,
@@ -324,15 +349,36 @@ class HttpApi:
         http_status: int | None = None,
     ) -> web.Response:
         body = json.dumps(json_format.MessageToDict(status), ensure_ascii=False).encode()
+        headers = self._echo(request, context)
+        if status.code == code_pb2.UNAUTHENTICATED:
+            headers["WWW-Authenticate"] = 'Bearer realm="modelconfig"'
         return web.Response(
-            status=http_status or HTTP_STATUS.get(status.code, 500),
+            status=http_status or _http_status(status),
             body=body,
             content_type=JSON,
-            headers=self._echo(request, context),
+            headers=headers,
         )
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Where HTTP has a closer status than the code's: 429 would tell a client to retry soon.
+_HTTP_STATUS_BY_REASON = {"STORAGE_FULL": 507, "REQUEST_TOO_LARGE": 413}
+
+
+def _http_status(status: status_pb2.Status) -> int:
+    info = error_details_pb2.ErrorInfo()
+    if status.details and status.details[0].Unpack(info):
+        override = _HTTP_STATUS_BY_REASON.get(info.reason)
+        if override is not None:
+            return override
+    return HTTP_STATUS.get(status.code, 500)
+
+
+async def _no_framing(request: web.Request, response: web.StreamResponse) -> None:
+    """No other site may frame the console (clickjacking) or sniff a type."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -345,8 +391,26 @@ def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    hosts = {request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()}
-    return urlsplit(origin).netloc in hosts
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    # `Origin: null` (a sandboxed frame, a data: page, a redirect) names no host: not ours.
+    netloc = urlsplit(origin).netloc
+    return bool(netloc) and netloc in {request.host, forwarded} - {""}
+
+
+def _named_for_loopback(request: web.Request, listen_host: str) -> bool:
+    """Whether the Host header names this machine the way an open daemon's callers do: an IP
+    address, `localhost`, or the host it listens on. A page that rebinds its own DNS name to
+    127.0.0.1 sends its own name: refused, it cannot read or change an open daemon."""
+    hostname = (urlsplit(f"//{request.host}").hostname or "").rstrip(".").lower()
+    if hostname in ("localhost", listen_host.strip("[]").lower()) or hostname.endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
 
 
 def _reply(route: Route, answer: object) -> message.Message:

@@ -92,7 +92,7 @@ def _json_object(body: bytes) -> dict:
         return {}
     try:
         parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidArgument.field(
             "body", f"the body is not JSON: {exc}", reason="MALFORMED_REQUEST"
         ) from exc
@@ -106,7 +106,7 @@ def _json_object(body: bytes) -> dict:
 def _parse(document: dict, request: message.Message) -> None:
     try:
         json_format.ParseDict(document, request)
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, RecursionError) as exc:  # nesting deeper than Python's
         raise InvalidArgument.field(
             "request",
             f"the request does not fit {request.DESCRIPTOR.full_name}: {exc}",
@@ -170,7 +170,13 @@ def _merge_query(
             if not last:
                 if not is_message or field.is_repeated:
                     raise unknown
+                if field.message_type.full_name in _STRING_MESSAGES:
+                    raise unknown  # a mask or a time is one value, not fields (`updateMask.paths`)
                 target = target.setdefault(field.name, {})
+                if not isinstance(target, dict):  # `?model=x&model.id=1`
+                    raise InvalidArgument.field(
+                        key, "given more than once", reason="REPEATED_QUERY_PARAMETER"
+                    )
                 kind = field.message_type
                 continue
             if is_message and field.message_type.full_name not in _STRING_MESSAGES:

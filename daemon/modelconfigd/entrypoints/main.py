@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -31,10 +32,11 @@ from . import log_format, metrics
 from .app import App
 from .auth import Guard
 from .grpc_server import RunningServer, create_server
-from .http_api import HttpApi
-from .http_server import HttpServer, listening_socket
 from .tls import ServerTls, TlsFileError, read_tls_files
 from .tokens import TokensFileError, load_tokens
+
+if TYPE_CHECKING:  # aiohttp is imported only when the HTTP port is on (a quarter second)
+    from .http_server import HttpServer
 
 log = logging.getLogger("modelconfigd")
 _OPEN_ERRORS = (ValueError, RuntimeError, OSError, StorageUnavailable, peewee.DatabaseError)
@@ -250,7 +252,13 @@ def _start_http(
     sock: socket.socket | None,
 ) -> HttpServer:
     """The JSON API over HTTP beside the gRPC port, calling the same handlers (http_api.py)."""
-    api = HttpApi(running.handlers, guard, running.streams.pool, settings.threads)
+    from .http_api import HttpApi
+    from .http_server import HttpServer
+
+    host = settings.http_listen.rsplit(":", 1)[0]
+    api = HttpApi(
+        running.handlers, guard, running.streams.pool, settings.threads, listen_host=host
+    )
     server = HttpServer(
         api,
         settings.http_listen,
@@ -314,7 +322,11 @@ def _supervise(settings: config.Settings) -> int:
             directory = metrics.use_multiprocess_directory()  # before a worker imports the library
             metrics.serve(settings.metrics_listen)
         with lock, reserved:
-            http_socket = listening_socket(settings.http_listen) if settings.http_listen else None
+            http_socket = None
+            if settings.http_listen:
+                from .http_server import listening_socket
+
+                http_socket = listening_socket(settings.http_listen)
             with http_socket or contextlib.nullcontext():
                 return _Supervisor(settings, reserved, http_socket).run()
     except OSError as exc:
