@@ -63,6 +63,10 @@ class HttpCallContext:
     def abort_with_status(self, status: grpc.Status) -> None:
         raise CallAborted(status_of_abort(status))
 
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        """A status without details (status_mapping ends a call its caller left this way)."""
+        raise CallAborted(status_pb2.Status(code=code.value[0], message=details))
+
     def is_active(self) -> bool:
         return self._active
 
