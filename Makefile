@@ -77,19 +77,24 @@ GO_PROTO_OUT := clients/go
 GO_PROTO_MAP := $(subst $(eval) ,,$(foreach p,$(PROTOS),,M$(p:protos/%=%)=$(GO_IMPORT)/modelconfig/v1;modelconfigv1))
 CONFORMANCE_GO := $(GO_BUILD)/bin/modelconfig-conformance
 
+# Installs whichever of the Debian packages $(1) is missing (needs root).
+define install_debs
+@missing=$$(for p in $(1); do \
+  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+done); \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages:" $$missing; \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
+    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
+fi
+endef
+
 # Installs whichever of GO_DEBS is missing (needs root), then builds the conformance runner.
 go: go-debs $(GO_BUILD)/src/modelconfig
 	$(GO) build -o $(CONFORMANCE_GO) $(GO_IMPORT)/cmd/conformance
 
 go-debs:
-	@missing=$$(for p in $(GO_DEBS); do \
-	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
-	done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:" $$missing; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
-	    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
-	fi
+	$(call install_debs,$(GO_DEBS))
 
 $(GO_BUILD)/src/modelconfig:
 	mkdir -p $(GO_BUILD)/src
@@ -110,14 +115,7 @@ proto-go: go-debs
 CONSOLE_DEBS := chromium fonts-dejavu-core
 
 console-debs:
-	@missing=$$(for p in $(CONSOLE_DEBS); do \
-	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
-	done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:" $$missing; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
-	    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
-	fi
+	$(call install_debs,$(CONSOLE_DEBS))
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
