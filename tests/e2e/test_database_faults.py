@@ -25,7 +25,7 @@ import grpc
 import psycopg
 import pytest
 
-from modelconfig import ModelConfigError
+from modelconfig import ModelConfigError, StorageFull
 from modelconfig.v1 import model_config_service_pb2 as api
 
 from .process_helpers import DaemonProcess, Daemons, free_port
@@ -372,6 +372,8 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk: Path, d
         for _ in range(3):
             writes.one()
         assert writes.refusals() == {("RESOURCE_EXHAUSTED", "STORAGE_FULL")}, writes.refused
+        # the client's class says that retrying will not help until space is freed
+        assert all(isinstance(e, StorageFull) for e in writes.refused.values()), writes.refused
         assert "WARNING" in daemon.stderr() and "the disk holding the database is full" in (
             daemon.stderr()), "the operator is told, in the log"
         served = reads.served

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from modelconfig import ModelConfigError, from_rpc_error
+from modelconfig import ModelConfigError, ResourceExhausted, StorageFull, from_rpc_error
 
 
 @pytest.fixture
@@ -47,3 +47,15 @@ def test_details_that_disagree_with_the_code_give_a_typed_error_not_value_error(
     assert isinstance(error, ModelConfigError)
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.reason == "" and error.details == []
+
+
+def test_a_limit_is_resource_exhausted_and_a_full_disk_says_retrying_will_not_help(
+    mismatching_server,
+):
+    """A status carrying no details of its code still takes its code's class; the reason
+    STORAGE_FULL (checked against a real full disk in tests/e2e/test_database_faults.py) its own."""
+    with grpc.insecure_channel(mismatching_server) as channel, pytest.raises(grpc.RpcError) as raw:
+        channel.unary_unary("/t.T/M")(b"", timeout=5)
+    error = from_rpc_error(raw.value)
+    assert type(error) is ResourceExhausted
+    assert not isinstance(error, StorageFull)

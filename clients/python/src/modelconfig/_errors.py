@@ -22,6 +22,10 @@ ModelConfigError                 any failed call; .code, .reason, .metadata, .de
 ├── Unauthenticated              UNAUTHENTICATED
 ├── PermissionDenied             PERMISSION_DENIED
 ├── OutOfRange                   OUT_OF_RANGE: a watch's revision is compacted or ahead
+├── ResourceExhausted            RESOURCE_EXHAUSTED: a limit of the daemon (TOO_MANY_WATCHERS,
+│   │                            TOO_MANY_UPLOADS: try again once others are done)
+│   └── StorageFull              STORAGE_FULL: the database's disk is full; retrying will not
+│                                help until space is freed
 └── Unavailable                  UNAVAILABLE or DEADLINE_EXCEEDED: try again later
 """
 
@@ -149,6 +153,14 @@ class OutOfRange(ModelConfigError):
     pass
 
 
+class ResourceExhausted(ModelConfigError):
+    pass
+
+
+class StorageFull(ResourceExhausted):
+    pass
+
+
 class Unavailable(ModelConfigError):
     pass
 
@@ -162,6 +174,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ModelConfigError]] = {
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
 }
@@ -199,6 +212,7 @@ _BY_REASON: dict[tuple[grpc.StatusCode, str], type[ModelConfigError]] = {
             ("CHANGE_NOT_FOUND", ChangeNotFound),
         )
     },
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL"): StorageFull,
 }
 
 _DETAIL_TYPES = (
