@@ -246,8 +246,12 @@ def test_sigterm_under_load_drains_in_flight_calls_and_moves_subscribers(
     assert (ack.rows, ack.changed_rows) == (200, 200)
     acks = {**load.acks, **{r.account_id: ("openai_model", 2, ack.revision) for r in rows}}
 
-    # Refused calls: UNAVAILABLE only (never UNKNOWN, INTERNAL or CANCELLED), and some were.
-    assert all(key.split()[1] == "UNAVAILABLE" for key in load.failed), load.failed
+    # Refused calls: never UNKNOWN or INTERNAL, and some were. New calls get UNAVAILABLE; the
+    # one exception is gRPC's own: when the port closes, the calls its core has accepted but
+    # not yet handed to the daemon end CANCELLED (at most one per load thread).
+    codes = Counter(key.split()[1] for key in load.failed.elements())
+    assert set(codes) <= {"UNAVAILABLE", "CANCELLED"}, load.failed
+    assert codes["CANCELLED"] <= len(load.threads), load.failed
     assert load.failed, "no call reached the stopping daemon: the test proved nothing"
     for s in subscribers:
         assert s.endings[0] == ("UNAVAILABLE", "DRAINING"), (s.tag, s.endings)
